@@ -1,0 +1,407 @@
+-- XEP-0401 / XEP-0445 / XEP-0379: invite tokens.
+-- Drop-in replacement for Prosody's mod_invites: same globals, same store layout, rules in Rust.
+local jid_split = require "util.jid".split;
+local nodeprep = require "util.encodings".stringprep.nodeprep;
+
+local core = module:require "invites_native";
+local now = os.time;
+
+local function new_core(host)
+	return core.new(host, function (level, message)
+		module:log(level, "%s", message);
+	end);
+end
+
+local invites = new_core(module.host);
+local token_storage, host_view;
+
+local function open_storage()
+	token_storage = module:open_store("invite_token", "map");
+	-- The same store seen as keyval: the whole host-level map in one read, and the list of users.
+	host_view = module:open_store("invite_token");
+end
+
+-- COMPAT: prosodyctl loads this module with host "*"; the store is opened by module.command.
+if prosody.process_type == "prosody" or prosody.shutdown then
+	open_storage();
+end
+
+local ttl_option, default_ttl;
+local function get_default_ttl()
+	local option = module:get_option("invite_expiry");
+	if option == nil then
+		return core.default_ttl;
+	end
+	if option ~= ttl_option then
+		local ttl, err = core.parse_period(option);
+		if not ttl then
+			module:log("error", "Ignoring invalid invite_expiry: %s", err);
+		end
+		ttl_option, default_ttl = option, ttl or core.default_ttl;
+	end
+	return default_ttl;
+end
+
+local function prep_username(username)
+	if type(username) ~= "string" then
+		return nil;
+	end
+	return nodeprep(username);
+end
+
+local function delete_keys(keys)
+	local ok, err = true, nil;
+	for _, key in ipairs(keys) do
+		local deleted, set_err = token_storage:set(key.user, key.token, nil);
+		if not deleted then
+			ok, err = nil, set_err;
+		end
+	end
+	return ok, err;
+end
+
+local function create_invite(invite_type, username, allow_registration, additional_data, ttl, reusable)
+	if ttl ~= nil then
+		local seconds, err = core.parse_period(ttl);
+		if not seconds then
+			module:log("warn", "Refusing to create invite: %s", err);
+			return nil, "bad-request";
+		end
+		ttl = seconds;
+	end
+	local invite, stored_at_host_level, contact_owner = invites:create(invite_type, username, not not allow_registration,
+		ttl or get_default_ttl(), reusable, now());
+	if not invite then
+		return nil, stored_at_host_level;
+	end
+	invite.additional_data = additional_data;
+
+	-- Before storing, so handlers can add fields (mod_invites_page sets landing_page).
+	module:fire_event("invite-created", invite);
+
+	if stored_at_host_level then
+		local ok, err = token_storage:set(nil, invite.token, invite);
+		if not ok then
+			module:log("warn", "Failed to store account invite: %s", err);
+			return nil, "internal-server-error";
+		end
+	end
+	if contact_owner then
+		local ok, err = token_storage:set(contact_owner, invite.token, invite.expires);
+		if not ok then
+			module:log("warn", "Failed to store subscription invite: %s", err);
+			if stored_at_host_level then -- no half-written invite
+				token_storage:set(nil, invite.token, nil);
+			end
+			return nil, "internal-server-error";
+		end
+	end
+	return invite;
+end
+
+-- Invitation to register an account (optionally restricted to the given username)
+function create_account(account_username, additional_data, ttl) --luacheck: ignore 131/create_account
+	local username = account_username;
+	if username ~= nil then
+		username = prep_username(username);
+		if not username then
+			return nil, "invalid-username";
+		end
+	end
+	return create_invite("register", username, true, additional_data, ttl);
+end
+
+-- Invitation to reset the password of an existing account.
+-- COMPAT: accepts (username, ttl) as in 0.12 and (username, additional_data, ttl) as in later versions.
+function create_account_reset(account_username, additional_data, ttl) --luacheck: ignore 131/create_account_reset
+	if type(additional_data) ~= "table" then
+		additional_data, ttl = nil, additional_data;
+	end
+	local username = prep_username(account_username);
+	if not username then
+		return nil, "invalid-username";
+	end
+	local data = {};
+	for k, v in pairs(additional_data or {}) do
+		data[k] = v;
+	end
+	data.allow_reset = username;
+	return create_invite("register", username, true, data, ttl or core.default_reset_ttl);
+end
+
+-- Invitation to become a contact of a local user
+function create_contact(username, allow_registration, additional_data, ttl) --luacheck: ignore 131/create_contact
+	local inviter = prep_username(username);
+	if not inviter then
+		return nil, "invalid-username";
+	end
+	return create_invite("roster", inviter, allow_registration, additional_data, ttl);
+end
+
+-- Invitation to register and join groups; reusable until it expires when a ttl is given
+function create_group(group_ids, additional_data, ttl) --luacheck: ignore 131/create_group
+	local data = { groups = group_ids };
+	for k, v in pairs(additional_data or {}) do
+		data[k] = v;
+	end
+	return create_invite("register", nil, true, data, ttl, ttl ~= nil);
+end
+
+-- Iterates pending invites that allow registration, soonest expiry first
+function pending_account_invites() --luacheck: ignore 131/pending_account_invites
+	local records = host_view:get(nil) or {};
+	local tokens = invites:pending(records, now());
+	local i = 0;
+	return function ()
+		i = i + 1;
+		local token = tokens[i];
+		if token then
+			return token, records[token];
+		end
+	end;
+end
+
+function get_account_invite_info(token) --luacheck: ignore 131/get_account_invite_info
+	local plausible, err = core.check_token(token);
+	if not plausible then
+		return nil, err;
+	end
+	local record, read_err = token_storage:get(nil, token);
+	if record == nil and read_err then
+		module:log("warn", "Failed to read invite: %s", read_err);
+		return nil, "internal-server-error";
+	end
+	local valid, invalid_err = invites:validate(token, record, nil, nil, now());
+	if not valid then
+		return nil, invalid_err;
+	end
+	return record;
+end
+
+-- Revokes an invite: its host-level record and, for contact invites, the inviter's entry
+function delete_account_invite(token) --luacheck: ignore 131/delete_account_invite
+	if token == nil then
+		return nil, "no-token";
+	end
+	if not core.check_token(token) then
+		return true; -- nothing by that name can exist
+	end
+	local record = token_storage:get(nil, token);
+	local ok, err = delete_keys(invites:revoke_plan(token, record));
+	if not ok then
+		module:log("warn", "Failed to delete invite: %s", err);
+		return nil, "internal-server-error";
+	end
+	return true;
+end
+
+local valid_invite_methods = {};
+local valid_invite_mt = { __index = valid_invite_methods };
+
+-- Consumes the invite (deletes it; reusable invites stay). Call after it was actually used.
+function valid_invite_methods:use()
+	local ok, err = delete_keys(invites:use_plan(self));
+	if not ok then
+		module:log("warn", "Failed to consume invite %s: %s", self.token, err);
+		return nil, "internal-server-error";
+	end
+	return true;
+end
+
+-- Returns a validated invite, or nil and "no-token" / "token-invalid" / "token-expired".
+-- With a username, the token is checked as a contact invite of that local user (XEP-0379).
+function get(token, username)
+	local plausible, err = core.check_token(token);
+	if not plausible then
+		return nil, err;
+	end
+	local user_expiry;
+	if username ~= nil then
+		user_expiry = token_storage:get(username, token);
+		if user_expiry == nil then -- not this user's contact token; spare the host-level read
+			return nil, "token-invalid";
+		end
+	end
+	local record, read_err = token_storage:get(nil, token);
+	if record == nil and read_err then
+		module:log("warn", "Failed to read invite: %s", read_err);
+		return nil, "internal-server-error";
+	end
+	local invite, invalid_err = invites:validate(token, record, username, user_expiry, now());
+	if not invite then
+		return nil, invalid_err;
+	end
+	return setmetatable(invite, valid_invite_mt);
+end
+
+function use(token) --luacheck: ignore 131/use
+	local invite = get(token);
+	return invite and invite:use();
+end
+
+--- Housekeeping: expired invites and invites of deleted accounts
+
+local function remove_tokens(user, tokens)
+	if #tokens == 0 then
+		return true;
+	end
+	local keys = {};
+	for _, token in ipairs(tokens) do
+		keys[token] = token_storage.remove;
+	end
+	return token_storage:set_keys(user, keys);
+end
+
+local function purge_expired()
+	local removed = 0;
+	local host_records = host_view:get(nil);
+	if host_records then
+		local tokens = invites:purge_plan(host_records, now());
+		if remove_tokens(nil, tokens) then
+			removed = removed + #tokens;
+		end
+	end
+	for username in host_view:users() do
+		if username ~= "" then -- COMPAT: mod_storage_sql lists host-level rows as user ""
+			local entries = host_view:get(username);
+			local tokens = entries and invites:purge_plan(entries, now()) or {};
+			if remove_tokens(username, tokens) then
+				removed = removed + #tokens;
+			end
+		end
+	end
+	if removed > 0 then
+		module:log("info", "Purged %d expired invites", removed);
+	end
+	return removed;
+end
+
+if prosody.process_type == "prosody" then
+	local purge_interval = module:get_option_number("invites_purge_interval", 3600);
+	module:add_timer(module:get_option_number("invites_purge_delay", 60), function ()
+		purge_expired();
+		return purge_interval;
+	end);
+end
+
+module:hook("user-deleted", function (event)
+	local username = event.username;
+	local host_records = host_view:get(nil) or {};
+	remove_tokens(nil, invites:deleted_user_plan(host_records, username));
+	local ok, err = host_view:set(username, nil); -- the user's own contact invites
+	if not ok then
+		module:log("warn", "Failed to remove invites of deleted user %s: %s", username, err);
+	end
+end);
+
+-- For tests and operators: purge now
+function purge() --luacheck: ignore 131/purge
+	return purge_expired();
+end
+
+--- Admin shell (prosodyctl shell): invite:create_account(jid), invite:create_contact(jid, allow_registration)
+do
+	local console_env = module:shared("/*/admin_shell/env");
+
+	local function host_module(host)
+		local mod_invites = host and require "core.modulemanager".get_module(host, "invites");
+		if not mod_invites then
+			return nil, "mod_invites not loaded on this host";
+		end
+		return mod_invites;
+	end
+
+	local function shared_link(invite, err)
+		if not invite then
+			return nil, err;
+		end
+		return true, invite.landing_page or invite.uri;
+	end
+
+	-- luacheck: ignore 212/self
+	console_env.invite = {};
+	function console_env.invite:create_account(user_jid)
+		local username, host = jid_split(user_jid);
+		local mod_invites, err = host_module(host);
+		if not mod_invites then
+			return nil, err;
+		end
+		return shared_link(mod_invites.create_account(username));
+	end
+
+	function console_env.invite:create_contact(user_jid, allow_registration)
+		local username, host = jid_split(user_jid);
+		local mod_invites, err = host_module(host);
+		if not mod_invites then
+			return nil, err;
+		end
+		if not username then
+			return nil, "A user JID is required (user@host)";
+		end
+		local allow, flag_err = core.parse_flag(allow_registration);
+		if allow == nil then
+			return nil, "allow_registration: " .. flag_err;
+		end
+		return shared_link(mod_invites.create_contact(username, allow));
+	end
+end
+
+--- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE] [--group ID]... [--expires-after PERIOD]
+function module.command(arg)
+	if arg[1] ~= "generate" then
+		io.stderr:write("usage: prosodyctl mod_invites generate HOST [options] (see --help)\n");
+		return 2;
+	end
+	local request, err = core.parse_generate({ table.unpack(arg, 2) });
+	if not request then
+		io.stderr:write("prosodyctl mod_invites generate: ", err, "\n");
+		return 2;
+	end
+	if request.help then
+		print(core.generate_usage);
+		return 0;
+	end
+
+	local host = request.host;
+	if not prosody.hosts[host] then
+		io.stderr:write("prosodyctl mod_invites generate: host ", host, " is not defined in the configuration\n");
+		return 2;
+	end
+	local reset_username;
+	if request.reset then
+		reset_username = prep_username(request.reset);
+		if not reset_username then
+			io.stderr:write("prosodyctl mod_invites generate: not a valid username: ", request.reset, "\n");
+			return 2;
+		end
+	end
+
+	require "core.storagemanager".initialize_host(host);
+	module.host = host; --luacheck: ignore 122/module
+	invites = new_core(host);
+	open_storage();
+
+	-- Optional landing page module, so the printed link is the web page when there is one
+	local invites_page_module = module:get_option_string("invites_page_module", "invites_page");
+	if require "core.modulemanager".get_modules_for_host(host):contains(invites_page_module) then
+		module:depends(invites_page_module);
+	end
+
+	local invite, create_err;
+	if reset_username then
+		invite, create_err = create_account_reset(reset_username, request.expires_after);
+	else
+		local roles;
+		for _, role in ipairs(request.roles) do
+			roles = roles or {};
+			roles[role] = true;
+		end
+		invite, create_err = create_account(nil, { roles = roles; groups = request.groups }, request.expires_after);
+	end
+	if not invite then
+		io.stderr:write("prosodyctl mod_invites generate: could not create the invite: ", tostring(create_err), "\n");
+		return 1;
+	end
+	print(invite.landing_page or invite.uri);
+	return 0;
+end

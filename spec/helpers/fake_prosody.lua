@@ -1,0 +1,144 @@
+-- A minimal fake of Prosody's module API, enough to run our shims under busted with the real
+-- native library. Storage is an in-memory map that also answers the keyval view, and counts
+-- reads so specs can check that junk input never reaches storage.
+package.path = "/usr/lib/prosody/?.lua;" .. package.path;
+package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
+
+local fake = {};
+
+fake.plugin_dir = os.getenv("INVITES_PLUGIN_DIR") or "target/plugins";
+
+function fake.new_storage()
+	local storage = { data = {}, reads = 0, writes = 0, fail_writes = false };
+	local remove = {};
+
+	local function bucket(user, create)
+		local key = user or "";
+		if create and not storage.data[key] then
+			storage.data[key] = {};
+		end
+		return storage.data[key];
+	end
+
+	local map = { remove = remove };
+	function map:get(user, key) -- luacheck: ignore 212/self
+		storage.reads = storage.reads + 1;
+		local b = bucket(user);
+		return b and b[key];
+	end
+	function map:set_keys(user, keydatas) -- luacheck: ignore 212/self
+		if storage.fail_writes then
+			return nil, "simulated storage failure";
+		end
+		storage.writes = storage.writes + 1;
+		local b = bucket(user, true);
+		for k, v in pairs(keydatas) do
+			if v == remove then v = nil; end
+			b[k] = v;
+		end
+		if next(b) == nil then
+			storage.data[user or ""] = nil;
+		end
+		return true;
+	end
+	function map:set(user, key, value)
+		return self:set_keys(user, { [key] = value == nil and remove or value });
+	end
+
+	local keyval = {};
+	function keyval:get(user) -- luacheck: ignore 212/self
+		storage.reads = storage.reads + 1;
+		local b = bucket(user);
+		if not b then return nil; end
+		local copy = {};
+		for k, v in pairs(b) do copy[k] = v; end
+		return copy;
+	end
+	function keyval:set(user, data) -- luacheck: ignore 212/self
+		if storage.fail_writes then
+			return nil, "simulated storage failure";
+		end
+		storage.writes = storage.writes + 1;
+		storage.data[user or ""] = data;
+		return true;
+	end
+	function keyval:users() -- luacheck: ignore 212/self
+		local users = {};
+		for user in pairs(storage.data) do
+			if user ~= "" then users[#users + 1] = user; end
+		end
+		local i = 0;
+		return function ()
+			i = i + 1;
+			return users[i];
+		end;
+	end
+
+	storage.map, storage.keyval = map, keyval;
+	return storage;
+end
+
+-- Loads lua/<name>.lua as Prosody would, with a fake `module`. Returns the module environment
+-- (what module:depends() hands to consumers) and the fake for inspection.
+function fake.load_module(name, options)
+	options = options or {};
+	local storage = options.storage or fake.new_storage();
+	local events, fired, logs, timers = {}, {}, {}, {};
+	local shared = options.shared or {};
+	local module = {
+		name = name;
+		host = options.host or "example.com";
+		storage = storage;
+		fired = fired;
+		logs = logs;
+		timers = timers;
+		events = events;
+	};
+	local config = options.config or {};
+	local env = setmetatable({ module = module, prosody = options.prosody or { process_type = "prosody" } }, { __index = _G });
+
+	function module:get_directory() return fake.plugin_dir; end -- luacheck: ignore 212/self
+	function module:require(lib)
+		local f = assert(loadfile(self:get_directory() .. "/" .. lib .. ".lib.lua", "t", env));
+		return f();
+	end
+	function module:log(level, fmt, ...) -- luacheck: ignore 212/self
+		logs[#logs + 1] = { level = level, message = fmt:format(...) };
+	end
+	function module:get_option(key, default) -- luacheck: ignore 212/self
+		local value = config[key];
+		if value == nil then return default; end
+		return value;
+	end
+	module.get_option_number = module.get_option;
+	module.get_option_string = module.get_option;
+	module.get_option_boolean = module.get_option;
+	function module:open_store(store, kind) -- luacheck: ignore 212/self
+		assert(store == "invite_token" or store == "roles", "unexpected store " .. tostring(store));
+		return kind == "map" and storage.map or storage.keyval;
+	end
+	function module:hook(event, handler, priority) -- luacheck: ignore 212/self
+		events[event] = events[event] or {};
+		table.insert(events[event], { handler = handler, priority = priority or 0 });
+	end
+	function module:fire_event(event, data) -- luacheck: ignore 212/self
+		fired[#fired + 1] = { name = event, data = data };
+		for _, h in ipairs(events[event] or {}) do
+			local ret = h.handler(data);
+			if ret ~= nil then return ret; end
+		end
+	end
+	function module:shared(path) -- luacheck: ignore 212/self
+		shared[path] = shared[path] or {};
+		return shared[path];
+	end
+	function module:add_timer(delay, callback) -- luacheck: ignore 212/self
+		timers[#timers + 1] = { delay = delay, callback = callback };
+	end
+
+	local f = assert(loadfile("lua/mod_" .. name .. ".lua", "t", env));
+	f();
+	return env, module;
+end
+
+return fake;

@@ -1,0 +1,210 @@
+-- Contract of mod_invites' module environment (SPEC §2, §3), with the real native library and a
+-- fake Prosody module API.
+local fake = require "helpers.fake_prosody";
+
+describe("mod_invites", function ()
+	local real_time = os.time;
+	local clock;
+	local invites, module;
+
+	before_each(function ()
+		clock = 1700000000;
+		os.time = function () return clock; end
+		invites, module = fake.load_module("invites", { config = { invite_expiry = 3600 } });
+	end);
+
+	after_each(function ()
+		os.time = real_time;
+	end);
+
+	local function store() return module.storage.data; end
+
+	it("exports the stock API as module globals", function ()
+		for _, name in ipairs({ "create_account", "create_account_reset", "create_contact", "create_group",
+			"pending_account_invites", "get_account_invite_info", "delete_account_invite", "get", "use" }) do
+			assert.is_function(invites[name], name);
+		end
+	end);
+
+	it("creates account invites stored at host level only", function ()
+		local invite = assert(invites.create_account());
+		assert.equal("register", invite.type);
+		assert.equal("example.com", invite.jid);
+		assert.matches("^[%w_-]+$", invite.token);
+		assert.is_true(#invite.token >= 22);
+		assert.equal("xmpp:example.com?register;preauth=" .. invite.token, invite.uri);
+		assert.equal(clock, invite.created_at);
+		assert.equal(clock + 3600, invite.expires);
+		assert.equal(invite, store()[""][invite.token]);
+		local count = 0;
+		for _ in pairs(store()) do count = count + 1; end
+		assert.equal(1, count);
+	end);
+
+	it("restricts account invites to a nodeprepped username", function ()
+		local invite = assert(invites.create_account("Bob"));
+		assert.equal("bob@example.com", invite.jid);
+		assert.same({ nil, "invalid-username" }, { invites.create_account("a@b") });
+		local valid = assert(invites.get(invite.token));
+		assert.equal("bob", valid.username);
+		assert.is_nil(valid.inviter);
+		assert.equal("bob@example.com", valid.jid);
+	end);
+
+	it("creates reset invites in both call shapes", function ()
+		local invite = assert(invites.create_account_reset("alice"));
+		assert.same({ allow_reset = "alice" }, invite.additional_data);
+		assert.equal(clock + 86400, invite.expires);
+		invite = assert(invites.create_account_reset("alice", { source = "x" }, 60));
+		assert.same({ allow_reset = "alice", source = "x" }, invite.additional_data);
+		assert.equal(clock + 60, invite.expires);
+	end);
+
+	it("stores contact invites at user level, and at host level only when they allow registration", function ()
+		local contact = assert(invites.create_contact("alice", false));
+		assert.equal("xmpp:alice@example.com?roster;preauth=" .. contact.token, contact.uri);
+		assert.equal(contact.expires, store().alice[contact.token]);
+		assert.is_nil(store()[""]);
+
+		local ibr = assert(invites.create_contact("alice", true));
+		assert.equal("xmpp:alice@example.com?roster;preauth=" .. ibr.token .. ";ibr=y", ibr.uri);
+		assert.equal(ibr, store()[""][ibr.token]);
+		assert.equal(ibr.expires, store().alice[ibr.token]);
+		assert.same({ nil, "invalid-username" }, { invites.create_contact(nil) });
+	end);
+
+	it("makes group invites reusable only with a ttl", function ()
+		local once = assert(invites.create_group({ "g1" }, { source = "s" }));
+		assert.same({ groups = { "g1" }, source = "s" }, once.additional_data);
+		assert.is_false(once.reusable);
+		local many = assert(invites.create_group({ "g1" }, nil, 600));
+		assert.is_true(many.reusable);
+		assert.is_true(assert(invites.get(many.token)):use());
+		assert.is_truthy(invites.get(many.token));
+	end);
+
+	it("fires invite-created before storing, and stores what handlers add", function ()
+		module:hook("invite-created", function (invite) invite.landing_page = "https://x/" .. invite.token; end);
+		local invite = assert(invites.create_account());
+		assert.equal("invite-created", module.fired[1].name);
+		assert.equal("https://x/" .. invite.token, store()[""][invite.token].landing_page);
+		assert.equal(invite.landing_page, assert(invites.get(invite.token)).landing_page);
+	end);
+
+	it("returns the stock error strings from get", function ()
+		local invite = assert(invites.create_account());
+		assert.same({ nil, "no-token" }, { invites.get(nil) });
+		assert.same({ nil, "token-invalid" }, { invites.get("") });
+		assert.same({ nil, "token-invalid" }, { invites.get("doesnotexist") });
+		clock = invite.expires;
+		assert.is_truthy(invites.get(invite.token));
+		clock = invite.expires + 1;
+		assert.same({ nil, "token-expired" }, { invites.get(invite.token) });
+		assert.same({ nil, "token-expired" }, { invites.get_account_invite_info(invite.token) });
+	end);
+
+	it("rejects junk tokens without touching storage", function ()
+		local reads = module.storage.reads;
+		for _, junk in ipairs({ "t=abc&c=app", ("x"):rep(10000), "jöns", "a b", "<x/>" }) do
+			assert.same({ nil, "token-invalid" }, { invites.get(junk) });
+			assert.same({ nil, "token-invalid" }, { invites.get(junk, "alice") });
+		end
+		assert.same({ nil, "token-invalid" }, { invites.get(42) });
+		assert.equal(reads, module.storage.reads);
+	end);
+
+	it("validates contact-only tokens for their inviter only (XEP-0379)", function ()
+		local invite = assert(invites.create_contact("alice", false));
+		local valid = assert(invites.get(invite.token, "alice"));
+		assert.equal("roster", valid.type);
+		assert.equal("alice", valid.username);
+		assert.is_false(valid.reusable);
+		assert.same({ nil, "token-invalid" }, { invites.get(invite.token, "bob") });
+		assert.same({ nil, "token-invalid" }, { invites.get(invite.token) });
+		assert.is_true(valid:use());
+		assert.is_nil(store().alice);
+		assert.same({ nil, "token-invalid" }, { invites.get(invite.token, "alice") });
+	end);
+
+	it("gives registration-path lookups of contact invites an inviter", function ()
+		local invite = assert(invites.create_contact("alice", true));
+		local valid = assert(invites.get(invite.token));
+		assert.equal("alice", valid.inviter);
+		assert.equal("alice", valid.username);
+		assert.is_true(valid:use());
+		assert.is_nil(store()[""]);
+		assert.is_nil(store().alice);
+	end);
+
+	it("revokes both halves on delete", function ()
+		local invite = assert(invites.create_contact("alice", true));
+		assert.is_true(invites.delete_account_invite(invite.token));
+		assert.is_nil(store()[""]);
+		assert.is_nil(store().alice);
+		assert.same({ nil, "token-invalid" }, { invites.get(invite.token, "alice") });
+		assert.same({ nil, "no-token" }, { invites.delete_account_invite(nil) });
+	end);
+
+	it("lists pending account invites, soonest expiry first", function ()
+		local late = assert(invites.create_account(nil, nil, 7200));
+		local soon = assert(invites.create_account(nil, nil, 60));
+		assert(invites.create_contact("alice", false));
+		local seen = {};
+		for token, record in invites.pending_account_invites() do
+			seen[#seen + 1] = token;
+			assert.equal(token, record.token);
+		end
+		assert.same({ soon.token, late.token }, seen);
+		clock = clock + 61;
+		seen = {};
+		for token in invites.pending_account_invites() do seen[#seen + 1] = token; end
+		assert.same({ late.token }, seen);
+	end);
+
+	it("reports storage failures and leaves no half-written invite", function ()
+		module.storage.fail_writes = true;
+		assert.same({ nil, "internal-server-error" }, { invites.create_account() });
+		assert.same({ nil, "internal-server-error" }, { invites.create_contact("alice", true) });
+		assert.same({}, store());
+	end);
+
+	it("purges expired invites after a grace period, both halves", function ()
+		local old = assert(invites.create_contact("alice", true, nil, 10));
+		local fresh = assert(invites.create_account());
+		clock = clock + 11;
+		assert.equal(0, invites.purge());
+		clock = clock + 3600;
+		assert.equal(2, invites.purge());
+		assert.is_nil(store().alice);
+		assert.is_nil(store()[""][old.token]);
+		assert.is_truthy(store()[""][fresh.token]);
+		assert.equal(1, #module.timers);
+	end);
+
+	it("removes a deleted user's invites", function ()
+		local contact = assert(invites.create_contact("alice", true));
+		local reset = assert(invites.create_account_reset("alice"));
+		local other = assert(invites.create_account("bob"));
+		module:fire_event("user-deleted", { username = "alice", host = "example.com" });
+		assert.is_nil(store().alice);
+		assert.is_nil(store()[""][contact.token]);
+		assert.is_nil(store()[""][reset.token]);
+		assert.is_truthy(store()[""][other.token]);
+	end);
+
+	it("accepts invite_expiry as a period string and ignores a bad one", function ()
+		invites, module = fake.load_module("invites", { config = { invite_expiry = "2 days" } });
+		assert.equal(clock + 172800, assert(invites.create_account()).expires);
+		invites, module = fake.load_module("invites", { config = { invite_expiry = "soon" } });
+		assert.equal(clock + 604800, assert(invites.create_account()).expires);
+		assert.equal("error", module.logs[1].level);
+	end);
+
+	it("puts create_account and create_contact into the admin shell", function ()
+		local shared = {};
+		invites, module = fake.load_module("invites", { shared = shared });
+		local shell = shared["/*/admin_shell/env"].invite;
+		assert.is_function(shell.create_account);
+		assert.is_function(shell.create_contact);
+	end);
+end);

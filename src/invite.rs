@@ -1,0 +1,467 @@
+//! The invite model: creating records, validating tokens, and planning which storage keys a
+//! redemption, a revocation, a purge or an account deletion removes.
+//!
+//! Storage layout (kept identical to Prosody's stock `mod_invites`, so operators can switch
+//! back and forth): store `invite_token`, a map. Host-level key `(nil, token)` holds the whole
+//! record for every invite that allows registration; user-level key `(inviter, token)` holds
+//! the expiry as a bare number for every contact (`roster`) invite.
+#![forbid(unsafe_code)]
+
+use crate::token::check_token;
+use crate::uri::invite_uri;
+use crate::{Error, Result};
+use tracing::debug;
+
+/// Seconds an expired record is kept before a purge removes it, so that a stream that
+/// pre-authenticated just before expiry can still finish registering (XEP-0445 checks expiry at
+/// pre-auth only).
+pub const PURGE_GRACE: i64 = 3600;
+
+/// Default lifetime of an invite: one week, as in Prosody.
+pub const DEFAULT_TTL: u64 = 7 * 86400;
+
+/// Default lifetime of a password-reset invite: one day, as in Prosody.
+pub const DEFAULT_RESET_TTL: u64 = 86400;
+
+/// What an invite is for; stored as the record's `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteType {
+    /// Register an account (any name, or one given name), possibly a password reset.
+    Register,
+    /// Become a contact of the inviter (XEP-0379), possibly registering an account first.
+    Roster,
+}
+
+impl InviteType {
+    /// The `type` string stored in records and used as the URI action.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Roster => "roster",
+        }
+    }
+
+    /// Reads a stored `type` field.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "register" => Some(Self::Register),
+            "roster" => Some(Self::Roster),
+            _ => None,
+        }
+    }
+}
+
+/// What the caller asks for when creating an invite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRequest<'a> {
+    /// Account or contact invite.
+    pub kind: InviteType,
+    /// The virtual host the invite belongs to.
+    pub host: &'a str,
+    /// For [`InviteType::Register`], the only username it may register (`None`: any name).
+    /// For [`InviteType::Roster`], the inviter; required.
+    pub username: Option<&'a str>,
+    /// Whether the token may register an account (always true for account invites).
+    pub allow_registration: bool,
+    /// Lifetime in seconds.
+    pub ttl: u64,
+    /// `Some(true)` for invites that may be used many times until they expire. Stock stores
+    /// the field only for group invites, so `None` keeps records byte-for-byte alike.
+    pub reusable: Option<bool>,
+}
+
+/// The fields of a stored record that the rules are about. Records carry more (`additional_data`,
+/// `landing_page`, whatever `invite-created` handlers add); the caller keeps those.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// `type`.
+    pub kind: InviteType,
+    /// `jid`: the host, `user@host` for restricted account invites, the inviter for contact ones.
+    pub jid: String,
+    /// `token`.
+    pub token: String,
+    /// `allow_registration`.
+    pub allow_registration: bool,
+    /// `uri`: the `xmpp:` URI to share.
+    pub uri: String,
+    /// `created_at`, Unix seconds.
+    pub created_at: i64,
+    /// `expires`, Unix seconds; the invite is valid up to and including this second.
+    pub expires: i64,
+    /// `reusable`.
+    pub reusable: Option<bool>,
+}
+
+impl InviteRecord {
+    /// Whether the record is stored at host level (every invite that can register an account).
+    pub fn stored_at_host_level(&self) -> bool {
+        self.allow_registration
+    }
+
+    /// The user whose user-level map holds this token (contact invites only).
+    pub fn contact_owner(&self) -> Option<&str> {
+        match self.kind {
+            InviteType::Roster => node_of(&self.jid),
+            InviteType::Register => None,
+        }
+    }
+}
+
+/// A host-level record as read back from storage (any implementation may have written it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// `type`.
+    pub kind: InviteType,
+    /// `jid`.
+    pub jid: String,
+    /// `expires`.
+    pub expires: i64,
+    /// `created_at`, absent in hand-made records.
+    pub created_at: Option<i64>,
+    /// `uri`, absent in hand-made records.
+    pub uri: Option<String>,
+    /// `reusable`; absent means single use.
+    pub reusable: bool,
+}
+
+/// How a token is being redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption<'a> {
+    /// Account registration (`get(token)`): the host-level record decides.
+    Account,
+    /// XEP-0379 (`get(token, username)`): the user-level entry of `username` decides.
+    Contact {
+        /// The local user the subscription request is addressed to.
+        username: &'a str,
+        /// That user's user-level entry for the token, if any.
+        user_expiry: Option<i64>,
+    },
+}
+
+/// A token that passed validation; what `get()` hands to consumers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedInvite {
+    /// The token.
+    pub token: String,
+    /// Account or contact invite.
+    pub kind: InviteType,
+    /// For contact invites, the inviter; for restricted account invites, the only username
+    /// that may be registered with it (stock left this empty, so the restriction was lost).
+    pub username: Option<String>,
+    /// The inviter, set on the registration path of contact invites (stock semantics).
+    pub inviter: Option<String>,
+    /// The record's `jid` (stock never exposed it although consumers read it).
+    pub jid: String,
+    /// The `xmpp:` URI.
+    pub uri: String,
+    /// Expiry, Unix seconds.
+    pub expires: i64,
+    /// Creation time, when known.
+    pub created_at: Option<i64>,
+    /// Reusable invites are not consumed by use.
+    pub reusable: bool,
+    /// Whether a host-level record exists (so using it must delete one).
+    pub host_level: bool,
+}
+
+/// A storage key of the `invite_token` map: `(user, token)`, `user = None` for host level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreKey {
+    /// `None` for the host-level map, else the owning user.
+    pub user: Option<String>,
+    /// The token.
+    pub token: String,
+}
+
+/// The localpart of `user@host`, if there is one.
+pub fn node_of(jid: &str) -> Option<&str> {
+    jid.split_once('@').map(|(node, _)| node).filter(|node| !node.is_empty())
+}
+
+fn check_username(username: &str) -> Result<&str> {
+    let bad = username.is_empty() || username.contains(['@', '/', '"', '&', '\'', ':', '<', '>', ' ']);
+    if bad { Err(Error::InvalidUsername) } else { Ok(username) }
+}
+
+/// Builds a new record. `token` comes from the caller's CSPRNG ([`crate::token::encode_token`]).
+pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<InviteRecord> {
+    let jid = match (request.kind, request.username) {
+        (InviteType::Register, None) => request.host.to_owned(),
+        (_, Some(username)) => format!("{}@{}", check_username(username)?, request.host),
+        (InviteType::Roster, None) => return Err(Error::InvalidUsername),
+    };
+    let allow_registration = request.kind == InviteType::Register || request.allow_registration;
+    let ttl = i64::try_from(request.ttl).map_err(|_| Error::TimeOverflow)?;
+    let expires = now.checked_add(ttl).ok_or(Error::TimeOverflow)?;
+    let ibr = request.kind == InviteType::Roster && allow_registration;
+    let uri = invite_uri(&jid, request.kind.as_str(), &token, ibr);
+    Ok(InviteRecord {
+        kind: request.kind,
+        jid,
+        token,
+        allow_registration,
+        uri,
+        created_at: now,
+        expires,
+        reusable: request.reusable,
+    })
+}
+
+/// Whether an invite expiring at `expires` may still be used at `now` (inclusive, as stock `get`).
+pub fn is_current(expires: i64, now: i64) -> bool {
+    now <= expires
+}
+
+/// Validates a token for one redemption path, from what the caller read out of storage.
+///
+/// The caller should run [`check_token`] first and skip the storage reads for junk.
+pub fn validate(
+    token: Option<&str>,
+    host: &str,
+    record: Option<&StoredRecord>,
+    redemption: Redemption<'_>,
+    now: i64,
+) -> Result<ValidatedInvite> {
+    let token = check_token(token.ok_or(Error::NoToken)?)?;
+    let (kind, username, inviter, jid, expires) = match redemption {
+        Redemption::Account => {
+            let record = record.ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown token {token}"))?;
+            let node = node_of(&record.jid).map(str::to_owned);
+            let inviter = if record.kind == InviteType::Roster { node.clone() } else { None };
+            (record.kind, node, inviter, record.jid.clone(), record.expires)
+        }
+        Redemption::Contact { username, user_expiry } => {
+            let expires =
+                user_expiry.ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown contact token {token} for {username}"))?;
+            let kind = record.map_or(InviteType::Roster, |r| r.kind);
+            (kind, Some(username.to_owned()), None, format!("{username}@{host}"), expires)
+        }
+    };
+    if !is_current(expires, now) {
+        debug!("expired token {token}");
+        return Err(Error::TokenExpired);
+    }
+    let uri = match record.and_then(|r| r.uri.clone()) {
+        Some(uri) => uri,
+        None => invite_uri(&jid, kind.as_str(), token, false),
+    };
+    Ok(ValidatedInvite {
+        token: token.to_owned(),
+        kind,
+        username,
+        inviter,
+        jid,
+        uri,
+        expires,
+        created_at: record.and_then(|r| r.created_at),
+        reusable: record.is_some_and(|r| r.reusable),
+        host_level: record.is_some(),
+    })
+}
+
+/// The keys that using `invite` deletes. Reusable invites are not consumed. Invites are
+/// deleted, never marked used, so the stock module cannot see them as valid again.
+pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
+    if invite.reusable {
+        return Vec::new();
+    }
+    let mut keys = Vec::with_capacity(2);
+    if invite.host_level {
+        keys.push(StoreKey { user: None, token: invite.token.clone() });
+    }
+    if invite.kind == InviteType::Roster {
+        let owner = node_of(&invite.jid).or(invite.username.as_deref());
+        if let Some(owner) = owner {
+            keys.push(StoreKey { user: Some(owner.to_owned()), token: invite.token.clone() });
+        }
+    }
+    keys
+}
+
+/// The keys that revoking `token` deletes: both halves of a contact invite that allows
+/// registration (stock deleted only the host half, leaving the token able to subscribe).
+pub fn revoke_plan(token: &str, record: Option<&StoredRecord>) -> Vec<StoreKey> {
+    let mut keys = vec![StoreKey { user: None, token: token.to_owned() }];
+    if let Some(owner) = record.filter(|r| r.kind == InviteType::Roster).and_then(|r| node_of(&r.jid)) {
+        keys.push(StoreKey { user: Some(owner.to_owned()), token: token.to_owned() });
+    }
+    keys
+}
+
+/// Tokens among `(token, expires)` entries that a purge at `now` removes.
+pub fn purge_plan<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
+    let cutoff = now.saturating_sub(PURGE_GRACE);
+    entries.into_iter().filter(|&(_, expires)| expires < cutoff).map(|(token, _)| token).collect()
+}
+
+/// Host-level tokens that belong to a deleted account: its contact invites that allow
+/// registration, and account or reset invites restricted to its name.
+pub fn deleted_user_plan<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>, username: &str) -> Vec<&'a str> {
+    entries.into_iter().filter(|&(_, jid)| node_of(jid) == Some(username)).map(|(token, _)| token).collect()
+}
+
+/// Tokens of host-level entries still pending at `now`, soonest expiry first.
+pub fn pending<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
+    let mut live: Vec<(&str, i64)> = entries.into_iter().filter(|&(_, expires)| is_current(expires, now)).collect();
+    live.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
+    live.into_iter().map(|(token, _)| token).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "example.com";
+    const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
+
+    fn request(kind: InviteType, username: Option<&'static str>, allow_registration: bool) -> InviteRequest<'static> {
+        InviteRequest { kind, host: HOST, username, allow_registration, ttl: 3600, reusable: None }
+    }
+
+    fn stored(record: &InviteRecord) -> StoredRecord {
+        StoredRecord {
+            kind: record.kind,
+            jid: record.jid.clone(),
+            expires: record.expires,
+            created_at: Some(record.created_at),
+            uri: Some(record.uri.clone()),
+            reusable: record.reusable == Some(true),
+        }
+    }
+
+    #[test]
+    fn creates_records_like_stock() {
+        let cases = [
+            (request(InviteType::Register, None, true), "example.com", "xmpp:example.com?register;preauth=T", true),
+            (
+                request(InviteType::Register, Some("bob"), false),
+                "bob@example.com",
+                "xmpp:bob@example.com?register;preauth=T",
+                true,
+            ),
+            (
+                request(InviteType::Roster, Some("alice"), false),
+                "alice@example.com",
+                "xmpp:alice@example.com?roster;preauth=T",
+                false,
+            ),
+            (
+                request(InviteType::Roster, Some("alice"), true),
+                "alice@example.com",
+                "xmpp:alice@example.com?roster;preauth=T;ibr=y",
+                true,
+            ),
+        ];
+        for (req, jid, uri, host_level) in cases {
+            let record = create(&req, "T".into(), 1000).unwrap();
+            assert_eq!(record.jid, jid);
+            assert_eq!(record.uri, uri);
+            assert_eq!(record.created_at, 1000);
+            assert_eq!(record.expires, 4600);
+            assert_eq!(record.stored_at_host_level(), host_level, "{jid}");
+        }
+    }
+
+    #[test]
+    fn contact_invites_need_an_inviter_and_names_must_be_localparts() {
+        assert_eq!(create(&request(InviteType::Roster, None, false), T.into(), 0), Err(Error::InvalidUsername));
+        for bad in ["", "a@b", "a/b", "a b"] {
+            let req = InviteRequest { username: Some(bad), ..request(InviteType::Register, None, true) };
+            assert_eq!(create(&req, T.into(), 0), Err(Error::InvalidUsername), "{bad:?}");
+        }
+        let huge = InviteRequest { ttl: u64::MAX, ..request(InviteType::Register, None, true) };
+        assert_eq!(create(&huge, T.into(), 0), Err(Error::TimeOverflow));
+    }
+
+    #[test]
+    fn expiry_is_inclusive_at_the_expires_second() {
+        let record = stored(&create(&request(InviteType::Register, None, true), T.into(), 1000).unwrap());
+        let cases = [(1000, true), (4599, true), (4600, true), (4601, false)];
+        for (now, ok) in cases {
+            let result = validate(Some(T), HOST, Some(&record), Redemption::Account, now);
+            assert_eq!(result.is_ok(), ok, "now={now}");
+            if !ok {
+                assert_eq!(result, Err(Error::TokenExpired));
+            }
+        }
+    }
+
+    #[test]
+    fn validation_errors() {
+        let record = stored(&create(&request(InviteType::Register, None, true), T.into(), 1000).unwrap());
+        assert_eq!(validate(None, HOST, Some(&record), Redemption::Account, 0), Err(Error::NoToken));
+        assert_eq!(validate(Some(""), HOST, Some(&record), Redemption::Account, 0), Err(Error::TokenInvalid));
+        assert_eq!(validate(Some("a=b&c"), HOST, Some(&record), Redemption::Account, 0), Err(Error::TokenInvalid));
+        assert_eq!(validate(Some(T), HOST, None, Redemption::Account, 0), Err(Error::TokenInvalid));
+        // An account token cannot be used as a contact token.
+        let contact = Redemption::Contact { username: "alice", user_expiry: None };
+        assert_eq!(validate(Some(T), HOST, Some(&record), contact, 0), Err(Error::TokenInvalid));
+    }
+
+    #[test]
+    fn registration_path_exposes_restriction_and_inviter() {
+        let restricted = stored(&create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap());
+        let v = validate(Some(T), HOST, Some(&restricted), Redemption::Account, 1).unwrap();
+        assert_eq!((v.username.as_deref(), v.inviter.as_deref()), (Some("bob"), None));
+        assert_eq!(v.jid, "bob@example.com");
+
+        let contact = stored(&create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap());
+        let v = validate(Some(T), HOST, Some(&contact), Redemption::Account, 1).unwrap();
+        assert_eq!((v.username.as_deref(), v.inviter.as_deref()), (Some("alice"), Some("alice")));
+        assert_eq!(v.kind, InviteType::Roster);
+
+        let open = stored(&create(&request(InviteType::Register, None, true), T.into(), 0).unwrap());
+        let v = validate(Some(T), HOST, Some(&open), Redemption::Account, 1).unwrap();
+        assert_eq!((v.username, v.inviter), (None, None));
+    }
+
+    #[test]
+    fn contact_only_tokens_validate_without_a_host_record() {
+        let redemption = Redemption::Contact { username: "alice", user_expiry: Some(100) };
+        let v = validate(Some(T), HOST, None, redemption, 100).unwrap();
+        assert_eq!(v.kind, InviteType::Roster);
+        assert_eq!(v.uri, format!("xmpp:alice@example.com?roster;preauth={T}"));
+        assert!(!v.reusable && !v.host_level);
+        assert_eq!(use_plan(&v), vec![StoreKey { user: Some("alice".into()), token: T.into() }]);
+        assert_eq!(validate(Some(T), HOST, None, redemption, 101), Err(Error::TokenExpired));
+    }
+
+    #[test]
+    fn use_deletes_both_halves_and_spares_reusable_invites() {
+        let record = stored(&create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap());
+        let v = validate(Some(T), HOST, Some(&record), Redemption::Account, 1).unwrap();
+        let both = vec![StoreKey { user: None, token: T.into() }, StoreKey { user: Some("alice".into()), token: T.into() }];
+        assert_eq!(use_plan(&v), both);
+        assert_eq!(revoke_plan(T, Some(&record)), both);
+        assert_eq!(revoke_plan(T, None), vec![StoreKey { user: None, token: T.into() }]);
+
+        let account = stored(&create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap());
+        let v = validate(Some(T), HOST, Some(&account), Redemption::Account, 1).unwrap();
+        assert_eq!(use_plan(&v), vec![StoreKey { user: None, token: T.into() }]);
+
+        let group = StoredRecord { reusable: true, ..account };
+        let v = validate(Some(T), HOST, Some(&group), Redemption::Account, 1).unwrap();
+        assert!(use_plan(&v).is_empty());
+    }
+
+    #[test]
+    fn purge_waits_for_the_grace_period() {
+        let now = 100_000;
+        let entries =
+            [("fresh", now + 10), ("just-expired", now - 1), ("edge", now - PURGE_GRACE), ("old", now - PURGE_GRACE - 1)];
+        assert_eq!(purge_plan(entries, now), vec!["old"]);
+    }
+
+    #[test]
+    fn pending_lists_current_invites_in_expiry_order() {
+        let entries = [("b", 50), ("a", 50), ("gone", 9), ("c", 10)];
+        assert_eq!(pending(entries, 10), vec!["c", "a", "b"]);
+    }
+
+    #[test]
+    fn deleted_user_takes_its_named_invites_along() {
+        let entries =
+            [("t1", "alice@example.com"), ("t2", "example.com"), ("t3", "alicia@example.com"), ("t4", "alice@example.com")];
+        assert_eq!(deleted_user_plan(entries, "alice"), vec!["t1", "t4"]);
+    }
+}

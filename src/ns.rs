@@ -1,0 +1,42 @@
+//! XML namespaces and identifiers of the protocols the invite modules speak.
+
+/// XEP-0379: the `preauth` element, in pre-auth IQs and in `subscribe` presences.
+pub const PARS: &str = "urn:xmpp:pars:0";
+/// XEP-0445: stream feature announcing token-based in-band registration.
+pub const IBR_TOKEN: &str = "urn:xmpp:ibr-token:0";
+/// XEP-0401 0.3.0 (legacy): stream feature still checked by Conversations and Siskin.
+pub const INVITE: &str = "urn:xmpp:invite";
+/// XEP-0401: ad-hoc node "Create new contact invite".
+pub const INVITE_COMMAND_CONTACT: &str = "urn:xmpp:invite#invite";
+/// XEP-0401: ad-hoc node "Create new account invite".
+pub const INVITE_COMMAND_ACCOUNT: &str = "urn:xmpp:invite#create-account";
+/// Ad-hoc node "Create password reset invite" (our extension, same family).
+pub const INVITE_COMMAND_RESET: &str = "urn:xmpp:invite#create-reset";
+/// XEP-0401 0.6.0: FORM_TYPE of the invitation result form.
+pub const INVITATION_FORM: &str = "urn:xmpp:invite#invitation";
+/// XEP-0077: in-band registration.
+pub const REGISTER: &str = "jabber:iq:register";
+/// XEP-0004: data forms.
+pub const DATA_FORMS: &str = "jabber:x:data";
+/// XEP-0050: ad-hoc commands.
+pub const COMMANDS: &str = "http://jabber.org/protocol/commands";
+/// XEP-0249: direct MUC invitations.
+pub const CONFERENCE: &str = "jabber:x:conference";
+/// RFC 6120: stanza error conditions.
+pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// Every namespace above, by the short name the Lua shims use (`core.ns.pars`).
+pub const ALL: &[(&str, &str)] = &[
+    ("pars", PARS),
+    ("ibr_token", IBR_TOKEN),
+    ("invite", INVITE),
+    ("invite_command_contact", INVITE_COMMAND_CONTACT),
+    ("invite_command_account", INVITE_COMMAND_ACCOUNT),
+    ("invite_command_reset", INVITE_COMMAND_RESET),
+    ("invitation_form", INVITATION_FORM),
+    ("register", REGISTER),
+    ("data_forms", DATA_FORMS),
+    ("commands", COMMANDS),
+    ("conference", CONFERENCE),
+    ("stanzas", STANZAS),
+];

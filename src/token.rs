@@ -1,0 +1,89 @@
+//! Invite tokens: making them from random bytes and telling a plausible one from junk.
+#![forbid(unsafe_code)]
+
+use crate::{Error, Result};
+
+/// Random bytes in a new token: 18 bytes (144 bits), as Prosody's `util.id.medium()`.
+pub const TOKEN_BYTES: usize = 18;
+
+/// Longest token we will look up. Ours are 24 characters; tokens from other creators may be
+/// longer, but anything past this is junk and must not cost a storage read.
+pub const MAX_TOKEN_LEN: usize = 256;
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Encodes random bytes from the caller's CSPRNG as a token: base64url without padding, so the
+/// token is URI-safe and looks exactly like the stock module's.
+pub fn encode_token(random: &[u8; TOKEN_BYTES]) -> String {
+    let mut out = String::with_capacity(TOKEN_BYTES * 4 / 3);
+    for chunk in random.chunks(3) {
+        let b = [chunk.first().copied().unwrap_or(0), chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let digits = chunk.len() + 1;
+        for i in 0..digits {
+            let shift = 18 - 6 * i;
+            let index = ((n >> shift) & 0x3f) as usize;
+            out.push(char::from(ALPHABET.get(index).copied().unwrap_or(b'A')));
+        }
+    }
+    out
+}
+
+/// Checks that a token could have been issued at all (URI-unreserved characters, sane length)
+/// before anyone spends a storage read on it. Whole query strings, empty strings and
+/// megabyte-long junk are rejected here.
+pub fn check_token(token: &str) -> Result<&str> {
+    let plausible = !token.is_empty()
+        && token.len() <= MAX_TOKEN_LEN
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    if plausible { Ok(token) } else { Err(Error::TokenInvalid) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_like_base64url_without_padding() {
+        let zeros = [0u8; TOKEN_BYTES];
+        assert_eq!(encode_token(&zeros), "AAAAAAAAAAAAAAAAAAAAAAAA");
+        let ones = [0xffu8; TOKEN_BYTES];
+        assert_eq!(encode_token(&ones), "________________________");
+        let mut bytes = [0u8; TOKEN_BYTES];
+        bytes[..3].copy_from_slice(b"Man");
+        assert!(encode_token(&bytes).starts_with("TWFu"));
+        bytes[..3].copy_from_slice(&[0xfb, 0xef, 0xbe]);
+        assert!(encode_token(&bytes).starts_with("----"));
+    }
+
+    #[test]
+    fn new_tokens_are_24_uri_safe_characters() {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        let token = encode_token(&bytes);
+        assert_eq!(token.len(), 24);
+        assert_eq!(check_token(&token), Ok(token.as_str()));
+    }
+
+    #[test]
+    fn junk_is_rejected_without_lookup() {
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        let cases: &[(&str, bool)] = &[
+            ("Xo3gdOvANs77aUhUX40RFxTZ", true),
+            ("wobwQK4sBM-8QKW-hXtwgnp0", true),
+            ("a.b~c", true),
+            ("", false),
+            ("t=abc&c=conversations", false),
+            ("abc def", false),
+            ("jöns", false),
+            ("<script>", false),
+            (&long, false),
+        ];
+        for (token, ok) in cases {
+            assert_eq!(check_token(token).is_ok(), *ok, "{token:?}");
+        }
+        assert_eq!(check_token(""), Err(Error::TokenInvalid));
+    }
+}
