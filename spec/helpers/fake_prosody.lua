@@ -121,6 +121,7 @@ function fake.load_module(name, options)
 		events[event] = events[event] or {};
 		table.insert(events[event], { handler = handler, priority = priority or 0 });
 	end
+	module.hook_global = module.hook;
 	function module:fire_event(event, data) -- luacheck: ignore 212/self
 		fired[#fired + 1] = { name = event, data = data };
 		for _, h in ipairs(events[event] or {}) do

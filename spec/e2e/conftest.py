@@ -1,0 +1,142 @@
+"""Fixtures for the end-to-end tests against a real Prosody.
+
+    server          a started ProsodyServer with the default modules
+    make_server     factory: make_server(**ProsodyServer kwargs, start=True)
+    tmp             a private directory for this test (traversable by the prosody user)
+    impl            "ours" or "stock" (from $INVITES_IMPL); prosody.is_stock(server) for a server
+
+Every server a fixture makes is stopped after the test and its log is
+checked for tracebacks; opt out with @pytest.mark.allow_tracebacks or
+server.check_tracebacks = False (or allow specific lines: server.allow_log(regex)).
+
+Tests for the deliberate differences from stock (SPEC section 8) are
+marked @pytest.mark.deliberate_fix(N) and are expected to FAIL when run
+with INVITES_IMPL=stock: they are not skipped there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# The helpers (prosody, client, rawxmpp) live beside this file; make them
+# importable whatever pytest's import mode is.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from prosody import ProsodyServer, default_impl  # noqa: E402
+
+DEFAULT_TEST_TIMEOUT = 120
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "allow_tracebacks: do not fail the test on tracebacks in the server log")
+    config.addinivalue_line(
+        "markers", "deliberate_fix(n): checks SPEC section 8 difference n; expected to fail against stock"
+    )
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test must never hang: give each one a ceiling when pytest-timeout is installed.
+    if config.pluginmanager.hasplugin("timeout"):
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT))
+
+
+def pytest_report_header(config):
+    return f"invites e2e: impl={default_impl()}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(scope="session")
+def e2e_base_dir(request):
+    """One directory per test session under the system temp dir.
+
+    Not pytest's tmp_path: /tmp/pytest-of-root is 0700, which the prosody
+    user cannot traverse. Removed at the end unless a test failed or
+    E2E_KEEP_TMP=1 (then its path is printed).
+    """
+    base = Path(tempfile.mkdtemp(prefix="invites-e2e-"))
+    os.chmod(base, 0o755)
+    yield base
+    failed = request.session.testsfailed
+    if failed or os.environ.get("E2E_KEEP_TMP"):
+        print(f"\ne2e: server directories kept in {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_dir_counter = itertools.count(1)
+
+
+@pytest.fixture
+def tmp(e2e_base_dir, request) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:40]
+    path = e2e_base_dir / f"{next(_dir_counter):03d}-{name}"
+    path.mkdir()
+    os.chmod(path, 0o755)
+    return path
+
+
+@pytest.fixture
+def impl() -> str:
+    return default_impl()
+
+
+@pytest.fixture
+def make_server(tmp, request):
+    """make_server(start=True, **kwargs) -> ProsodyServer (kwargs as ProsodyServer())."""
+    servers: list[ProsodyServer] = []
+    counter = itertools.count(1)
+
+    def factory(*, start: bool = True, **kwargs) -> ProsodyServer:
+        n = next(counter)
+        kwargs.setdefault("name", f"srv{n}")
+        srv = ProsodyServer(tmp / f"srv{n}", **kwargs)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield factory
+
+    problems = []
+    for srv in servers:
+        try:
+            srv.stop()
+        except Exception as e:  # keep stopping the others
+            problems.append(f"{srv!r}: stop failed: {e}")
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for srv in servers:
+            print(f"\n===== {srv!r} =====\n{srv.diagnostics(80)}")
+    check = request.node.get_closest_marker("allow_tracebacks") is None
+    for srv in servers:
+        if check and srv.check_tracebacks:
+            found = srv.tracebacks()
+            if found:
+                problems.append(
+                    f"{srv!r}: server log {srv.log_path} has error/traceback lines:\n" + "\n".join(found[:20])
+                )
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(make_server) -> ProsodyServer:
+    """A started server: default modules, VirtualHost "localhost", invite-only registration."""
+    return make_server()

@@ -1,0 +1,249 @@
+-- Test-only HTTP bridge into a running server's mod_invites environment.
+--
+-- Loaded exclusively by the end-to-end harness (spec/e2e), from a plugin
+-- path that only test configurations contain. It listens wherever mod_http
+-- listens; the harness binds that to 127.0.0.1 only.
+--
+--   GET  /invites_testapi/ping  -> "pong" (readiness probe)
+--   POST /invites_testapi       -> body {"fn": NAME, "args": [...], "nargs": N, "host": HOST}
+--                                  reply {"results": [...]} or {"error": ..., "traceback": ...}
+--
+-- NAME is either one of the helpers in `helpers` below or the name of a
+-- global function in mod_invites' environment on this module's host.
+
+local json = require "util.json";
+local array = require "util.array";
+local it = require "util.iterators";
+local modulemanager = require "core.modulemanager";
+local usermanager = require "core.usermanager";
+local rostermanager = require "core.rostermanager";
+
+local unpack = table.unpack or _G.unpack;
+local pack = table.pack or function (...) return { n = select("#", ...), ... }; end
+
+local host = module.host;
+
+-- Lua value -> something util.json encodes without surprises.
+-- Sequences become arrays, everything else an object with string keys,
+-- nil becomes null, functions and userdata are described by their type.
+local function export(value, seen)
+	local vtype = type(value);
+	if value == nil then
+		return json.null;
+	elseif vtype == "string" or vtype == "boolean" then
+		return value;
+	elseif vtype == "number" then
+		if value ~= value or value == math.huge or value == -math.huge then
+			return tostring(value);
+		end
+		return value;
+	elseif vtype ~= "table" then
+		return "<" .. vtype .. ">";
+	end
+	seen = seen or {};
+	if seen[value] then
+		return "<cycle>";
+	end
+	seen[value] = true;
+	local count, is_sequence = 0, true;
+	for k in pairs(value) do
+		count = count + 1;
+		if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
+			is_sequence = false;
+		end
+	end
+	local out;
+	if is_sequence and count > 0 and #value == count then
+		out = array();
+		for i = 1, count do
+			out[i] = export(value[i], seen);
+		end
+	else
+		out = {};
+		for k, v in pairs(value) do
+			out[tostring(k)] = export(v, seen);
+		end
+	end
+	seen[value] = nil;
+	return out;
+end
+
+-- Decoded JSON -> plain Lua values (null -> nil, no array metatables).
+local function import(value)
+	if value == json.null then
+		return nil;
+	elseif type(value) == "table" then
+		local out = {};
+		for k, v in pairs(value) do
+			out[k] = import(v);
+		end
+		return out;
+	end
+	return value;
+end
+
+local function invites_env()
+	local env = modulemanager.get_module(host, "invites");
+	if not env then
+		error("mod_invites is not loaded on " .. host, 0);
+	end
+	return env;
+end
+
+-- If a function returned an iterator triple, drain it into [[k, v], ...].
+local function drain_if_iterator(results)
+	if results.n >= 1 and type(results[1]) == "function" then
+		local list = {};
+		for k, v in results[1], results[2], results[3] do
+			list[#list + 1] = { k, v };
+		end
+		return pack(list);
+	end
+	return results;
+end
+
+local helpers = {};
+
+-- get(token, username?) and then :use() on the validated invite.
+-- Returns invite, use_result (or nil, err when get fails).
+function helpers.get_and_use(token, username)
+	local invite, err = invites_env().get(token, username);
+	if not invite then
+		return nil, err;
+	end
+	return invite, invite:use();
+end
+
+function helpers.store_get(user, key)
+	return module:open_store("invite_token", "map"):get(user, key);
+end
+
+function helpers.store_set(user, key, value)
+	return module:open_store("invite_token", "map"):set(user, key, value);
+end
+
+-- Keyval view: the whole host-level (user=nil) or user-level table.
+function helpers.store_all(user)
+	return module:open_store("invite_token"):get(user);
+end
+
+function helpers.keyval_get(store, user)
+	return module:open_store(store):get(user);
+end
+
+function helpers.create_user(username, password)
+	return usermanager.create_user(username, password, host);
+end
+
+function helpers.delete_user(username)
+	return usermanager.delete_user(username, host);
+end
+
+function helpers.user_exists(username)
+	return usermanager.user_exists(username, host);
+end
+
+function helpers.test_password(username, password)
+	return usermanager.test_password(username, host, password);
+end
+
+function helpers.roster(username)
+	local roster = rostermanager.load_roster(username, host);
+	local items = {};
+	for contact, item in pairs(roster or {}) do
+		if contact then
+			items[contact] = item;
+		end
+	end
+	return items;
+end
+
+-- Types of the named globals of mod_invites' environment (API surface checks).
+function helpers.env_types(names)
+	local env = invites_env();
+	local types = {};
+	for _, name in ipairs(names or {}) do
+		types[name] = type(rawget(env, name));
+	end
+	return types;
+end
+
+function helpers.loaded_modules()
+	return it.to_array(it.keys(modulemanager.get_modules(host)));
+end
+
+-- {name = file the module was loaded from} for the modules loaded on this host.
+function helpers.module_paths()
+	local paths = {};
+	for name, env in pairs(modulemanager.get_modules(host)) do
+		paths[name] = env.module and env.module.path or false;
+	end
+	return paths;
+end
+
+function helpers.now()
+	return os.time();
+end
+
+local function call(fn_name, args, nargs)
+	local fn = helpers[fn_name];
+	if not fn then
+		local env = invites_env();
+		fn = rawget(env, fn_name);
+		if fn == nil then
+			fn = env[fn_name];
+		end
+		if type(fn) ~= "function" then
+			error("mod_invites has no function named " .. tostring(fn_name), 0);
+		end
+	end
+	return drain_if_iterator(pack(fn(unpack(args, 1, nargs))));
+end
+
+local function reply_json(response, status, body)
+	response.status_code = status;
+	response.headers.content_type = "application/json";
+	return json.encode(body);
+end
+
+local function handle_call(event)
+	local request, response = event.request, event.response;
+	local body, decode_err = json.decode(request.body or "");
+	if type(body) ~= "table" or type(body.fn) ~= "string" then
+		return reply_json(response, 400, { error = "bad request: " .. tostring(decode_err or "fn missing") });
+	end
+	if body.host ~= nil and body.host ~= json.null and body.host ~= host then
+		-- Prosody's HTTP server falls back to a default host for an unknown
+		-- Host header; never answer for a host the caller did not ask for.
+		return reply_json(response, 421, { error = "asked for host " .. tostring(body.host)
+			.. " but reached " .. host .. " (is invites_testapi loaded there?)" });
+	end
+	local args = import(body.args) or {};
+	local nargs = tonumber(body.nargs) or #args;
+
+	local traceback;
+	local ok, results = xpcall(call, function (err)
+		traceback = debug.traceback(tostring(err), 2);
+		return err;
+	end, body.fn, args, nargs);
+	if not ok then
+		-- Keep the phrase the harness scans for out of the log: a raised error
+		-- travels back to the test, which decides whether it is a failure.
+		module:log("warn", "call %s raised: %s", body.fn, tostring(results));
+		return reply_json(response, 500, { error = tostring(results), traceback = traceback });
+	end
+
+	local out = array();
+	for i = 1, results.n do
+		out[i] = export(results[i]);
+	end
+	return reply_json(response, 200, { results = out });
+end
+
+module:depends("http");
+module:provides("http", {
+	route = {
+		["GET /ping"] = function () return "pong"; end;
+		["POST"] = handle_call;
+	};
+});

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""`make run`: a local Prosody on loopback with this project's modules, printing a working invite.
+
+Configuration, data and log live in run/ (git-ignored), so accounts survive restarts. The server
+runs until Ctrl-C; only the process started here is stopped.
+"""
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "spec" / "e2e"))
+from prosody import ProsodyServer, ServerError, free_port  # noqa: E402  (shared with the test harness)
+
+MODULES = [
+    "roster", "saslauth", "disco", "ping", "adhoc", "http", "admin_shell", "register_ibr",
+    "invites", "invites_register", "invites_adhoc",
+]
+
+
+def port_or_free(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
+
+
+def main() -> int:
+    workdir = ROOT / "run"
+    server = ProsodyServer(
+        workdir,
+        impl="ours",
+        modules=MODULES,
+        name="run",
+        options={"registration_invite_only": True},
+    )
+    server.c2s_port, server.http_port = port_or_free(5222), port_or_free(5280)
+    server.options["log"] = [{"levels": {"min": "info"}, "to": "file", "filename": str(server.log_path)}]
+    try:
+        server.start()
+    except ServerError as e:
+        print(f"Prosody did not start: {e}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        invite = server.generate_invite("localhost")
+        print(f"""
+Prosody is running on 127.0.0.1 (client port {server.c2s_port}, HTTP {server.http_port}),
+virtual host "localhost", with the invite modules from {ROOT / 'target' / 'plugins'}.
+Configuration and data: {workdir}
+
+Register an account with this invite (point any XMPP client at localhost:{server.c2s_port};
+the connection is not encrypted):
+
+    {invite}
+
+More invites: prosodyctl --config {server.config_path} mod_invites generate localhost
+Log: {server.log_path}.  Ctrl-C stops the server.
+""", flush=True)
+        seen = len(server.log_text())
+        while server.running:
+            time.sleep(0.5)
+            text = server.log_text()
+            if len(text) > seen:
+                sys.stdout.write(text[seen:])
+                sys.stdout.flush()
+                seen = len(text)
+        print("Prosody exited.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
