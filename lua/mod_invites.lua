@@ -129,11 +129,26 @@ function create_account_reset(account_username, additional_data, ttl) --luacheck
 	return create_invite("register", username, true, data, ttl or core.default_reset_ttl);
 end
 
+-- XEP-0401: an invite MUST NOT promise `ibr=y` when invitees cannot register on this host.
+local function registration_possible()
+	local host = prosody.hosts and prosody.hosts[module.host];
+	local loaded = host and host.modules;
+	if prosody.process_type ~= "prosody" or not loaded then
+		return true; -- nothing to tell from outside the server (the command line makes account invites only)
+	end
+	return core.registration_possible(loaded.invites_register ~= nil, loaded.register_ibr ~= nil,
+		loaded.invites_register_web ~= nil);
+end
+
 -- Invitation to become a contact of a local user
 function create_contact(username, allow_registration, additional_data, ttl) --luacheck: ignore 131/create_contact
 	local inviter = prep_username(username);
 	if not inviter then
 		return nil, "invalid-username";
+	end
+	if allow_registration and not registration_possible() then
+		module:log("debug", "Contact invite of %s without registration: invitees cannot register on this host", inviter);
+		allow_registration = false;
 	end
 	return create_invite("roster", inviter, allow_registration, additional_data, ttl);
 end
@@ -161,15 +176,24 @@ function pending_account_invites() --luacheck: ignore 131/pending_account_invite
 	end;
 end
 
+-- The host-level record of a token: record or nil, or nil and an error when storage failed.
+local function read_record(token)
+	local record, err = token_storage:get(nil, token);
+	if record == nil and err then
+		module:log("warn", "Failed to read invite: %s", err);
+		return nil, "internal-server-error";
+	end
+	return record;
+end
+
 function get_account_invite_info(token) --luacheck: ignore 131/get_account_invite_info
 	local plausible, err = core.check_token(token);
 	if not plausible then
 		return nil, err;
 	end
-	local record, read_err = token_storage:get(nil, token);
-	if record == nil and read_err then
-		module:log("warn", "Failed to read invite: %s", read_err);
-		return nil, "internal-server-error";
+	local record, read_err = read_record(token);
+	if read_err then
+		return nil, read_err;
 	end
 	local valid, invalid_err = invites:validate(token, record, nil, nil, now());
 	if not valid then
@@ -222,10 +246,9 @@ function get(token, username)
 			return nil, "token-invalid";
 		end
 	end
-	local record, read_err = token_storage:get(nil, token);
-	if record == nil and read_err then
-		module:log("warn", "Failed to read invite: %s", read_err);
-		return nil, "internal-server-error";
+	local record, read_err = read_record(token);
+	if read_err then
+		return nil, read_err;
 	end
 	local invite, invalid_err = invites:validate(token, record, username, user_expiry, now());
 	if not invite then
@@ -284,7 +307,11 @@ if prosody.process_type == "prosody" then
 	end);
 end
 
-module:hook("user-deleted", function (event)
+-- usermanager fires this globally, for every host
+module:hook_global("user-deleted", function (event)
+	if event.host ~= module.host then
+		return;
+	end
 	local username = event.username;
 	local host_records = host_view:get(nil) or {};
 	remove_tokens(nil, invites:deleted_user_plan(host_records, username));
@@ -384,6 +411,13 @@ function module.command(arg)
 	-- Optional landing page module, so the printed link is the web page when there is one
 	local invites_page_module = module:get_option_string("invites_page_module", "invites_page");
 	if require "core.modulemanager".get_modules_for_host(host):contains(invites_page_module) then
+		-- mod_invites_page takes its default URL from module:http_url() as it loads, a method mod_http
+		-- defines; here mod_http would only come later (through mod_register_apps), so stock prints the
+		-- bare URI unless `invites_page` is set. With http_external_url the URL is known without any open
+		-- port: load mod_http first. (Without it, mod_http could only say "http://disabled.invalid/" here.)
+		if module:get_option_string("http_external_url") then
+			module:depends("http");
+		end
 		module:depends(invites_page_module);
 	end
 

@@ -185,6 +185,8 @@ describe("mod_invites", function ()
 		local contact = assert(invites.create_contact("alice", true));
 		local reset = assert(invites.create_account_reset("alice"));
 		local other = assert(invites.create_account("bob"));
+		module:fire_event("user-deleted", { username = "alice", host = "elsewhere.example" });
+		assert.is_truthy(store().alice);
 		module:fire_event("user-deleted", { username = "alice", host = "example.com" });
 		assert.is_nil(store().alice);
 		assert.is_nil(store()[""][contact.token]);

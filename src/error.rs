@@ -29,6 +29,16 @@ pub enum Error {
     Usage(String),
     /// Arithmetic on times would overflow (an absurd ttl).
     TimeOverflow,
+    /// The requester is not an account of this host (ad-hoc commands for local users only).
+    NotLocalUser,
+    /// An account with the requested username exists already.
+    UsernameTaken,
+    /// The requested username is reserved by another pending invite (XEP-0445 reservation).
+    UsernameReserved,
+    /// The account a password-reset invite is asked for does not exist on this host.
+    UnknownAccount,
+    /// A submitted data form cannot be used; the text says why.
+    BadForm(String),
 }
 
 impl Error {
@@ -40,7 +50,13 @@ impl Error {
             Self::TokenExpired => "token-expired",
             Self::InvalidUsername => "invalid-username",
             Self::MalformedRecord(_) | Self::TimeOverflow => "internal-server-error",
-            Self::InvalidUri(_) | Self::InvalidDateTime(_) | Self::InvalidPeriod(_) | Self::Usage(_) => "bad-request",
+            Self::InvalidUri(_) | Self::InvalidDateTime(_) | Self::InvalidPeriod(_) | Self::Usage(_) | Self::BadForm(_) => {
+                "bad-request"
+            }
+            Self::NotLocalUser => "not-local-user",
+            Self::UsernameTaken => "username-taken",
+            Self::UsernameReserved => "username-reserved",
+            Self::UnknownAccount => "unknown-account",
         }
     }
 }
@@ -58,6 +74,11 @@ impl fmt::Display for Error {
             Self::InvalidPeriod(what) => write!(f, "invalid period '{what}' (use seconds or e.g. \"1 week\", \"12h\")"),
             Self::Usage(why) => f.write_str(why),
             Self::TimeOverflow => f.write_str("time value out of range"),
+            Self::NotLocalUser => f.write_str("only accounts of this host may do this"),
+            Self::UsernameTaken => f.write_str("that username is already taken"),
+            Self::UsernameReserved => f.write_str("that username is reserved by another pending invite"),
+            Self::UnknownAccount => f.write_str("no such account on this host"),
+            Self::BadForm(why) => write!(f, "unusable form: {why}"),
         }
     }
 }

@@ -122,6 +122,9 @@ pub struct StoredRecord {
     pub uri: Option<String>,
     /// `reusable`; absent means single use.
     pub reusable: bool,
+    /// `additional_data.roster_subscription`: the bare JID of an account invite's creator who
+    /// asked (XEP-0401 `roster-subscription`) to become the new account's contact.
+    pub roster_subscription: Option<String>,
 }
 
 /// How a token is being redeemed.
@@ -178,6 +181,12 @@ pub fn node_of(jid: &str) -> Option<&str> {
     jid.split_once('@').map(|(node, _)| node).filter(|node| !node.is_empty())
 }
 
+/// The localpart of `jid` when it is a bare JID of `host`.
+fn local_node(jid: &str, host: &str) -> Option<String> {
+    let (node, domain) = jid.split_once('@')?;
+    (domain == host && !node.is_empty()).then(|| node.to_owned())
+}
+
 fn check_username(username: &str) -> Result<&str> {
     let bad = username.is_empty() || username.contains(['@', '/', '"', '&', '\'', ':', '<', '>', ' ']);
     if bad { Err(Error::InvalidUsername) } else { Ok(username) }
@@ -227,7 +236,12 @@ pub fn validate(
         Redemption::Account => {
             let record = record.ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown token {token}"))?;
             let node = node_of(&record.jid).map(str::to_owned);
-            let inviter = if record.kind == InviteType::Roster { node.clone() } else { None };
+            let inviter = match record.kind {
+                InviteType::Roster => node.clone(),
+                // Reported as the inviter so registration makes them mutual contacts, as it does
+                // for contact invites; only a creator on this host can be subscribed to.
+                InviteType::Register => record.roster_subscription.as_deref().and_then(|creator| local_node(creator, host)),
+            };
             (record.kind, node, inviter, record.jid.clone(), record.expires)
         }
         Redemption::Contact { username, user_expiry } => {
@@ -326,6 +340,7 @@ mod tests {
             created_at: Some(record.created_at),
             uri: Some(record.uri.clone()),
             reusable: record.reusable == Some(true),
+            roster_subscription: None,
         }
     }
 
@@ -413,6 +428,23 @@ mod tests {
         let open = stored(&create(&request(InviteType::Register, None, true), T.into(), 0).unwrap());
         let v = validate(Some(T), HOST, Some(&open), Redemption::Account, 1).unwrap();
         assert_eq!((v.username, v.inviter), (None, None));
+    }
+
+    #[test]
+    fn account_invites_report_a_local_creator_who_asked_for_a_subscription() {
+        let account = stored(&create(&request(InviteType::Register, None, true), T.into(), 0).unwrap());
+        let cases = [
+            (Some("admin@example.com"), Some("admin")),
+            (Some("admin@elsewhere.org"), None),
+            (Some("example.com"), None),
+            (Some("admin@example.com/laptop"), None),
+            (None, None),
+        ];
+        for (creator, inviter) in cases {
+            let record = StoredRecord { roster_subscription: creator.map(str::to_owned), ..account.clone() };
+            let v = validate(Some(T), HOST, Some(&record), Redemption::Account, 1).unwrap();
+            assert_eq!(v.inviter.as_deref(), inviter, "{creator:?}");
+        }
     }
 
     #[test]

@@ -12,12 +12,14 @@
 
 #![deny(unsafe_code)]
 
+pub mod adhoc;
 pub mod cli;
 pub mod datetime;
 pub mod error;
 pub mod invite;
 pub mod ns;
 pub mod period;
+pub mod register;
 pub mod token;
 pub mod uri;
 

@@ -112,7 +112,14 @@ fn stored_record(value: &Value) -> Result<Option<StoredRecord>, Error> {
     let expires = seconds(&table.raw_get("expires").unwrap_or(Value::Nil)).ok_or(Error::MalformedRecord("expires"))?;
     let created_at = seconds(&table.raw_get("created_at").unwrap_or(Value::Nil));
     let reusable = matches!(table.raw_get("reusable"), Ok(Value::Boolean(true)));
-    Ok(Some(StoredRecord { kind, jid, expires, created_at, uri: text("uri")?, reusable }))
+    let roster_subscription = match table.raw_get::<Value>("additional_data") {
+        Ok(Value::Table(data)) => match data.raw_get::<Value>("roster_subscription") {
+            Ok(Value::String(creator)) => creator.to_str().ok().map(|s| s.to_owned()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(Some(StoredRecord { kind, jid, expires, created_at, uri: text("uri")?, reusable, roster_subscription }))
 }
 
 fn opt_string(value: Value) -> mlua::Result<Option<String>> {
@@ -387,6 +394,463 @@ fn parse_datetime(lua: &Lua, text: String) -> mlua::Result<MultiValue> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// mod_invites_register: per-host registration state (pre-auth throttle, single-use claims) and
+// the XEP-0379 / XEP-0445 rules of `crate::register`.
+
+use crate::register::{
+    self as reg, Claims, Exemptions, PreauthGate, PreauthStep, PresentedInvite, Registering, ReservationEntry, RoleEntry,
+    Settlement, StanzaError, ThrottleConfig,
+};
+
+/// Per-host state of mod_invites_register; the shim owns it (never process-global).
+struct Registration {
+    /// Host name, logger and diagnostics forwarding, shared with the invites userdata.
+    tracer: Invites,
+    gate: PreauthGate,
+    claims: Claims,
+}
+
+/// A string field of a table, or `None` for anything else (stored data may be junk).
+fn str_field(table: &Table, key: &str) -> Option<String> {
+    match table.raw_get::<Value>(key) {
+        Ok(Value::String(s)) => s.to_str().ok().map(|s| s.to_owned()),
+        _ => None,
+    }
+}
+
+fn bool_field(table: &Table, key: &str) -> bool {
+    matches!(table.raw_get::<Value>(key), Ok(Value::Boolean(true)))
+}
+
+fn error_table(lua: &Lua, error: StanzaError, reason: &str) -> mlua::Result<Table> {
+    let table = lua.create_table_with_capacity(0, 4)?;
+    table.set("type", error.kind)?;
+    table.set("condition", error.condition)?;
+    table.set("text", error.text)?;
+    table.set("reason", reason)?;
+    Ok(table)
+}
+
+/// `additional_data.roles` as a map (`{role = true}`) or an array (`{"role"}`), array part first
+/// and in order.
+fn role_entries(value: &Value) -> Vec<RoleEntry> {
+    let Value::Table(roles) = value else { return Vec::new() };
+    let mut entries: Vec<RoleEntry> =
+        roles.sequence_values::<Value>().flatten().filter_map(|v| opt_plain_string(&v)).map(RoleEntry::Listed).collect();
+    for (key, value) in roles.pairs::<Value, Value>().flatten() {
+        if let Value::String(name) = key {
+            if let Ok(name) = name.to_str() {
+                entries.push(RoleEntry::Keyed(name.to_owned(), !matches!(value, Value::Nil | Value::Boolean(false))));
+            }
+        }
+    }
+    entries
+}
+
+impl UserData for Registration {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // preauth(ip?, iq_type, token?, now) -> true | false, error
+        // Records the failure when the request counts as one.
+        methods.add_method_mut("preauth", |lua, this, (ip, iq_type, token, now): (Value, Value, Value, i64)| {
+            let ip = opt_plain_string(&ip);
+            let iq_type = opt_plain_string(&iq_type).unwrap_or_default();
+            let token = match &token {
+                Value::Nil => None,
+                // Anything but a proper string is as good as junk.
+                Value::String(s) => Some(s.to_str().map(|s| s.to_owned()).unwrap_or_else(|_| "\u{0}".to_owned())),
+                _ => Some("\u{0}".to_owned()),
+            };
+            let step = this.gate.check(ip.as_deref(), &iq_type, token.as_deref(), now);
+            match step {
+                PreauthStep::Lookup => Ok(MultiValue::from_iter([Value::Boolean(true)])),
+                PreauthStep::Refuse { error, reason, counts } => {
+                    let gate = &mut this.gate;
+                    let throttled_now = counts && this.tracer.traced(|| gate.record_failure(ip.as_deref(), now))?;
+                    let table = error_table(lua, error, reason)?;
+                    table.set("throttled_now", throttled_now)?;
+                    Ok(MultiValue::from_iter([Value::Boolean(false), Value::Table(table)]))
+                }
+            }
+        });
+
+        // preauth_failed(ip?, code, now) -> error   (the token lookup failed with `code`)
+        methods.add_method_mut("preauth_failed", |lua, this, (ip, code, now): (Value, Value, i64)| {
+            let ip = opt_plain_string(&ip);
+            let code = opt_plain_string(&code).unwrap_or_default();
+            let (error, counts) = PreauthGate::lookup_failed(&code);
+            let gate = &mut this.gate;
+            let throttled_now = counts && this.tracer.traced(|| gate.record_failure(ip.as_deref(), now))?;
+            let table = error_table(lua, error, if counts { "unknown, used or expired token" } else { "lookup failed" })?;
+            table.set("throttled_now", throttled_now)?;
+            Ok(table)
+        });
+
+        // reservation(host_records, username, now) -> token | nil
+        methods.add_method("reservation", |_, _, (records, username, now): (Value, String, i64)| {
+            let Value::Table(records) = records else { return Ok(None) };
+            let mut owned = Vec::new();
+            for (token, record) in records.pairs::<Value, Value>().flatten() {
+                let (Value::String(token), Value::Table(record)) = (token, record) else { continue };
+                let Ok(token) = token.to_str().map(|t| t.to_owned()) else { continue };
+                let kind = str_field(&record, "type").as_deref().and_then(InviteType::parse);
+                let (Some(kind), Some(jid)) = (kind, str_field(&record, "jid")) else { continue };
+                let Some(expires) = seconds(&record.raw_get("expires").unwrap_or(Value::Nil)) else { continue };
+                let reset = match record.raw_get::<Value>("additional_data") {
+                    Ok(Value::Table(data)) => !matches!(data.raw_get::<Value>("allow_reset"), Ok(Value::Nil) | Err(_)),
+                    _ => false,
+                };
+                owned.push((token, kind, jid, expires, reset));
+            }
+            let entries = owned.iter().map(|(token, kind, jid, expires, reset)| ReservationEntry {
+                token,
+                kind: *kind,
+                jid,
+                expires: *expires,
+                reset: *reset,
+            });
+            Ok(reg::reservation(entries, &username, now).map(str::to_owned))
+        });
+
+        // registering(request, holder, now) -> true, allow_reset? | false, error
+        // request = { invite_only, username, account_exists, reserved_by?, invite? = { token, type,
+        //   jid?, username?, allow_reset?, reusable, still_stored } }
+        methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
+            let username = str_field(&request, "username").unwrap_or_default();
+            let reserved_by = str_field(&request, "reserved_by");
+            let invite = match request.raw_get::<Value>("invite")? {
+                Value::Table(invite) => Some((
+                    str_field(&invite, "token").unwrap_or_default(),
+                    str_field(&invite, "type").as_deref().and_then(InviteType::parse).unwrap_or(InviteType::Register),
+                    str_field(&invite, "jid"),
+                    str_field(&invite, "username"),
+                    str_field(&invite, "allow_reset"),
+                    bool_field(&invite, "reusable"),
+                    bool_field(&invite, "still_stored"),
+                )),
+                _ => None,
+            };
+            let facts = Registering {
+                invite_only: bool_field(&request, "invite_only"),
+                username: &username,
+                account_exists: bool_field(&request, "account_exists"),
+                invite: invite.as_ref().map(|(token, kind, jid, name, allow_reset, reusable, still_stored)| PresentedInvite {
+                    token,
+                    kind: *kind,
+                    jid: jid.as_deref(),
+                    username: name.as_deref(),
+                    allow_reset: allow_reset.as_deref(),
+                    reusable: *reusable,
+                    still_stored: *still_stored,
+                }),
+                reserved_by: reserved_by.as_deref(),
+            };
+            let claims = &mut this.claims;
+            let outcome = this.tracer.traced(|| -> Result<reg::Allowed, reg::Refusal> {
+                let allowed = reg::decide_registration(&facts)?;
+                if let Some(token) = &allowed.claim {
+                    claims.claim(token, holder, now)?;
+                }
+                Ok(allowed)
+            })?;
+            match outcome {
+                Ok(allowed) => {
+                    let reset = allowed.allow_reset.into_lua_value(lua)?;
+                    Ok(MultiValue::from_iter([Value::Boolean(true), reset]))
+                }
+                Err(refusal) => {
+                    let table = error_table(lua, refusal.error(), refusal.reason())?;
+                    Ok(MultiValue::from_iter([Value::Boolean(false), Value::Table(table)]))
+                }
+            }
+        });
+
+        // registered(token, holder?, facts) -> plan | nil
+        // facts = { username, inviter?, inviter_exists, still_stored, roles? }
+        // plan = { consume = true, befriend = inviter?, roles = { role = true }? }
+        methods.add_method_mut("registered", |lua, this, (token, holder, facts): (String, Option<u64>, Table)| {
+            let settlement = this.claims.settle(&token, holder);
+            let username = str_field(&facts, "username").unwrap_or_default();
+            let inviter = str_field(&facts, "inviter");
+            let roles = reg::role_names(role_entries(&facts.raw_get::<Value>("roles")?));
+            let plan = reg::welcome(
+                settlement,
+                &username,
+                inviter.as_deref(),
+                bool_field(&facts, "inviter_exists"),
+                bool_field(&facts, "still_stored"),
+                roles,
+            );
+            let Some(plan) = plan else {
+                let why = match settlement {
+                    Settlement::HeldByOther => "claimed by another registration",
+                    _ => "no longer stored",
+                };
+                return Ok(MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(why)?)]));
+            };
+            let table = lua.create_table_with_capacity(0, 3)?;
+            table.set("consume", plan.consume)?;
+            table.set("befriend", plan.befriend)?;
+            if !plan.roles.is_empty() {
+                // The 0.12 `roles` store wants a map; Prosody 13 wants the primary role first.
+                let roles = lua.create_table_with_capacity(0, plan.roles.len())?;
+                for role in &plan.roles {
+                    roles.set(role.as_str(), true)?;
+                }
+                table.set("roles", roles)?;
+                table.set("role_list", lua.create_sequence_from(plan.roles)?)?;
+            }
+            Ok(MultiValue::from_iter([Value::Table(table)]))
+        });
+
+        // release(holder) -> number of claims released
+        methods.add_method_mut("release", |_, this, holder: u64| Ok(this.claims.release(holder)));
+
+        // tidy(now): forget stale throttle entries and lapsed claims.
+        methods.add_method_mut("tidy", |_, this, now: i64| {
+            this.gate.forget_stale(now);
+            this.claims.expire(now);
+            Ok(())
+        });
+    }
+}
+
+fn opt_plain_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => s.to_str().ok().map(|s| s.to_owned()),
+        _ => None,
+    }
+}
+
+/// `core.new_registration(host, log, options?)`; options: `max_failures`, `failure_window`,
+/// `exempt` (list of addresses or CIDR networks).
+fn new_registration(lua: &Lua, (host, log, options): (String, Function, Option<Table>)) -> mlua::Result<Registration> {
+    let tracer = new_invites(lua, (host, log))?;
+    let mut config = ThrottleConfig::default();
+    if let Some(options) = options {
+        if let Some(max) = seconds(&options.raw_get("max_failures")?) {
+            config.max_failures = u32::try_from(max.max(0)).unwrap_or(u32::MAX);
+        }
+        if let Some(window) = seconds(&options.raw_get("failure_window")?) {
+            config.window = window.max(0);
+        }
+        if let Value::Table(list) = options.raw_get::<Value>("exempt")? {
+            let entries: Vec<String> = list.sequence_values::<Value>().flatten().filter_map(|v| opt_plain_string(&v)).collect();
+            let (exempt, bad) = Exemptions::parse(entries.iter().map(String::as_str));
+            for entry in bad {
+                tracer.log.call::<()>(("warn", format!("ignoring invalid address in the throttle exemptions: {entry}")))?;
+            }
+            config.exempt = exempt;
+        }
+    }
+    Ok(Registration { tracer, gate: PreauthGate::new(config), claims: Claims::new() })
+}
+
+fn contact_token(
+    _lua: &Lua,
+    (presence_type, token, from_bare, to_bare): (Value, Value, String, String),
+) -> mlua::Result<Option<String>> {
+    let presence_type = opt_plain_string(&presence_type);
+    let token = opt_plain_string(&token);
+    Ok(reg::contact_token(presence_type.as_deref(), token.as_deref(), &from_bare, &to_bare).map(str::to_owned))
+}
+
+// ---------------------------------------------------------------------------------------------
+// mod_invites_adhoc: the XEP-0401 command rules of `crate::adhoc`, as `core.adhoc.*`.
+
+use crate::adhoc::{self, AccountPlan, Authority, NameFacts, Requester};
+
+/// Role names of a roles table: `{role = true}` (0.12's `roles` store) or `{"role"}`.
+fn role_set(value: &Value) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for entry in role_entries(value) {
+        match entry {
+            RoleEntry::Listed(name) | RoleEntry::Keyed(name, true) => {
+                names.insert(name);
+            }
+            RoleEntry::Keyed(_, false) => {}
+        }
+    }
+    names
+}
+
+/// Lua truthiness: `usermanager.is_admin` answers with whatever the roles table holds.
+fn truthy(value: &Value) -> bool {
+    !matches!(value, Value::Nil | Value::Boolean(false))
+}
+
+/// `{ local, admin, roles }` (0.12) or `{ local, permissions = { invite_users, create_accounts } }` (13).
+fn requester_from(table: &Table) -> mlua::Result<Requester> {
+    let local = truthy(&table.raw_get("local")?);
+    let authority = match table.raw_get::<Value>("permissions")? {
+        Value::Table(answers) => Authority::Permissions {
+            invite_users: truthy(&answers.raw_get("invite_users")?),
+            create_accounts: truthy(&answers.raw_get("create_accounts")?),
+        },
+        _ => Authority::Roles { admin: truthy(&table.raw_get("admin")?), roles: role_set(&table.raw_get("roles")?) },
+    };
+    Ok(Requester { local, authority })
+}
+
+/// The configured policy of one host, built once by the shim.
+struct AdhocPolicy(adhoc::Policy);
+
+impl UserData for AdhocPolicy {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // contact_command_access() -> "local_user" | "admin"
+        methods.add_method("contact_command_access", |_, this, ()| Ok(this.0.contact_command_access().as_str()));
+
+        // may_invite_new_users(requester) -> boolean
+        methods.add_method("may_invite_new_users", |_, this, requester: Table| {
+            Ok(this.0.may_invite_new_users(&requester_from(&requester)?))
+        });
+
+        // may_create_accounts(requester) -> boolean
+        methods.add_method("may_create_accounts", |_, this, requester: Table| {
+            Ok(this.0.may_create_accounts(&requester_from(&requester)?))
+        });
+
+        // contact_invite(requester, registration_possible) -> allow_registration | nil, code
+        methods.add_method("contact_invite", |lua, this, (requester, possible): (Table, bool)| {
+            match this.0.contact_invite(&requester_from(&requester)?, possible) {
+                Ok(allow) => Ok(MultiValue::from_iter([Value::Boolean(allow)])),
+                Err(e) => failure(lua, e.code()),
+            }
+        });
+    }
+}
+
+/// `core.adhoc.policy(options)`; options carry the stock option names, role lists as arrays.
+fn new_adhoc_policy(_lua: &Lua, options: Table) -> mlua::Result<AdhocPolicy> {
+    let flag = |key: &str, default: bool| -> mlua::Result<bool> {
+        Ok(match options.raw_get::<Value>(key)? {
+            Value::Nil => default,
+            value => truthy(&value),
+        })
+    };
+    let roles = |key: &str| -> mlua::Result<std::collections::BTreeSet<String>> { Ok(role_set(&options.raw_get(key)?)) };
+    Ok(AdhocPolicy(adhoc::Policy {
+        allow_user_invites: flag("allow_user_invites", false)?,
+        allow_contact_invites: flag("allow_contact_invites", true)?,
+        allow_roles: roles("allow_user_invites_by_roles")?,
+        deny_roles: roles("deny_user_invites_by_roles")?,
+        account_roles: roles("invites_account_roles")?,
+    }))
+}
+
+/// `core.adhoc.requested_username(raw, prepped)` -> name | false (blank: any name) | nil, code
+fn adhoc_requested_username(lua: &Lua, (raw, prepped): (Value, Value)) -> mlua::Result<MultiValue> {
+    let raw = opt_plain_string(&raw);
+    let prepped = opt_plain_string(&prepped);
+    match adhoc::requested_username(raw.as_deref(), prepped.as_deref()) {
+        Ok(Some(name)) => Ok(MultiValue::from_iter([Value::String(lua.create_string(name)?)])),
+        Ok(None) => Ok(MultiValue::from_iter([Value::Boolean(false)])),
+        Err(e) => failure(lua, e.code()),
+    }
+}
+
+/// `core.adhoc.account_invite(username|false, { exists, reserved }, roster_subscription, requester_local)`
+/// -> { username?, subscribe } | nil, code
+fn adhoc_account_invite(lua: &Lua, (username, facts, subscribe, local): (Value, Table, bool, bool)) -> mlua::Result<MultiValue> {
+    let username = opt_plain_string(&username);
+    let facts = NameFacts { exists: truthy(&facts.raw_get("exists")?), reserved: truthy(&facts.raw_get("reserved")?) };
+    match adhoc::account_invite(username.as_deref(), facts, subscribe, local) {
+        Ok(AccountPlan { username, subscribe }) => {
+            let plan = lua.create_table_with_capacity(0, 2)?;
+            plan.set("username", username)?;
+            plan.set("subscribe", subscribe)?;
+            Ok(MultiValue::from_iter([Value::Table(plan)]))
+        }
+        Err(e) => failure(lua, e.code()),
+    }
+}
+
+/// `core.adhoc.reserved(host_records, username, now)` -> whether a pending invite reserves the name
+fn adhoc_reserved(_lua: &Lua, (records, username, now): (Value, String, i64)) -> mlua::Result<bool> {
+    let Value::Table(records) = records else { return Ok(false) };
+    let mut owned = Vec::new();
+    for (token, record) in records.pairs::<Value, Value>().flatten() {
+        let (Value::String(token), Value::Table(record)) = (token, record) else { continue };
+        let Ok(token) = token.to_str().map(|t| t.to_owned()) else { continue };
+        let kind = str_field(&record, "type").as_deref().and_then(InviteType::parse);
+        let (Some(kind), Some(jid)) = (kind, str_field(&record, "jid")) else { continue };
+        let Some(expires) = seconds(&record.raw_get("expires").unwrap_or(Value::Nil)) else { continue };
+        let reset = match record.raw_get::<Value>("additional_data") {
+            Ok(Value::Table(data)) => truthy(&data.raw_get("allow_reset").unwrap_or(Value::Nil)),
+            _ => false,
+        };
+        owned.push((token, kind, jid, expires, reset));
+    }
+    let entries = owned.iter().map(|(token, kind, jid, expires, reset)| ReservationEntry {
+        token,
+        kind: *kind,
+        jid,
+        expires: *expires,
+        reset: *reset,
+    });
+    Ok(reg::reservation(entries, &username, now).is_some())
+}
+
+/// `core.adhoc.reset_account(accountjid, host)` -> username | nil, code, text
+fn adhoc_reset_account(lua: &Lua, (jid, host): (Value, String)) -> mlua::Result<MultiValue> {
+    let jid = opt_plain_string(&jid);
+    match adhoc::reset_account(jid.as_deref(), &host) {
+        Ok(username) => Ok(MultiValue::from_iter([Value::String(lua.create_string(username)?)])),
+        Err(e) => {
+            let text = adhoc::command_error_for(&e, &host).text;
+            let mut out = failure(lua, e.code())?;
+            out.push_back(Value::String(lua.create_string(text)?));
+            Ok(out)
+        }
+    }
+}
+
+/// `core.adhoc.invitation_fields(uri, landing_page?, expires)` -> util.dataforms layout fields
+fn adhoc_invitation_fields(lua: &Lua, (uri, landing_page, expires): (String, Value, Value)) -> mlua::Result<Table> {
+    let landing_page = opt_plain_string(&landing_page);
+    let expires = seconds(&expires).ok_or_else(|| mlua::Error::runtime("invitation_fields: expires must be a number"))?;
+    let fields = adhoc::invitation_fields(&uri, landing_page.as_deref(), expires);
+    let list = lua.create_table_with_capacity(fields.len(), 0)?;
+    for field in fields {
+        let entry = lua.create_table_with_capacity(0, 6)?;
+        entry.set("name", field.var)?;
+        entry.set("var", field.var)?;
+        entry.set("type", field.kind)?;
+        entry.set("label", field.label)?;
+        entry.set("desc", field.desc)?;
+        entry.set("value", field.value)?;
+        list.push(entry)?;
+    }
+    Ok(list)
+}
+
+/// `core.adhoc.command_error(code, host, detail?)` -> { type, condition, text, message }
+/// (`message` for adhoc libraries older than util.error-style error tables).
+fn adhoc_command_error(lua: &Lua, (code, host, detail): (Value, String, Value)) -> mlua::Result<Table> {
+    let code = opt_plain_string(&code).unwrap_or_default();
+    let detail = opt_plain_string(&detail);
+    let error = adhoc::command_error(&code, &host, detail.as_deref());
+    let table = lua.create_table_with_capacity(0, 4)?;
+    table.set("type", error.kind)?;
+    table.set("condition", error.condition)?;
+    table.set("text", error.text.as_str())?;
+    table.set("message", error.text)?;
+    Ok(table)
+}
+
+fn adhoc_exports(lua: &Lua) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.set("policy", lua.create_function(new_adhoc_policy)?)?;
+    table.set("requested_username", lua.create_function(adhoc_requested_username)?)?;
+    table.set("account_invite", lua.create_function(adhoc_account_invite)?)?;
+    table.set("reserved", lua.create_function(adhoc_reserved)?)?;
+    table.set("reset_account", lua.create_function(adhoc_reset_account)?)?;
+    table.set("invitation_fields", lua.create_function(adhoc_invitation_fields)?)?;
+    table.set("command_error", lua.create_function(adhoc_command_error)?)?;
+    table.set("invitation_title", adhoc::INVITATION_TITLE)?;
+    Ok(table)
+}
+
 #[mlua::lua_module]
 fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     let exports = lua.create_table()?;
@@ -407,5 +871,24 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
         namespaces.set(*name, *value)?;
     }
     exports.set("ns", namespaces)?;
+    // mod_invites_register
+    exports.set("new_registration", lua.create_function(new_registration)?)?;
+    exports.set(
+        "advertise_features",
+        lua.create_function(|_, (kind, secure, required): (String, bool, bool)| {
+            Ok(reg::advertise_features(&kind, secure, required))
+        })?,
+    )?;
+    exports.set("contact_token", lua.create_function(contact_token)?)?;
+    exports.set(
+        "subscribe_back",
+        lua.create_function(|_, (subscribed, pending): (bool, bool)| Ok(reg::subscribe_back(subscribed, pending)))?,
+    )?;
+    exports.set(
+        "registration_possible",
+        lua.create_function(|_, (ours, ibr, web): (bool, bool, bool)| Ok(reg::registration_possible(ours, ibr, web)))?,
+    )?;
+    // mod_invites_adhoc
+    exports.set("adhoc", adhoc_exports(lua)?)?;
     Ok(exports)
 }

@@ -113,7 +113,12 @@ function fake.load_module(name, options)
 	module.get_option_number = module.get_option;
 	module.get_option_string = module.get_option;
 	module.get_option_boolean = module.get_option;
+	-- options.stores = { name = fake.new_storage() } gives a store its own data.
+	local stores = options.stores or {};
 	function module:open_store(store, kind) -- luacheck: ignore 212/self
+		if stores[store] then
+			return kind == "map" and stores[store].map or stores[store].keyval;
+		end
 		assert(store == "invite_token" or store == "roles", "unexpected store " .. tostring(store));
 		return kind == "map" and storage.map or storage.keyval;
 	end
@@ -136,10 +141,49 @@ function fake.load_module(name, options)
 	function module:add_timer(delay, callback) -- luacheck: ignore 212/self
 		timers[#timers + 1] = { delay = delay, callback = callback };
 	end
+	-- options.depends = { name = module environment } answers module:depends().
+	module.depended = {};
+	function module:depends(dependency)
+		self.depended[#self.depended + 1] = dependency;
+		return (options.depends or {})[dependency];
+	end
+	-- Global hooks answer module:fire_event() too (one event bus is enough here), and
+	-- fake.fire_global(module, name, data) fires only them.
+	module.global_events = {};
+	function module:hook_global(event, handler, priority)
+		self.global_events[event] = self.global_events[event] or {};
+		table.insert(self.global_events[event], { handler = handler, priority = priority or 0 });
+		self:hook(event, handler, priority);
+	end
+	module.sent = {};
+	function module:send(stanza)
+		self.sent[#self.sent + 1] = stanza;
+	end
 
 	local f = assert(loadfile("lua/mod_" .. name .. ".lua", "t", env));
 	f();
 	return env, module;
+end
+
+-- Fires a global event hooked with module:hook_global().
+function fake.fire_global(module, event, data)
+	for _, h in ipairs(module.global_events[event] or {}) do
+		local ret = h.handler(data);
+		if ret ~= nil then return ret; end
+	end
+end
+
+-- Fires a host event like Prosody does: handlers by descending priority.
+function fake.fire_event(module, event, data)
+	local handlers = {};
+	for i, h in ipairs(module.events[event] or {}) do
+		handlers[i] = h;
+	end
+	table.sort(handlers, function (a, b) return a.priority > b.priority; end);
+	for _, h in ipairs(handlers) do
+		local ret = h.handler(data);
+		if ret ~= nil then return ret; end
+	end
 end
 
 return fake;

@@ -1,0 +1,325 @@
+-- XEP-0401: Ad-hoc Account Invitation Generation (version 0.6.0), over XEP-0050 ad-hoc commands.
+-- Drop-in replacement for Prosody's mod_invites_adhoc: same module name, same options.
+--
+--   urn:xmpp:invite#invite          "Create new contact invite"     local users (admins only when
+--                                                                    allow_contact_invites = false)
+--   urn:xmpp:invite#create-account  "Create new account invite"     admins, roles in invites_account_roles
+--   urn:xmpp:invite#create-reset    "Create password reset invite"  admins
+--
+-- Every command completes with a `result` form of FORM_TYPE urn:xmpp:invite#invitation (`uri`,
+-- `landing-url` when there is a landing page, `expire`); failures are command errors. The rules
+-- (who may do what, when `ibr=y` is a promise we can keep, what a form may ask for) are in the
+-- native core.
+local dataforms = require "util.dataforms";
+local jid_bare = require "util.jid".bare;
+local jid_split = require "util.jid".split;
+local nodeprep = require "util.encodings".stringprep.nodeprep;
+local usermanager = require "core.usermanager";
+
+local core = module:require "invites_native";
+local adhoc_lib = module:require "adhoc";
+
+-- COMPAT: prosodyctl may load modules; there is nothing for it here.
+if prosody.process_type ~= "prosody" and not prosody.shutdown then
+	return;
+end
+
+local adhoc = core.adhoc;
+local ns = core.ns;
+local now = os.time;
+
+local function option_list(name)
+	local list = {};
+	for item in module:get_option_set(name, {}):items() do
+		list[#list + 1] = item;
+	end
+	return list;
+end
+
+local allow_user_invites = module:get_option_boolean("allow_user_invites", false);
+local allow_roles = option_list("allow_user_invites_by_roles");
+local deny_roles = option_list("deny_user_invites_by_roles");
+local account_roles = option_list("invites_account_roles");
+
+local policy = adhoc.policy({
+	allow_user_invites = allow_user_invites;
+	-- Keep the contact command available to all local users; allow_user_invites decides
+	-- whether their invites also allow registering here.
+	allow_contact_invites = module:get_option_boolean("allow_contact_invites", true);
+	allow_user_invites_by_roles = allow_roles;
+	deny_user_invites_by_roles = deny_roles;
+	invites_account_roles = account_roles;
+});
+
+local invites = module:depends("invites");
+module:depends("adhoc");
+
+-- Prosody 13 decides with its permission framework; 0.12 has role sets and is_admin.
+local has_permissions = module.may ~= nil and usermanager.get_user_role ~= nil;
+
+if has_permissions then
+	local function grant(role, permission)
+		local ok, err = pcall(module.default_permission, module, role, permission);
+		if not ok then
+			module:log("warn", "Cannot grant %s to role %s by default (%s); use the permissions of custom_roles", permission, role,
+				tostring(err));
+		end
+	end
+	grant(allow_user_invites and "prosody:registered" or "prosody:admin", ":invite-users");
+	grant("prosody:admin", ":create-account");
+	for _, role in ipairs(allow_roles) do
+		grant(role, ":invite-users");
+	end
+	for _, role in ipairs(account_roles) do
+		grant(role, ":create-account");
+	end
+	if #deny_roles > 0 then
+		module:log("warn", "Ignoring deny_user_invites_by_roles: with permissions, leave mod_invites_adhoc:invite-users out of those roles");
+	end
+end
+
+local function may(permission, context)
+	local ok, allowed = pcall(module.may, module, permission, context);
+	if not ok then
+		module:log("warn", "Permission check %s failed: %s", permission, tostring(allowed));
+		return false;
+	end
+	return allowed == true;
+end
+
+-- What the core needs to know about whoever runs a command. `context` is an event or the
+-- adhoc data (for module:may), the JID is the stanza's sender.
+local function requester_of(from, context)
+	local bare = jid_bare(from);
+	local node, host = jid_split(bare);
+	local requester = { ["local"] = node ~= nil and host == module.host };
+	if has_permissions then
+		context = context and context.origin and context or bare;
+		requester.permissions = {
+			invite_users = may(":invite-users", context);
+			create_accounts = may(":create-account", context);
+		};
+	else
+		requester.admin = usermanager.is_admin(bare, module.host);
+		requester.roles = usermanager.get_roles and usermanager.get_roles(bare, module.host) or nil;
+	end
+	return requester;
+end
+
+-- Whether an invitee could register with an invite here right now: the flag a contact invite
+-- carries as `ibr=y` is a promise.
+local function registration_possible()
+	local host = prosody.hosts and prosody.hosts[module.host];
+	local loaded = host and host.modules or {};
+	return core.registration_possible(loaded.invites_register ~= nil, loaded.register_ibr ~= nil,
+		loaded.invites_register_web ~= nil);
+end
+
+local function failed(code, detail)
+	local err = adhoc.command_error(code, module.host, detail);
+	module:log(err.condition == "internal-server-error" and "warn" or "debug", "Invite command failed: %s (%s)", err.text,
+		tostring(code));
+	return { status = "error"; error = err };
+end
+
+local function bad_action()
+	local err = adhoc.command_error("bad-request", module.host, "This command does not support that action");
+	-- XEP-0050 §4.6: the specific condition next to bad-request.
+	err.extra = { namespace = ns.commands; condition = "bad-action" };
+	return { status = "error"; error = err };
+end
+
+local function invitation_result(invite)
+	local layout = dataforms.new(adhoc.invitation_fields(invite.uri, invite.landing_page, invite.expires));
+	layout.title = adhoc.invitation_title;
+	return { status = "completed"; result = { layout = layout } };
+end
+
+-- Where a command is in its exchange: "cancel", "form" (show the form), or "submit" (act now,
+-- with the submitted form when there is one).
+local function stage(data)
+	local form = data.form;
+	if data.action == "cancel" or (form and form.attr.type == "cancel") then
+		return "cancel";
+	elseif form or data.action == "complete" then
+		return "submit";
+	elseif data.action == "execute" then
+		return "form";
+	end
+	return nil;
+end
+
+local function form_errors(errors)
+	local lines = {};
+	for field, message in pairs(errors) do
+		lines[#lines + 1] = field .. ": " .. message;
+	end
+	table.sort(lines);
+	return table.concat(lines, "; ");
+end
+
+--- Create new contact invite
+
+local function contact_invite(_, data)
+	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), registration_possible());
+	if allow_registration == nil then
+		return failed(err);
+	end
+	local username = jid_split(data.from);
+	local invite, create_err = invites.create_contact(username, allow_registration, { source = data.from });
+	if not invite then
+		return failed(create_err);
+	end
+	module:log("info", "Created contact invite for %s (allows registration: %s)", jid_bare(data.from), tostring(allow_registration));
+	return invitation_result(invite);
+end
+
+module:provides("adhoc", adhoc_lib.new("Create new contact invite", ns.invite_command_contact, contact_invite,
+	policy:contact_command_access()));
+
+--- Create new account invite (two steps, XEP-0401 0.6.0)
+
+local account_form = dataforms.new({
+	title = "Create an account invite";
+	instructions = "Optionally reserve a username for the new account, and choose whether it becomes your contact.";
+	{ name = "username"; type = "text-single"; label = "Username"; desc = "Leave empty to let the invitee choose"; };
+	{ name = "roster-subscription"; type = "boolean"; label = "Add the new account to my contacts"; value = false; };
+});
+
+local function trimmed(s)
+	return type(s) == "string" and s:match("^%s*(.-)%s*$") or nil;
+end
+
+local function account_invite(_, data)
+	local step = stage(data);
+	if step == "cancel" then
+		return { status = "canceled" };
+	elseif step == "form" then
+		return { status = "executing"; actions = { "complete", default = "complete" }; form = account_form };
+	elseif step ~= "submit" then
+		return bad_action();
+	end
+
+	local fields = {};
+	if data.form then
+		local errors;
+		fields, errors = account_form:data(data.form);
+		if errors then
+			return failed("bad-request", form_errors(errors));
+		end
+	end
+	local raw = trimmed(fields.username);
+	local username, name_err = adhoc.requested_username(raw, raw and nodeprep(raw, true));
+	if username == nil then
+		return failed(name_err);
+	end
+	local facts = {};
+	if username then
+		facts.exists = usermanager.user_exists(username, module.host);
+		local records = {};
+		for token, record in invites.pending_account_invites() do
+			records[token] = record;
+		end
+		facts.reserved = adhoc.reserved(records, username, now());
+	end
+	local requester = requester_of(data.from, data);
+	local plan, plan_err = adhoc.account_invite(username, facts, fields["roster-subscription"] == true, requester["local"]);
+	if not plan then
+		return failed(plan_err);
+	end
+
+	local additional_data = { source = data.from };
+	if plan.subscribe then
+		-- Read back by mod_invites' get() as the invite's inviter, whom registration befriends.
+		additional_data.roster_subscription = jid_bare(data.from);
+	end
+	local invite, create_err = invites.create_account(plan.username, additional_data);
+	if not invite then
+		return failed(create_err);
+	end
+	module:log("info", "Created account invite for %s (username: %s, subscription: %s)", jid_bare(data.from),
+		plan.username or "any", tostring(plan.subscribe));
+	return invitation_result(invite);
+end
+
+local account_command = adhoc_lib.new("Create new account invite", ns.invite_command_account, account_invite, "admin");
+module:provides("adhoc", account_command);
+
+-- mod_adhoc offers the command to admins. Users granted account invites by invites_account_roles
+-- (or, on Prosody 13, by the mod_invites_adhoc:create-account permission) get it here.
+local function may_create_accounts(event)
+	return policy:may_create_accounts(requester_of(event.stanza.attr.from, event));
+end
+
+module:hook("host-disco-items-node", function (event)
+	if event.node ~= ns.commands or not may_create_accounts(event) then
+		return;
+	end
+	-- The reply is positioned inside its <query/>; look there for mod_adhoc's items.
+	local query = event.reply:get_child("query", "http://jabber.org/protocol/disco#items") or event.reply;
+	for item in query:childtags("item") do
+		if item.attr.node == ns.invite_command_account then
+			return; -- listed by mod_adhoc already
+		end
+	end
+	event.reply:tag("item", { name = account_command.name; node = account_command.node; jid = module.host }):up();
+	event.exists = true;
+end, -1);
+
+module:hook("host-disco-info-node", function (event)
+	if event.node ~= ns.invite_command_account or not may_create_accounts(event) then
+		return;
+	end
+	event.reply:tag("identity", { name = account_command.name; category = "automation"; type = "command-node" }):up()
+		:tag("feature", { var = ns.commands }):up()
+		:tag("feature", { var = ns.data_forms }):up();
+	event.origin.send(event.reply);
+	return true;
+end, 1);
+
+module:hook("iq-set/host/" .. ns.commands .. ":command", function (event)
+	local command = event.stanza.tags[1];
+	if command.attr.node ~= ns.invite_command_account or not may_create_accounts(event) then
+		return;
+	end
+	return adhoc_lib.handle_cmd(account_command, event.origin, event.stanza);
+end, 501);
+
+--- Create password reset invite (admins)
+
+local reset_form = dataforms.new({
+	title = "Create a password reset invite";
+	{ name = "accountjid"; type = "jid-single"; label = "Account"; required = true; };
+});
+
+local function reset_invite(_, data)
+	local step = stage(data);
+	if step == "cancel" then
+		return { status = "canceled" };
+	elseif step == "form" then
+		return { status = "executing"; actions = { "complete", default = "complete" }; form = reset_form };
+	elseif step ~= "submit" then
+		return bad_action();
+	elseif not data.form then
+		return failed("bad-request", "An account is required");
+	end
+	local fields, errors = reset_form:data(data.form);
+	if errors then
+		return failed("bad-request", form_errors(errors));
+	end
+	local username, code, text = adhoc.reset_account(fields.accountjid, module.host);
+	if not username then
+		return failed(code, text);
+	end
+	if not usermanager.user_exists(username, module.host) then
+		return failed("unknown-account");
+	end
+	local invite, create_err = invites.create_account_reset(username, { source = data.from });
+	if not invite then
+		return failed(create_err);
+	end
+	module:log("info", "Created password reset invite for %s@%s", username, module.host);
+	return invitation_result(invite);
+end
+
+module:provides("adhoc", adhoc_lib.new("Create password reset invite", ns.invite_command_reset, reset_invite, "admin"));

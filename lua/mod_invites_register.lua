@@ -1,0 +1,383 @@
+-- XEP-0401 / XEP-0445: invite-based in-band registration; XEP-0379: pre-authenticated roster subscription.
+-- Drop-in replacement for Prosody's mod_invites_register: same events, options and exports; the rules
+-- (who may register what, single-use claims, pre-auth throttling) are decided in Rust.
+local st = require "util.stanza";
+local jid_bare = require "util.jid".bare;
+local jid_split = require "util.jid".split;
+local nodeprep = require "util.encodings".stringprep.nodeprep;
+local rostermanager = require "core.rostermanager";
+local usermanager = require "core.usermanager";
+
+local core = module:require "invites_native";
+local ns = core.ns;
+local now = os.time;
+
+local require_encryption = module:get_option_boolean("c2s_require_encryption",
+	module:get_option_boolean("require_encryption", true));
+local invite_only = module:get_option_boolean("registration_invite_only", true);
+
+-- Pre-auth throttle. Like Prosody's own registration limits, allowlisted addresses (loopback by
+-- default) are exempt.
+local function first_option(...)
+	for _, name in ipairs({ ... }) do
+		local value = module:get_option(name);
+		if value ~= nil then
+			return value;
+		end
+	end
+end
+
+local function address_list(value)
+	if type(value) == "string" then
+		return { value };
+	elseif type(value) ~= "table" then
+		return { "127.0.0.1", "::1" };
+	end
+	local list = {};
+	for k, v in pairs(value) do
+		-- Arrays, and sets as util.set or config `set {}` builds them.
+		if type(k) == "number" and type(v) == "string" then
+			list[#list + 1] = v;
+		elseif type(k) == "string" and v == true then
+			list[#list + 1] = k;
+		end
+	end
+	return list;
+end
+
+local function window_option()
+	local value = module:get_option("invites_preauth_failure_window", 600);
+	local seconds, err = core.parse_period(value);
+	if not seconds then
+		module:log("error", "Ignoring invalid invites_preauth_failure_window: %s", err);
+		return 600;
+	end
+	return seconds;
+end
+
+local state = core.new_registration(module.host, function (level, message)
+	module:log(level, "%s", message);
+end, {
+	max_failures = module:get_option_number("invites_preauth_max_failures", 10);
+	failure_window = window_option();
+	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
+});
+
+local invites, token_store, host_records, roles_store;
+if prosody.process_type == "prosody" then
+	invites = module:depends("invites");
+	if invite_only then
+		module:depends("register_ibr");
+	end
+	token_store = module:open_store("invite_token", "map");
+	host_records = module:open_store("invite_token");
+	roles_store = module:open_store("roles");
+end
+
+local function prep(name)
+	if type(name) ~= "string" then
+		return nil;
+	end
+	return nodeprep(name) or name;
+end
+
+-- Whether the invite's host-level record is still stored: prosodyctl or a web registration may
+-- have used it, or an admin revoked it, since this stream validated it.
+local function still_stored(token)
+	if type(token) ~= "string" then
+		return false;
+	end
+	local record, err = token_store:get(nil, token);
+	if record == nil and err then
+		module:log("warn", "Failed to read invite %s: %s", token, err);
+	end
+	return record ~= nil;
+end
+
+local function event_invite(event)
+	return event.validated_invite or (event.session and event.session.validated_invite);
+end
+
+-- Claims are held per stream (or per invite object for web registrations that have no stream).
+local holder_ids = setmetatable({}, { __mode = "k" });
+local last_holder = 0;
+local function holder_of(owner, create)
+	if owner == nil then
+		return nil;
+	end
+	local id = holder_ids[owner];
+	if not id and create then
+		last_holder = last_holder + 1;
+		id = last_holder;
+		holder_ids[owner] = id;
+	end
+	return id;
+end
+
+local function send_error(origin, stanza, err)
+	origin.send(st.error_reply(stanza, err.type, err.condition, err.text));
+end
+
+local legacy_feature = st.stanza("register", { xmlns = ns.invite });
+local ibr_token_feature = st.stanza("register", { xmlns = ns.ibr_token });
+module:hook("stream-features", function (event)
+	local session = event.origin;
+	if not core.advertise_features(tostring(session.type), not not session.secure, require_encryption) then
+		return;
+	end
+	event.features:add_child(legacy_feature);
+	event.features:add_child(ibr_token_feature);
+end);
+
+-- XEP-0445: the client presents its token before registering
+module:hook("stanza/iq/" .. ns.pars .. ":preauth", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	if origin.type ~= "c2s_unauthed" then
+		return;
+	end
+	local ip = origin.ip;
+	local token = stanza.tags[1].attr.token;
+	local proceed, refusal = state:preauth(ip, stanza.attr.type, token, now());
+	if proceed then
+		local invite, err = invites.get(token);
+		if invite then
+			origin.validated_invite = invite;
+			origin.send(st.reply(stanza));
+			return true;
+		end
+		refusal = state:preauth_failed(ip, err, now());
+	end
+	-- While throttled, every attempt would be logged; once is enough.
+	local level = refusal.condition == "policy-violation" and "debug" or "info";
+	module:log(level, "Refused invite pre-auth from %s: %s", ip or "unknown address", refusal.reason);
+	send_error(origin, stanza, refusal);
+	return true;
+end);
+
+-- Fired by mod_register_ibr (invite on the session) and by web registration modules (invite on
+-- the event). Decides whether the registration may go ahead with the invite it presents.
+module:hook("user-registering", function (event)
+	if event.allowed == false then
+		return; -- refused already
+	end
+	local username = prep(event.username) or "";
+	local invite = event_invite(event);
+	local presented;
+	if invite then
+		local additional_data = type(invite.additional_data) == "table" and invite.additional_data or {};
+		local jid = invite.jid;
+		if type(jid) == "string" then
+			local node, host = jid_split(jid);
+			jid = node and (prep(node) .. "@" .. host) or jid;
+		end
+		presented = {
+			token = invite.token;
+			type = invite.type;
+			jid = jid;
+			username = prep(invite.username);
+			allow_reset = prep(additional_data.allow_reset);
+			reusable = invite.reusable == true;
+			still_stored = still_stored(invite.token);
+		};
+	end
+	local request = {
+		invite_only = invite_only;
+		username = username;
+		account_exists = username ~= "" and usermanager.user_exists(username, module.host) or false;
+		reserved_by = state:reservation(host_records:get(nil), username, now());
+		invite = presented;
+	};
+	local allowed, result = state:registering(request, holder_of(event.session or invite, true) or 0, now());
+	if not allowed then
+		module:log("info", "Refused registration of %s from %s: %s", username, event.ip or "unknown address", result.reason);
+		event.allowed = false;
+		event.reason = result.text;
+		event.error_type = result.type;
+		event.error_condition = result.condition;
+		return;
+	end
+	if result then
+		event.allow_reset = result;
+	end
+end);
+
+-- Make a *one-way* subscription: user sees when contact is online, not the other way round.
+function subscribe(host, user_username, contact_username) --luacheck: ignore 131/subscribe
+	local user_jid = user_username .. "@" .. host;
+	local contact_jid = contact_username .. "@" .. host;
+	rostermanager.set_contact_pending_out(user_username, host, contact_jid);
+	rostermanager.set_contact_pending_in(contact_username, host, user_jid);
+	rostermanager.subscribed(contact_username, host, user_jid);
+	rostermanager.process_inbound_subscription_approval(user_username, host, contact_jid);
+end
+
+-- Make a mutual subscription between two local users.
+function subscribe_both(host, user1, user2) --luacheck: ignore 131/subscribe_both
+	subscribe(host, user1, user2);
+	subscribe(host, user2, user1);
+end
+
+local function consume(invite)
+	local ok, err;
+	if type(invite.use) == "function" then
+		ok, err = invite:use();
+	else
+		ok, err = invites.use(invite.token);
+	end
+	if not ok then
+		module:log("warn", "Failed to consume invite %s: %s", tostring(invite.token), tostring(err));
+	end
+	return ok;
+end
+
+local function apply_roles(username, plan)
+	local set_user_role = usermanager.set_user_role;
+	if set_user_role then -- COMPAT: Prosody 13 keeps roles in the authorization provider
+		local ok, err = set_user_role(username, module.host, plan.role_list[1]);
+		if not ok then
+			module:log("error", "Failed to set role of %s: %s", username, tostring(err));
+		end
+		for i = 2, #plan.role_list do
+			if usermanager.add_user_secondary_role then
+				usermanager.add_user_secondary_role(username, module.host, plan.role_list[i]);
+			end
+		end
+		return;
+	end
+	local ok, err = roles_store:set(username, plan.roles);
+	if not ok then
+		module:log("error", "Failed to store roles of %s: %s", username, tostring(err));
+	end
+end
+
+-- Registration done: consume the invite, befriend the inviter, grant the invite's roles.
+module:hook("user-registered", function (event)
+	local invite = event_invite(event);
+	if not invite then
+		return;
+	end
+	local username = event.username;
+	local inviter = prep(invite.inviter);
+	local plan, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
+		username = username;
+		inviter = inviter;
+		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
+		still_stored = still_stored(invite.token);
+		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
+	});
+	if not plan then
+		module:log("debug", "Not redeeming invite for %s: %s", username, why);
+		return;
+	end
+	consume(invite);
+	if plan.befriend then
+		module:log("debug", "Creating mutual subscription between %s and %s", plan.befriend, username);
+		subscribe_both(module.host, plan.befriend, username);
+		rostermanager.roster_push(plan.befriend, module.host, username .. "@" .. module.host);
+	end
+	if plan.roles then
+		apply_roles(username, plan);
+	end
+end);
+
+-- A reset invite changed the password of an existing account.
+module:hook("user-password-reset", function (event)
+	local invite = event_invite(event);
+	if not invite then
+		return;
+	end
+	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
+		username = event.username;
+		still_stored = still_stored(invite.token);
+	});
+	if plan then
+		consume(invite);
+	end
+end);
+
+-- A stream that closes without registering gives its claims back.
+module:hook_global("c2s-closed", function (event)
+	local id = event.session and holder_ids[event.session];
+	if id then
+		state:release(id);
+	end
+end);
+
+-- What mod_presence sends when a subscription is approved: the user's current presence, or
+-- "unavailable" when no resource is online.
+local function send_presence_of(username, contact)
+	local user = prosody.hosts[module.host].sessions[username];
+	local sent = 0;
+	for _, session in pairs(user and user.sessions or {}) do
+		if session.presence then
+			local presence = st.clone(session.presence);
+			presence.attr.from, presence.attr.to = session.full_jid, contact;
+			module:send(presence);
+			sent = sent + 1;
+		end
+	end
+	if sent == 0 then
+		module:send(st.presence({ type = "unavailable", from = username .. "@" .. module.host, to = contact }));
+	end
+end
+
+-- XEP-0379: a subscription request carrying a contact token of the addressed user is approved
+-- on the user's behalf, even while they are offline, and answered with a request back.
+module:hook("presence/bare", function (event)
+	local stanza = event.stanza;
+	local preauth = stanza:get_child("preauth", ns.pars);
+	if not preauth then
+		return;
+	end
+	local contact = jid_bare(stanza.attr.from) or "";
+	local user_jid = jid_bare(stanza.attr.to) or "";
+	local token = core.contact_token(stanza.attr.type, preauth.attr.token, contact, user_jid);
+	if not token then
+		return;
+	end
+	local username, host = jid_split(user_jid);
+	if not username then
+		return;
+	end
+	local invite, err = invites.get(token, username);
+	if not invite then
+		-- Unknown to this user: an ordinary subscription request, delivered as it is.
+		module:log("debug", "Ignoring contact token for %s: %s", username, err);
+		return;
+	end
+	-- Consume first, so a token approves exactly once.
+	if not consume(invite) then
+		return;
+	end
+	module:log("debug", "Approving inbound subscription to %s from %s", username, contact);
+	if not rostermanager.is_contact_subscribed(username, host, contact) then
+		rostermanager.set_contact_pending_in(username, host, contact, stanza);
+		if not rostermanager.subscribed(username, host, contact) then
+			module:log("warn", "Failed to approve subscription of %s to %s", contact, username);
+			return; -- mod_presence delivers it as an ordinary request
+		end
+	end
+	rostermanager.roster_push(username, host, contact);
+	-- Answered here rather than by mod_presence: with the user offline it would consult the
+	-- contact's in-memory roster, which does not know of the approval yet.
+	module:send(st.presence({ type = "subscribed", from = user_jid, to = contact }));
+	send_presence_of(username, contact);
+	local subscribed = rostermanager.is_user_subscribed(username, host, contact);
+	local pending_out = rostermanager.is_contact_pending_out(username, host, contact);
+	if core.subscribe_back(not not subscribed, not not pending_out) then
+		if rostermanager.set_contact_pending_out(username, host, contact) then
+			rostermanager.roster_push(username, host, contact);
+			module:send(st.presence({ type = "subscribe", from = user_jid, to = contact }));
+		else
+			module:log("warn", "Failed to request subscription of %s to %s", username, contact);
+		end
+	end
+	return true;
+end, 1);
+
+if prosody.process_type == "prosody" then
+	module:add_timer(300, function ()
+		state:tidy(now());
+		return 300;
+	end);
+end

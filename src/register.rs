@@ -1,0 +1,1011 @@
+//! The rules of invite-based registration (XEP-0401, XEP-0445) and server-side pre-authenticated
+//! roster subscription (XEP-0379), as `mod_invites_register` applies them.
+//!
+//! Everything here is pure or a small in-memory state machine the shim owns per host: which
+//! streams get the invite stream features, what a pre-auth iq is answered with, when an address
+//! is throttled, whether a registration may go ahead with the invite it presents, which stream
+//! holds the single-use claim on a token, and what a `subscribe` with a token leads to. The shim
+//! reads storage and configuration, hooks the events and carries out the decisions.
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use tracing::{debug, info};
+
+use crate::invite::{InviteType, is_current, node_of};
+use crate::token::check_token;
+
+/// Text of the pre-auth error, as the stock module words it.
+pub const INVALID_TOKEN_TEXT: &str = "The invite token is invalid or expired";
+
+/// Text of the invite-only refusal, as the stock module words it.
+pub const INVITE_ONLY_TEXT: &str = "Registration on this server is through invitation only";
+
+/// Seconds a claim on a single-use token outlives its holder's silence. Streams release their
+/// claims when they close; this only frees tokens whose holder vanished without a trace (a web
+/// registration whose account creation failed). Unauthenticated streams are closed long before.
+pub const CLAIM_LEASE: i64 = 900;
+
+/// Default number of failed pre-auth attempts an address may make within the window.
+pub const DEFAULT_MAX_FAILURES: u32 = 10;
+
+/// Default window, in seconds, over which failed pre-auth attempts are counted.
+pub const DEFAULT_FAILURE_WINDOW: i64 = 600;
+
+/// Addresses kept in the throttle at most; the stalest are forgotten first beyond this.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// An XMPP stanza error to send back: RFC 6120 type, defined condition and human text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StanzaError {
+    /// `cancel`, `modify`, `wait`, `auth`.
+    pub kind: &'static str,
+    /// A defined condition of `urn:ietf:params:xml:ns:xmpp-stanzas`.
+    pub condition: &'static str,
+    /// The `<text/>` shown to the user.
+    pub text: &'static str,
+}
+
+impl StanzaError {
+    const fn new(kind: &'static str, condition: &'static str, text: &'static str) -> Self {
+        Self { kind, condition, text }
+    }
+}
+
+/// Whether a stream gets the `urn:xmpp:invite` and `urn:xmpp:ibr-token:0` features: only
+/// unauthenticated client streams, and only encrypted ones unless encryption is not required.
+pub fn advertise_features(session_type: &str, secure: bool, require_encryption: bool) -> bool {
+    session_type == "c2s_unauthed" && (secure || !require_encryption)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pre-auth iq (XEP-0445) and the per-address throttle
+
+/// What to do with a pre-auth iq before the token is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreauthStep {
+    /// Look the token up; the answer goes to [`PreauthGate::lookup_failed`] if it fails.
+    Lookup,
+    /// Answer with this error without looking anything up.
+    Refuse {
+        /// The error to send.
+        error: StanzaError,
+        /// Why, for the log.
+        reason: &'static str,
+        /// Whether this counts as a failed attempt of the address.
+        counts: bool,
+    },
+}
+
+/// IP networks (`a.b.c.d`, `::1`, `10.0.0.0/8`, `fd00::/8`) exempt from the throttle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exemptions {
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl Exemptions {
+    /// Parses the configured list; returns the entries it could not understand as well.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> (Self, Vec<&'a str>) {
+        let mut nets = Vec::new();
+        let mut bad = Vec::new();
+        for entry in entries {
+            match parse_net(entry.trim()) {
+                Some(net) => nets.push(net),
+                None => bad.push(entry),
+            }
+        }
+        (Self { nets }, bad)
+    }
+
+    /// Whether `ip` lies in one of the networks. Unparseable addresses are never exempt.
+    pub fn contains(&self, ip: &str) -> bool {
+        let Some(ip) = parse_ip(ip) else { return false };
+        self.nets.iter().any(|&(net, bits)| in_net(ip, net, bits))
+    }
+}
+
+/// Parses an address, seeing IPv4-mapped IPv6 addresses as the IPv4 address they carry.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    let ip: IpAddr = text.parse().ok()?;
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    })
+}
+
+fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
+    let (addr, bits) = match text.split_once('/') {
+        Some((addr, bits)) => (addr, Some(bits.parse::<u8>().ok()?)),
+        None => (text, None),
+    };
+    let ip = parse_ip(addr)?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(max);
+    (bits <= max).then_some((ip, bits))
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    fn prefix_eq(a: u128, b: u128, width: u32, bits: u8) -> bool {
+        let bits = u32::from(bits);
+        if bits == 0 {
+            return true;
+        }
+        let shift = width - bits;
+        (a >> shift) == (b >> shift)
+    }
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => prefix_eq(u128::from(u32::from(a)), u128::from(u32::from(b)), 32, bits),
+        (IpAddr::V6(a), IpAddr::V6(b)) => prefix_eq(u128::from(a), u128::from(b), 128, bits),
+        _ => false,
+    }
+}
+
+/// Throttle settings: at most `max_failures` failed attempts per address within `window`
+/// seconds (0 failures: no throttle), except for exempt addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failed attempts allowed within the window; the next attempt is refused.
+    pub max_failures: u32,
+    /// Seconds over which failures are counted.
+    pub window: i64,
+    /// Addresses never throttled (by default loopback, like Prosody's registration limits).
+    pub exempt: Exemptions,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let (exempt, _) = Exemptions::parse(["127.0.0.1", "::1"]);
+        Self { max_failures: DEFAULT_MAX_FAILURES, window: DEFAULT_FAILURE_WINDOW, exempt }
+    }
+}
+
+/// The pre-auth gate of one host: answers pre-auth iqs and throttles addresses that keep
+/// presenting bad tokens. Tokens carry 144 bits, so guessing is hopeless anyway; the throttle
+/// keeps the log and storage quiet and makes scanning visible.
+#[derive(Debug, Clone, Default)]
+pub struct PreauthGate {
+    config: ThrottleConfig,
+    /// Times of the latest failures per address, oldest first, at most `max_failures` kept.
+    failures: HashMap<String, VecDeque<i64>>,
+}
+
+impl PreauthGate {
+    /// A gate with these settings.
+    pub fn new(config: ThrottleConfig) -> Self {
+        Self { config, failures: HashMap::new() }
+    }
+
+    fn tracked(&self, ip: Option<&str>) -> Option<String> {
+        let ip = ip?;
+        if self.config.max_failures == 0 || self.config.exempt.contains(ip) {
+            return None;
+        }
+        // One key per address however it is spelled.
+        Some(parse_ip(ip).map_or_else(|| ip.to_owned(), |ip| ip.to_string()))
+    }
+
+    /// Whether `ip` is throttled at `now`.
+    pub fn throttled(&self, ip: Option<&str>, now: i64) -> bool {
+        let Some(key) = self.tracked(ip) else { return false };
+        self.failures.get(&key).is_some_and(|times| self.full(times, now))
+    }
+
+    fn full(&self, times: &VecDeque<i64>, now: i64) -> bool {
+        let max = usize::try_from(self.config.max_failures).unwrap_or(usize::MAX);
+        times.len() >= max && times.front().is_some_and(|&oldest| now.saturating_sub(oldest) < self.config.window)
+    }
+
+    /// Decides what to do with a pre-auth iq of type `iq_type` carrying `token` (the `token`
+    /// attribute, `None` when absent) from `ip`.
+    pub fn check(&self, ip: Option<&str>, iq_type: &str, token: Option<&str>, now: i64) -> PreauthStep {
+        if iq_type != "set" {
+            // XEP-0445 defines only `set`; a `get` is a malformed request, not a guess.
+            let error = StanzaError::new("modify", "bad-request", "The pre-auth request must be of type 'set'");
+            return PreauthStep::Refuse { error, reason: "not an iq of type set", counts: false };
+        }
+        if self.throttled(ip, now) {
+            let error = StanzaError::new("wait", "policy-violation", "Too many failed invite attempts, try again later");
+            return PreauthStep::Refuse { error, reason: "address throttled", counts: true };
+        }
+        match token {
+            None => {
+                let error = StanzaError::new("modify", "bad-request", "The pre-auth request carries no token");
+                PreauthStep::Refuse { error, reason: "no token", counts: true }
+            }
+            Some(token) if check_token(token).is_err() => {
+                let error = StanzaError::new("cancel", "item-not-found", INVALID_TOKEN_TEXT);
+                PreauthStep::Refuse { error, reason: "malformed token", counts: true }
+            }
+            Some(_) => PreauthStep::Lookup,
+        }
+    }
+
+    /// The answer to a lookup that failed with `code` (mod_invites' `get` error), and whether
+    /// it counts as a failed attempt. Storage trouble is the server's fault, not the client's.
+    pub fn lookup_failed(code: &str) -> (StanzaError, bool) {
+        match code {
+            "no-token" | "token-invalid" | "token-expired" => {
+                (StanzaError::new("cancel", "item-not-found", INVALID_TOKEN_TEXT), true)
+            }
+            _ => (StanzaError::new("wait", "internal-server-error", "The invite could not be checked, try again later"), false),
+        }
+    }
+
+    /// Records a failed attempt from `ip`; returns true when this failure throttles the address.
+    pub fn record_failure(&mut self, ip: Option<&str>, now: i64) -> bool {
+        let Some(key) = self.tracked(ip) else { return false };
+        let window = self.config.window;
+        if !self.failures.contains_key(&key) && self.failures.len() >= MAX_TRACKED_ADDRESSES {
+            self.forget_stale(now);
+            if self.failures.len() >= MAX_TRACKED_ADDRESSES {
+                let stalest = self.failures.iter().min_by_key(|(_, t)| t.back().copied()).map(|(k, _)| k.clone());
+                if let Some(stalest) = stalest {
+                    self.failures.remove(&stalest);
+                }
+            }
+        }
+        let was_full = self.failures.get(&key).is_some_and(|times| self.full(times, now));
+        let max = usize::try_from(self.config.max_failures).unwrap_or(usize::MAX);
+        let times = self.failures.entry(key).or_default();
+        while times.front().is_some_and(|&t| now.saturating_sub(t) >= window) {
+            times.pop_front();
+        }
+        times.push_back(now);
+        while times.len() > max {
+            times.pop_front();
+        }
+        let full = times.len() >= max;
+        if full && !was_full {
+            info!("address {} throttled after {max} failed invite attempts", ip.unwrap_or("?"));
+        }
+        full && !was_full
+    }
+
+    /// Drops addresses whose failures all lie outside the window.
+    pub fn forget_stale(&mut self, now: i64) {
+        let window = self.config.window;
+        self.failures.retain(|_, times| times.back().is_some_and(|&t| now.saturating_sub(t) < window));
+    }
+
+    /// Number of addresses with failures on record.
+    pub fn tracked_addresses(&self) -> usize {
+        self.failures.len()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+/// The invite a registration presents, as the shim found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedInvite<'a> {
+    /// The token.
+    pub token: &'a str,
+    /// `type` of the validated invite.
+    pub kind: InviteType,
+    /// `jid` of the validated invite (`user@host` for restricted account invites).
+    pub jid: Option<&'a str>,
+    /// `username` of the validated invite (the restricted name, or the inviter for contacts).
+    pub username: Option<&'a str>,
+    /// `additional_data.allow_reset`: the account whose password this invite resets.
+    pub allow_reset: Option<&'a str>,
+    /// Reusable invites are not consumed and need no claim.
+    pub reusable: bool,
+    /// Whether the host-level record is still in storage now. It is deleted when the invite is
+    /// used (here, by `prosodyctl`, by a web registration) or revoked.
+    pub still_stored: bool,
+}
+
+impl PresentedInvite<'_> {
+    /// The only username an account invite may register: the node of its jid (stock's `get`
+    /// never reported it, so the restriction was lost). Contact invites name the inviter there.
+    pub fn restricted_to(&self) -> Option<&str> {
+        match self.kind {
+            InviteType::Register => self.jid.and_then(node_of).or(self.username),
+            InviteType::Roster => None,
+        }
+    }
+}
+
+/// A `user-registering` event, reduced to what the rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registering<'a> {
+    /// `registration_invite_only`.
+    pub invite_only: bool,
+    /// The (nodeprepped) username asked for.
+    pub username: &'a str,
+    /// Whether that account exists already.
+    pub account_exists: bool,
+    /// The invite presented, if any.
+    pub invite: Option<PresentedInvite<'a>>,
+    /// The token of a pending invite that reserves `username` ([`reservation`]), if any.
+    pub reserved_by: Option<&'a str>,
+}
+
+/// Why a registration is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Invite-only server, no invite.
+    InviteOnly,
+    /// The invite was used or revoked after the stream pre-authenticated with it.
+    InviteGone,
+    /// A restricted invite presented with another username.
+    WrongUsername,
+    /// A reset invite whose account does not exist: it never creates one.
+    NoAccountToReset,
+    /// The username is reserved by another pending invite.
+    Reserved,
+    /// The account exists and the invite is not a reset invite for it.
+    AccountExists,
+    /// Another registration holds the claim on this single-use invite.
+    InUse,
+}
+
+impl Refusal {
+    /// The error the registration is answered with.
+    pub fn error(&self) -> StanzaError {
+        match self {
+            Self::InviteOnly => StanzaError::new("modify", "not-acceptable", INVITE_ONLY_TEXT),
+            Self::InviteGone => StanzaError::new("cancel", "not-allowed", INVALID_TOKEN_TEXT),
+            Self::WrongUsername => StanzaError::new("modify", "not-acceptable", "This invite is for a different username"),
+            Self::NoAccountToReset => {
+                StanzaError::new("cancel", "item-not-found", "This invite resets the password of an account that does not exist")
+            }
+            Self::Reserved => StanzaError::new("cancel", "conflict", "The requested username is reserved"),
+            Self::AccountExists => StanzaError::new("cancel", "conflict", "The requested username already exists."),
+            Self::InUse => StanzaError::new("cancel", "not-allowed", "This invite is already being used by another registration"),
+        }
+    }
+
+    /// A short reason for the log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InviteOnly => "no invite on an invite-only host",
+            Self::InviteGone => "invite used or revoked since pre-auth",
+            Self::WrongUsername => "invite restricted to another username",
+            Self::NoAccountToReset => "reset invite for a missing account",
+            Self::Reserved => "username reserved by a pending invite",
+            Self::AccountExists => "account exists and the invite does not reset it",
+            Self::InUse => "invite claimed by another registration",
+        }
+    }
+}
+
+/// A registration that may go ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// `event.allow_reset`: the account whose password may be reset instead of creating one.
+    pub allow_reset: Option<String>,
+    /// The single-use token the registering party must claim before going ahead.
+    pub claim: Option<String>,
+}
+
+/// Decides a registration. Expiry is deliberately not looked at: XEP-0445 checks it at pre-auth
+/// only, and a stream that pre-authenticated in time may finish registering.
+pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
+    let Some(invite) = &r.invite else {
+        if r.invite_only {
+            return Err(Refusal::InviteOnly);
+        }
+        if r.reserved_by.is_some() {
+            return Err(Refusal::Reserved);
+        }
+        return Ok(Allowed { allow_reset: None, claim: None });
+    };
+    if !invite.still_stored {
+        return Err(Refusal::InviteGone);
+    }
+    let claim = (!invite.reusable).then(|| invite.token.to_owned());
+    if let Some(account) = invite.allow_reset {
+        if r.username != account {
+            return Err(Refusal::WrongUsername);
+        }
+        if !r.account_exists {
+            return Err(Refusal::NoAccountToReset);
+        }
+        return Ok(Allowed { allow_reset: Some(account.to_owned()), claim });
+    }
+    if invite.restricted_to().is_some_and(|name| name != r.username) {
+        return Err(Refusal::WrongUsername);
+    }
+    if r.reserved_by.is_some_and(|token| token != invite.token) {
+        return Err(Refusal::Reserved);
+    }
+    if r.account_exists {
+        return Err(Refusal::AccountExists);
+    }
+    Ok(Allowed { allow_reset: None, claim })
+}
+
+/// A host-level record as far as reservations care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationEntry<'a> {
+    /// The token.
+    pub token: &'a str,
+    /// `type`.
+    pub kind: InviteType,
+    /// `jid`.
+    pub jid: &'a str,
+    /// `expires`.
+    pub expires: i64,
+    /// Whether it is a password-reset invite (those never create the account, so they reserve
+    /// nothing).
+    pub reset: bool,
+}
+
+/// The token of a pending account invite restricted to `username`, which reserves the name
+/// until it expires (XEP-0445). The earliest-expiring one when there are several.
+pub fn reservation<'a>(entries: impl IntoIterator<Item = ReservationEntry<'a>>, username: &str, now: i64) -> Option<&'a str> {
+    entries
+        .into_iter()
+        .filter(|e| e.kind == InviteType::Register && !e.reset && is_current(e.expires, now) && node_of(e.jid) == Some(username))
+        .min_by(|a, b| a.expires.cmp(&b.expires).then(a.token.cmp(b.token)))
+        .map(|e| e.token)
+}
+
+/// Who holds a claim: an id the shim gives each stream (or web registration).
+pub type Holder = u64;
+
+/// What a finished registration finds in the claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// This holder claimed the token when the registration was allowed: redeem it.
+    Claimed,
+    /// Nobody claimed it (a reusable invite, or an event producer that never fired
+    /// `user-registering`): redeem it if it is still stored.
+    Unclaimed,
+    /// Another holder claims it: this registration did not go through our checks; leave it.
+    HeldByOther,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Claim {
+    holder: Holder,
+    since: i64,
+}
+
+/// Single-use claims of one host: at most one registration at a time may be on its way with a
+/// given token. In-process and synchronous, so of racing streams exactly one wins.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    by_token: HashMap<String, Claim>,
+}
+
+impl Claims {
+    /// No claims.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Claims `token` for `holder`. Refused while another holder's claim is younger than
+    /// [`CLAIM_LEASE`]; the same holder may claim again (a retry on the same stream).
+    pub fn claim(&mut self, token: &str, holder: Holder, now: i64) -> Result<(), Refusal> {
+        if let Some(claim) = self.by_token.get(token) {
+            if claim.holder != holder && now.saturating_sub(claim.since) < CLAIM_LEASE {
+                debug!("token {token} is claimed by holder {}", claim.holder);
+                return Err(Refusal::InUse);
+            }
+        }
+        self.by_token.insert(token.to_owned(), Claim { holder, since: now });
+        Ok(())
+    }
+
+    /// Settles a finished registration or reset with `token` by `holder`, dropping the claim
+    /// when it was this holder's.
+    pub fn settle(&mut self, token: &str, holder: Option<Holder>) -> Settlement {
+        match self.by_token.get(token) {
+            None => Settlement::Unclaimed,
+            Some(claim) if Some(claim.holder) == holder => {
+                self.by_token.remove(token);
+                Settlement::Claimed
+            }
+            Some(_) => Settlement::HeldByOther,
+        }
+    }
+
+    /// Releases every claim of `holder` (its stream closed without registering); returns how many.
+    pub fn release(&mut self, holder: Holder) -> usize {
+        let before = self.by_token.len();
+        self.by_token.retain(|_, claim| claim.holder != holder);
+        before - self.by_token.len()
+    }
+
+    /// Drops claims older than the lease.
+    pub fn expire(&mut self, now: i64) {
+        self.by_token.retain(|_, claim| now.saturating_sub(claim.since) < CLAIM_LEASE);
+    }
+
+    /// Number of live claims.
+    pub fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    /// Whether there are no claims.
+    pub fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+}
+
+/// What a finished registration leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// Consume the invite (delete its storage keys).
+    pub consume: bool,
+    /// Make the new account and this inviter mutually subscribed, and push the new contact to
+    /// the inviter.
+    pub befriend: Option<String>,
+    /// Roles to store for the new account.
+    pub roles: Vec<String>,
+}
+
+/// Plans `user-registered` for an invite registration that settled as `settlement`. `inviter`
+/// is the validated invite's inviter (contact invites), `inviter_exists` whether that account is
+/// still there, `still_stored` the storage re-check (for unclaimed single-use invites).
+pub fn welcome(
+    settlement: Settlement,
+    new_user: &str,
+    inviter: Option<&str>,
+    inviter_exists: bool,
+    still_stored: bool,
+    roles: Vec<String>,
+) -> Option<Welcome> {
+    match settlement {
+        Settlement::Claimed => {}
+        Settlement::Unclaimed if still_stored => {}
+        Settlement::Unclaimed | Settlement::HeldByOther => return None,
+    }
+    let befriend = inviter.filter(|&inviter| inviter_exists && inviter != new_user).map(str::to_owned);
+    Some(Welcome { consume: true, befriend, roles })
+}
+
+/// One entry of an invite's `additional_data.roles`, which comes as a map (`{role = true}`, what
+/// the stock command line writes) or as an array (`{"role"}`, what later versions write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleEntry {
+    /// `roles[i] = "name"`.
+    Listed(String),
+    /// `roles.name = flag`.
+    Keyed(String, bool),
+}
+
+/// The role names to grant, without duplicates: listed entries in their order (Prosody 13 takes
+/// the first as the primary role), then keyed ones sorted by name.
+pub fn role_names(entries: impl IntoIterator<Item = RoleEntry>) -> Vec<String> {
+    let mut listed = Vec::new();
+    let mut keyed = Vec::new();
+    for entry in entries {
+        match entry {
+            RoleEntry::Listed(name) => listed.push(name),
+            RoleEntry::Keyed(name, true) => keyed.push(name),
+            RoleEntry::Keyed(_, false) => {}
+        }
+    }
+    keyed.sort();
+    let mut names: Vec<String> = Vec::with_capacity(listed.len() + keyed.len());
+    for name in listed.into_iter().chain(keyed) {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+// ---------------------------------------------------------------------------------------------
+// XEP-0379
+
+/// The token of a `presence` that asks for server-side pre-authenticated subscription: a
+/// `subscribe` from someone else carrying a `preauth` token. Anything else is left alone.
+pub fn contact_token<'a>(presence_type: Option<&str>, token: Option<&'a str>, from_bare: &str, to_bare: &str) -> Option<&'a str> {
+    if presence_type != Some("subscribe") || from_bare.is_empty() || from_bare == to_bare {
+        return None;
+    }
+    token.filter(|token| check_token(token).is_ok())
+}
+
+/// Whether the inviter should send its own `subscribe` back after approving: unless it is
+/// already subscribed to the contact or has asked already.
+pub fn subscribe_back(inviter_subscribed: bool, inviter_pending_out: bool) -> bool {
+    !inviter_subscribed && !inviter_pending_out
+}
+
+// ---------------------------------------------------------------------------------------------
+// `ibr=y`
+
+/// Whether invitees can register on the host, so a contact invite may promise `ibr=y`
+/// (XEP-0401: MUST be omitted otherwise): `mod_invites_register` runs there and some way to
+/// register is loaded (in-band registration, or the invite registration web page).
+pub fn registration_possible(invites_register_loaded: bool, ibr_loaded: bool, web_loaded: bool) -> bool {
+    invites_register_loaded && (ibr_loaded || web_loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
+    const U: &str = "Ux3gdOvANs77aUhUX40RFxTZ";
+
+    #[test]
+    fn features_only_for_unauthenticated_client_streams() {
+        let cases = [
+            ("c2s_unauthed", true, true, true),
+            ("c2s_unauthed", false, true, false),
+            ("c2s_unauthed", false, false, true),
+            ("c2s_unauthed", true, false, true),
+            ("c2s", true, true, false),
+            ("c2s", false, false, false),
+            ("s2sin_unauthed", true, false, false),
+        ];
+        for (kind, secure, required, expected) in cases {
+            assert_eq!(advertise_features(kind, secure, required), expected, "{kind} secure={secure} required={required}");
+        }
+    }
+
+    fn gate(max: u32, window: i64, exempt: &[&str]) -> PreauthGate {
+        let (exempt, bad) = Exemptions::parse(exempt.iter().copied());
+        assert!(bad.is_empty());
+        PreauthGate::new(ThrottleConfig { max_failures: max, window, exempt })
+    }
+
+    fn condition(step: &PreauthStep) -> Option<&'static str> {
+        match step {
+            PreauthStep::Lookup => None,
+            PreauthStep::Refuse { error, .. } => Some(error.condition),
+        }
+    }
+
+    #[test]
+    fn preauth_requests() {
+        let g = gate(3, 60, &[]);
+        let long = "a".repeat(10_000);
+        let cases: [(&str, Option<&str>, Option<&str>); 7] = [
+            ("set", Some(T), None),
+            ("get", Some(T), Some("bad-request")),
+            ("set", None, Some("bad-request")),
+            ("set", Some(""), Some("item-not-found")),
+            ("set", Some(long.as_str()), Some("item-not-found")),
+            ("set", Some("tökén"), Some("item-not-found")),
+            ("set", Some("a;b=c"), Some("item-not-found")),
+        ];
+        for (iq_type, token, expected) in cases {
+            assert_eq!(condition(&g.check(Some("192.0.2.1"), iq_type, token, 0)), expected, "{iq_type} {token:?}");
+        }
+        let (error, counts) = PreauthGate::lookup_failed("token-expired");
+        assert_eq!((error.kind, error.condition, error.text, counts), ("cancel", "item-not-found", INVALID_TOKEN_TEXT, true));
+        assert_eq!(PreauthGate::lookup_failed("token-invalid").0.condition, "item-not-found");
+        assert_eq!(PreauthGate::lookup_failed("no-token").0.condition, "item-not-found");
+        let (error, counts) = PreauthGate::lookup_failed("internal-server-error");
+        assert_eq!((error.condition, counts), ("internal-server-error", false));
+    }
+
+    #[test]
+    fn get_requests_do_not_count_as_failures() {
+        match gate(3, 60, &[]).check(Some("192.0.2.1"), "get", Some(T), 0) {
+            PreauthStep::Refuse { counts, .. } => assert!(!counts),
+            PreauthStep::Lookup => panic!("a get must be refused"),
+        }
+    }
+
+    #[test]
+    fn throttle_after_max_failures_within_the_window() {
+        let mut g = gate(3, 60, &[]);
+        let ip = Some("192.0.2.1");
+        // (time, record a failure?, throttled afterwards, newly throttled)
+        let steps = [
+            (0, true, false, false),
+            (10, true, false, false),
+            (20, true, true, true),
+            (30, true, true, false), // hammering while throttled keeps it throttled
+            (69, false, true, false),
+            (70, false, false, false), // the failure at 10 left the window: two remain
+        ];
+        for (now, fail, throttled, newly) in steps {
+            let got = if fail { g.record_failure(ip, now) } else { false };
+            assert_eq!(got, newly, "newly at {now}");
+            assert_eq!(g.throttled(ip, now), throttled, "throttled at {now}");
+        }
+        assert!(
+            matches!(g.check(Some("192.0.2.1"), "set", Some(T), 30), PreauthStep::Refuse { error, .. } if error.condition == "policy-violation")
+        );
+        assert_eq!(g.check(Some("192.0.2.2"), "set", Some(T), 30), PreauthStep::Lookup, "other addresses are not affected");
+    }
+
+    #[test]
+    fn throttle_forgets_old_failures() {
+        let mut g = gate(2, 60, &[]);
+        let ip = Some("192.0.2.1");
+        assert!(!g.record_failure(ip, 0));
+        assert!(!g.record_failure(ip, 61), "the first failure left the window");
+        assert!(g.record_failure(ip, 62));
+        g.forget_stale(200);
+        assert_eq!(g.tracked_addresses(), 0);
+        assert!(!g.throttled(ip, 200));
+    }
+
+    #[test]
+    fn exempt_and_unthrottled_addresses() {
+        let mut g = gate(1, 60, &["127.0.0.1", "::1", "10.0.0.0/8", "fd00::/8"]);
+        for ip in ["127.0.0.1", "::1", "10.1.2.3", "::ffff:10.9.9.9", "fd12::1"] {
+            g.record_failure(Some(ip), 0);
+            assert!(!g.throttled(Some(ip), 0), "{ip}");
+        }
+        for ip in ["11.0.0.1", "fe80::1", "127.0.0.2"] {
+            assert!(g.record_failure(Some(ip), 0), "{ip}");
+            assert!(g.throttled(Some(ip), 0), "{ip}");
+        }
+        // Two spellings of one address share a counter.
+        let mut g = gate(2, 60, &[]);
+        g.record_failure(Some("192.0.2.7"), 0);
+        assert!(g.record_failure(Some("::ffff:192.0.2.7"), 0));
+        // No address known, or no throttle configured: never throttled.
+        assert!(!gate(1, 60, &[]).record_failure(None, 0));
+        let mut off = gate(0, 60, &[]);
+        assert!(!off.record_failure(Some("192.0.2.1"), 0));
+        assert!(!off.throttled(Some("192.0.2.1"), 0));
+    }
+
+    #[test]
+    fn exemption_lists_parse_cidr() {
+        let (list, bad) = Exemptions::parse(["192.168.0.0/16", " ::1 ", "nonsense", "10.0.0.0/33", "::/0"]);
+        assert_eq!(bad, vec!["nonsense", "10.0.0.0/33"]);
+        assert!(list.contains("192.168.200.1"));
+        assert!(!list.contains("192.169.0.1"));
+        assert!(list.contains("2001:db8::1"), "::/0 covers all of IPv6");
+        assert!(!list.contains("not an ip"));
+        let (all_v4, _) = Exemptions::parse(["0.0.0.0/0"]);
+        assert!(all_v4.contains("203.0.113.9"));
+        assert!(!all_v4.contains("2001:db8::1"));
+    }
+
+    #[test]
+    fn throttle_memory_is_bounded() {
+        let mut g = gate(5, 60, &[]);
+        for i in 0..(MAX_TRACKED_ADDRESSES + 50) {
+            let ip = format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+            g.record_failure(Some(&ip), i64::try_from(i).unwrap());
+        }
+        assert!(g.tracked_addresses() <= MAX_TRACKED_ADDRESSES);
+    }
+
+    fn invite(kind: InviteType, jid: &'static str) -> PresentedInvite<'static> {
+        PresentedInvite {
+            token: T,
+            kind,
+            jid: Some(jid),
+            username: node_of(jid),
+            allow_reset: None,
+            reusable: false,
+            still_stored: true,
+        }
+    }
+
+    fn registering(username: &'static str, invite: Option<PresentedInvite<'static>>) -> Registering<'static> {
+        Registering { invite_only: true, username, account_exists: false, invite, reserved_by: None }
+    }
+
+    fn claim() -> Option<String> {
+        Some(T.to_owned())
+    }
+
+    #[test]
+    fn registration_rules() {
+        let open = invite(InviteType::Register, "example.com");
+        let for_bob = invite(InviteType::Register, "bob@example.com");
+        let contact = invite(InviteType::Roster, "alice@example.com");
+        let reset = PresentedInvite { allow_reset: Some("carol"), ..invite(InviteType::Register, "carol@example.com") };
+        let group = PresentedInvite { reusable: true, ..open.clone() };
+        let gone = PresentedInvite { still_stored: false, ..open.clone() };
+        let ok = |claim: Option<String>| Ok(Allowed { allow_reset: None, claim });
+
+        let cases: Vec<(&str, Registering<'static>, Result<Allowed, Refusal>)> = vec![
+            ("invite-only, no invite", registering("mallory", None), Err(Refusal::InviteOnly)),
+            ("open, no invite", Registering { invite_only: false, ..registering("mallory", None) }, ok(None)),
+            (
+                "open, no invite, reserved name",
+                Registering { invite_only: false, reserved_by: Some(U), ..registering("bob", None) },
+                Err(Refusal::Reserved),
+            ),
+            ("open invite, any name", registering("mallory", Some(open.clone())), ok(claim())),
+            (
+                "open invite, invite-only off",
+                Registering { invite_only: false, ..registering("x", Some(open.clone())) },
+                ok(claim()),
+            ),
+            ("restricted invite, its name", registering("bob", Some(for_bob.clone())), ok(claim())),
+            ("restricted invite, other name (B4)", registering("mallory", Some(for_bob.clone())), Err(Refusal::WrongUsername)),
+            (
+                "restricted invite reserves its own name",
+                Registering { reserved_by: Some(T), ..registering("bob", Some(for_bob.clone())) },
+                ok(claim()),
+            ),
+            (
+                "another invite cannot take a reserved name",
+                Registering { reserved_by: Some(U), ..registering("bob", Some(open.clone())) },
+                Err(Refusal::Reserved),
+            ),
+            (
+                "restricted invite, account taken meanwhile",
+                Registering { account_exists: true, ..registering("bob", Some(for_bob.clone())) },
+                Err(Refusal::AccountExists),
+            ),
+            ("contact invite registers any name", registering("dave", Some(contact.clone())), ok(claim())),
+            (
+                "reset invite resets its account",
+                Registering { account_exists: true, ..registering("carol", Some(reset.clone())) },
+                Ok(Allowed { allow_reset: Some("carol".into()), claim: claim() }),
+            ),
+            ("reset invite never creates (B3)", registering("mallory", Some(reset.clone())), Err(Refusal::WrongUsername)),
+            (
+                "reset invite for another existing account",
+                Registering { account_exists: true, ..registering("alice", Some(reset.clone())) },
+                Err(Refusal::WrongUsername),
+            ),
+            ("reset invite, its account was deleted", registering("carol", Some(reset.clone())), Err(Refusal::NoAccountToReset)),
+            ("used since pre-auth (B5)", registering("x", Some(gone.clone())), Err(Refusal::InviteGone)),
+            (
+                "used since pre-auth, open host",
+                Registering { invite_only: false, ..registering("x", Some(gone)) },
+                Err(Refusal::InviteGone),
+            ),
+            ("reusable invite needs no claim", registering("x", Some(group)), ok(None)),
+        ];
+        for (name, request, expected) in cases {
+            assert_eq!(decide_registration(&request), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn restriction_comes_from_the_jid() {
+        // A validated invite from stock's get() has no username for account invites.
+        let stockish = PresentedInvite { username: None, ..invite(InviteType::Register, "bob@example.com") };
+        assert_eq!(stockish.restricted_to(), Some("bob"));
+        let no_jid = PresentedInvite { jid: None, username: Some("bob"), ..invite(InviteType::Register, "x") };
+        assert_eq!(no_jid.restricted_to(), Some("bob"));
+        assert_eq!(invite(InviteType::Roster, "alice@example.com").restricted_to(), None);
+        assert_eq!(invite(InviteType::Register, "example.com").restricted_to(), None);
+    }
+
+    #[test]
+    fn every_refusal_has_an_error() {
+        let all = [
+            Refusal::InviteOnly,
+            Refusal::InviteGone,
+            Refusal::WrongUsername,
+            Refusal::NoAccountToReset,
+            Refusal::Reserved,
+            Refusal::AccountExists,
+            Refusal::InUse,
+        ];
+        for refusal in all {
+            let e = refusal.error();
+            assert!(["cancel", "modify", "wait", "auth"].contains(&e.kind));
+            assert!(!e.text.is_empty() && !refusal.reason().is_empty());
+        }
+        assert_eq!(Refusal::InviteOnly.error().text, "Registration on this server is through invitation only");
+    }
+
+    #[test]
+    fn reservations() {
+        let entry = |token, kind, jid, expires, reset| ReservationEntry { token, kind, jid, expires, reset };
+        let entries = [
+            entry("open", InviteType::Register, "example.com", 100, false),
+            entry("late", InviteType::Register, "bob@example.com", 300, false),
+            entry("bob", InviteType::Register, "bob@example.com", 200, false),
+            entry("old", InviteType::Register, "bob@example.com", 10, false),
+            entry("reset", InviteType::Register, "carol@example.com", 100, true),
+            entry("contact", InviteType::Roster, "dave@example.com", 100, false),
+        ];
+        let cases = [
+            ("bob", 50, Some("bob")),
+            ("bob", 250, Some("late")),
+            ("bob", 301, None),
+            ("carol", 50, None),
+            ("dave", 50, None),
+            ("eve", 50, None),
+        ];
+        for (username, now, expected) in cases {
+            assert_eq!(reservation(entries.iter().cloned(), username, now), expected, "{username} at {now}");
+        }
+    }
+
+    #[test]
+    fn claims_let_exactly_one_holder_through() {
+        let mut claims = Claims::new();
+        assert_eq!(claims.claim(T, 1, 0), Ok(()));
+        assert_eq!(claims.claim(T, 2, 1), Err(Refusal::InUse));
+        assert_eq!(claims.claim(T, 1, 2), Ok(()), "the holder may retry");
+        assert_eq!(claims.claim(U, 2, 2), Ok(()), "other tokens are independent");
+        assert_eq!(claims.settle(T, Some(2)), Settlement::HeldByOther);
+        assert_eq!(claims.settle(T, None), Settlement::HeldByOther);
+        assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
+        assert_eq!(claims.settle(T, Some(1)), Settlement::Unclaimed);
+        assert_eq!(claims.len(), 1);
+    }
+
+    #[test]
+    fn claims_are_released_by_closing_streams_and_by_the_lease() {
+        let mut claims = Claims::new();
+        claims.claim(T, 1, 0).unwrap();
+        claims.claim(U, 1, 0).unwrap();
+        assert_eq!(claims.release(2), 0);
+        assert_eq!(claims.release(1), 2);
+        assert!(claims.is_empty());
+        assert_eq!(claims.claim(T, 2, 5), Ok(()), "free again after its holder left");
+
+        claims.claim(U, 3, 100).unwrap();
+        assert_eq!(claims.claim(U, 4, 100 + CLAIM_LEASE - 1), Err(Refusal::InUse));
+        assert_eq!(claims.claim(U, 4, 100 + CLAIM_LEASE), Ok(()), "a silent holder loses it after the lease");
+        claims.expire(5 + CLAIM_LEASE);
+        assert_eq!(claims.len(), 1);
+    }
+
+    #[test]
+    fn welcome_plans() {
+        let roles = vec!["prosody:admin".to_owned()];
+        let cases = [
+            (Settlement::Claimed, Some("alice"), true, false, Some(Some("alice"))),
+            (Settlement::Claimed, None, true, false, Some(None)),
+            (Settlement::Claimed, Some("alice"), false, true, Some(None)),
+            (Settlement::Claimed, Some("dave"), true, true, Some(None)),
+            (Settlement::Unclaimed, Some("alice"), true, true, Some(Some("alice"))),
+            (Settlement::Unclaimed, Some("alice"), true, false, None),
+            (Settlement::HeldByOther, Some("alice"), true, true, None),
+        ];
+        for (settlement, inviter, exists, stored, expected) in cases {
+            let plan = welcome(settlement, "dave", inviter, exists, stored, roles.clone());
+            assert_eq!(plan.as_ref().map(|w| w.befriend.as_deref()), expected, "{settlement:?} {inviter:?}");
+            if let Some(plan) = plan {
+                assert!(plan.consume);
+                assert_eq!(plan.roles, roles);
+            }
+        }
+    }
+
+    #[test]
+    fn roles_as_map_or_array() {
+        let cases = [
+            (vec![RoleEntry::Keyed("prosody:admin".into(), true)], vec!["prosody:admin"]),
+            (vec![RoleEntry::Listed("prosody:admin".into()), RoleEntry::Listed("b".into())], vec!["prosody:admin", "b"]),
+            (vec![RoleEntry::Keyed("z".into(), true), RoleEntry::Keyed("a".into(), true)], vec!["a", "z"]),
+            (vec![RoleEntry::Keyed("off".into(), false), RoleEntry::Keyed("on".into(), true)], vec!["on"]),
+            (
+                vec![RoleEntry::Listed("x".into()), RoleEntry::Keyed("x".into(), true), RoleEntry::Listed(String::new())],
+                vec!["x"],
+            ),
+            (vec![], vec![]),
+        ];
+        for (entries, expected) in cases {
+            assert_eq!(role_names(entries.clone()), expected, "{entries:?}");
+        }
+    }
+
+    #[test]
+    fn contact_tokens() {
+        let cases = [
+            (Some("subscribe"), Some(T), "bob@x", "alice@y", Some(T)),
+            (Some("subscribed"), Some(T), "bob@x", "alice@y", None),
+            (None, Some(T), "bob@x", "alice@y", None),
+            (Some("subscribe"), None, "bob@x", "alice@y", None),
+            (Some("subscribe"), Some(""), "bob@x", "alice@y", None),
+            (Some("subscribe"), Some("x y"), "bob@x", "alice@y", None),
+            (Some("subscribe"), Some(T), "alice@y", "alice@y", None),
+            (Some("subscribe"), Some(T), "", "alice@y", None),
+        ];
+        for (kind, token, from, to, expected) in cases {
+            assert_eq!(contact_token(kind, token, from, to), expected, "{kind:?} {token:?} {from} {to}");
+        }
+        assert!(subscribe_back(false, false));
+        assert!(!subscribe_back(true, false));
+        assert!(!subscribe_back(false, true));
+    }
+
+    #[test]
+    fn ibr_needs_a_way_to_register() {
+        let cases =
+            [(true, true, false, true), (true, false, true, true), (true, false, false, false), (false, true, true, false)];
+        for (ours, ibr, web, expected) in cases {
+            assert_eq!(registration_possible(ours, ibr, web), expected, "{ours} {ibr} {web}");
+        }
+    }
+}
