@@ -17,7 +17,7 @@ PLUGINS = target/plugins
 NATIVE = target/release/libinvites_core.so
 SHIMS = $(wildcard lua/*.lua)
 VENV = .venv
-DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 python3-venv
+DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 python3-venv chromium libjs-bootstrap4 libjs-jquery
 
 .PHONY: all plugins install deps venv test test-stock test-e2e lint run bench clean
 

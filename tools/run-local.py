@@ -17,6 +17,8 @@ from prosody import ProsodyServer, ServerError, free_port  # noqa: E402  (shared
 MODULES = [
     "roster", "saslauth", "disco", "ping", "adhoc", "http", "admin_shell", "register_ibr",
     "invites", "invites_register", "invites_adhoc",
+    # The landing page and web registration from Debian's prosody-modules.
+    "invites_page", "register_apps", "http_libjs", "invites_register_web", "password_policy",
 ]
 
 
@@ -39,6 +41,7 @@ def main() -> int:
         options={"registration_invite_only": True},
     )
     server.c2s_port, server.http_port = port_or_free(5222), port_or_free(5280)
+    server.options.update({"site_name": "Local invites", "http_external_url": f"http://localhost:{server.http_port}/"})
     server.options["log"] = [{"levels": {"min": "info"}, "to": "file", "filename": str(server.log_path)}]
     try:
         server.start()
@@ -47,16 +50,18 @@ def main() -> int:
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        invite = server.generate_invite("localhost")
+        link = server.generate_invite("localhost")
+        token = link.rsplit("?", 1)[1] if link.startswith("http") else link.rsplit("preauth=", 1)[1]
         print(f"""
 Prosody is running on 127.0.0.1 (client port {server.c2s_port}, HTTP {server.http_port}),
 virtual host "localhost", with the invite modules from {ROOT / 'target' / 'plugins'}.
 Configuration and data: {workdir}
 
-Register an account with this invite (point any XMPP client at localhost:{server.c2s_port};
-the connection is not encrypted):
+Register an account with this invite: open the page in a browser (web registration, app list),
+or give the xmpp: URI to any XMPP client pointed at localhost:{server.c2s_port} (not encrypted):
 
-    {invite}
+    {link}
+    xmpp:localhost?register;preauth={token}
 
 More invites: prosodyctl --config {server.config_path} mod_invites generate localhost
 Log: {server.log_path}.  Ctrl-C stops the server.
