@@ -67,6 +67,12 @@ test-e2e: deps venv plugins
 lint: deps
 	$(PYTHON) tools/run-tests.py --only lint
 
+# Our modules against Debian's stock ones on the same Prosody, interleaved rounds (up to ten
+# minutes; not part of `make test`). One line per figure; full results in target/bench.json.
+# BENCH_FLAGS=--quick for a fast check of the bench itself.
+bench: deps venv plugins
+	$(PYTHON) bench/run.py $(BENCH_FLAGS)
+
 # A local Prosody on loopback with our modules, printing a working invite. Ctrl-C stops it.
 run: deps plugins
 	$(PYTHON) tools/run-local.py

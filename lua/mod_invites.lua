@@ -9,10 +9,12 @@ local now = os.time;
 local function new_core(host)
 	return core.new(host, function (level, message)
 		module:log(level, "%s", message);
-	end);
+	end, now());
 end
 
 local invites = new_core(module.host);
+-- When get() validated each invite it returned (weak: the invites belong to their holders).
+local validated_at = setmetatable({}, { __mode = "k" });
 local token_storage, host_view;
 
 local function open_storage()
@@ -55,6 +57,8 @@ local function delete_keys(keys)
 		local deleted, set_err = token_storage:set(key.user, key.token, nil);
 		if not deleted then
 			ok, err = nil, set_err;
+		elseif key.user == nil then
+			invites:removed(key.token, now());
 		end
 	end
 	return ok, err;
@@ -85,13 +89,14 @@ local function create_invite(invite_type, username, allow_registration, addition
 			module:log("warn", "Failed to store account invite: %s", err);
 			return nil, "internal-server-error";
 		end
+		invites:reservation_add(invite.token, invite, now());
 	end
 	if contact_owner then
 		local ok, err = token_storage:set(contact_owner, invite.token, invite.expires);
 		if not ok then
 			module:log("warn", "Failed to store subscription invite: %s", err);
 			if stored_at_host_level then -- no half-written invite
-				token_storage:set(nil, invite.token, nil);
+				delete_keys({ { token = invite.token } });
 			end
 			return nil, "internal-server-error";
 		end
@@ -186,6 +191,22 @@ local function read_record(token)
 	return record;
 end
 
+-- The whole host-level map, read when the reservation index is first needed.
+local function read_host_map()
+	local records, err = host_view:get(nil);
+	if records == nil and err then
+		module:log("warn", "Failed to read invites: %s", err);
+		return nil, "internal-server-error";
+	end
+	return records or {};
+end
+
+-- The token of the pending invite that reserves a username for its account (XEP-0445), or nil;
+-- nil and an error when storage failed. Used by mod_invites_register and mod_invites_adhoc.
+function reserved_by(username) --luacheck: ignore 131/reserved_by
+	return invites:reserved_by(username, now(), read_record, read_host_map);
+end
+
 function get_account_invite_info(token) --luacheck: ignore 131/get_account_invite_info
 	local plausible, err = core.check_token(token);
 	if not plausible then
@@ -254,7 +275,22 @@ function get(token, username)
 	if not invite then
 		return nil, invalid_err;
 	end
+	validated_at[invite] = now();
 	return setmetatable(invite, valid_invite_mt);
+end
+
+-- Whether the host-level record of an invite get() returned is still stored (not used or revoked
+-- since): known without a read when this process removed nothing of it since, else read.
+function still_stored(invite) --luacheck: ignore 131/still_stored
+	local token = type(invite) == "table" and invite.token;
+	if type(token) ~= "string" then
+		return false;
+	end
+	local known = validated_at[invite] and invites:still_stored(token, validated_at[invite]);
+	if known ~= nil then
+		return known;
+	end
+	return read_record(token) ~= nil;
 end
 
 function use(token) --luacheck: ignore 131/use
@@ -272,7 +308,13 @@ local function remove_tokens(user, tokens)
 	for _, token in ipairs(tokens) do
 		keys[token] = token_storage.remove;
 	end
-	return token_storage:set_keys(user, keys);
+	local ok, err = token_storage:set_keys(user, keys);
+	if ok and user == nil then
+		for _, token in ipairs(tokens) do
+			invites:removed(token, now());
+		end
+	end
+	return ok, err;
 end
 
 local function purge_expired()
@@ -283,6 +325,8 @@ local function purge_expired()
 		if remove_tokens(nil, tokens) then
 			removed = removed + #tokens;
 		end
+		-- Also picks up what other processes stored meanwhile.
+		invites:reservations_load(host_records, now());
 	end
 	for username in host_view:users() do
 		if username ~= "" then -- COMPAT: mod_storage_sql lists host-level rows as user ""

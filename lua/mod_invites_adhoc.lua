@@ -26,7 +26,6 @@ end
 
 local adhoc = core.adhoc;
 local ns = core.ns;
-local now = os.time;
 
 local function option_list(name)
 	local list = {};
@@ -216,11 +215,11 @@ local function account_invite(_, data)
 	local facts = {};
 	if username then
 		facts.exists = usermanager.user_exists(username, module.host);
-		local records = {};
-		for token, record in invites.pending_account_invites() do
-			records[token] = record;
+		local reserved_by, reservation_err = invites.reserved_by(username);
+		if reservation_err then
+			return failed(reservation_err);
 		end
-		facts.reserved = adhoc.reserved(records, username, now());
+		facts.reserved = reserved_by ~= nil;
 	end
 	local requester = requester_of(data.from, data);
 	local plan, plan_err = adhoc.account_invite(username, facts, fields["roster-subscription"] == true, requester["local"]);

@@ -63,14 +63,13 @@ end, {
 	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
 });
 
-local invites, token_store, host_records, roles_store;
+local invites, token_store, roles_store;
 if prosody.process_type == "prosody" then
 	invites = module:depends("invites");
 	if invite_only then
 		module:depends("register_ibr");
 	end
 	token_store = module:open_store("invite_token", "map");
-	host_records = module:open_store("invite_token");
 	roles_store = module:open_store("roles");
 end
 
@@ -83,13 +82,17 @@ end
 
 -- Whether the invite's host-level record is still stored: prosodyctl or a web registration may
 -- have used it, or an admin revoked it, since this stream validated it.
-local function still_stored(token)
-	if type(token) ~= "string" then
+local function still_stored(invite)
+	if invites.still_stored then
+		return invites.still_stored(invite);
+	end
+	-- COMPAT: Prosody's own mod_invites: read the record.
+	if type(invite.token) ~= "string" then
 		return false;
 	end
-	local record, err = token_store:get(nil, token);
+	local record, err = token_store:get(nil, invite.token);
 	if record == nil and err then
-		module:log("warn", "Failed to read invite %s: %s", token, err);
+		module:log("warn", "Failed to read invite %s: %s", invite.token, err);
 	end
 	return record ~= nil;
 end
@@ -162,6 +165,10 @@ module:hook("user-registering", function (event)
 	end
 	local username = prep(event.username) or "";
 	local invite = event_invite(event);
+	local reserved_by, reservation_err;
+	if invites.reserved_by then -- COMPAT: Prosody's own mod_invites keeps no reservations
+		reserved_by, reservation_err = invites.reserved_by(username);
+	end
 	local presented;
 	if invite then
 		local additional_data = type(invite.additional_data) == "table" and invite.additional_data or {};
@@ -177,14 +184,15 @@ module:hook("user-registering", function (event)
 			username = prep(invite.username);
 			allow_reset = prep(additional_data.allow_reset);
 			reusable = invite.reusable == true;
-			still_stored = still_stored(invite.token);
+			still_stored = still_stored(invite);
 		};
 	end
 	local request = {
 		invite_only = invite_only;
 		username = username;
 		account_exists = username ~= "" and usermanager.user_exists(username, module.host) or false;
-		reserved_by = state:reservation(host_records:get(nil), username, now());
+		reserved_by = reserved_by;
+		reservation_unknown = reservation_err ~= nil;
 		invite = presented;
 	};
 	local allowed, result = state:registering(request, holder_of(event.session or invite, true) or 0, now());
@@ -258,11 +266,12 @@ module:hook("user-registered", function (event)
 	end
 	local username = event.username;
 	local inviter = prep(invite.inviter);
-	local plan, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
+	local holder = holder_of(event.session or invite);
+	local plan, why = state:registered(tostring(invite.token), holder, {
 		username = username;
 		inviter = inviter;
 		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
-		still_stored = still_stored(invite.token);
+		still_stored = still_stored(invite);
 		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
 	});
 	if not plan then
@@ -286,9 +295,10 @@ module:hook("user-password-reset", function (event)
 	if not invite then
 		return;
 	end
-	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
+	local holder = holder_of(event.session or invite);
+	local plan = state:registered(tostring(invite.token), holder, {
 		username = event.username;
-		still_stored = still_stored(invite.token);
+		still_stored = still_stored(invite);
 	});
 	if plan then
 		consume(invite);

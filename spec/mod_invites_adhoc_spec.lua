@@ -20,7 +20,7 @@ local DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 --   grants      { [":permission"] = { ["jid"] = true } }: present means Prosody 13
 --   loaded      modules loaded on the host (default: invites_register, register_ibr)
 --   existing    { username = true }
---   pending     { token = record } as pending_account_invites() yields them
+--   reserved    { username = token } as invites.reserved_by() answers; reserved = false: storage fails
 --   fail        error code every invites.create_* returns
 local function load_adhoc(opts)
 	opts = opts or {};
@@ -44,8 +44,11 @@ local function load_adhoc(opts)
 	function invites.create_contact(...) return created("create_contact", ...); end
 	function invites.create_account(...) return created("create_account", ...); end
 	function invites.create_account_reset(...) return created("create_account_reset", ...); end
-	function invites.pending_account_invites()
-		return next, opts.pending or {}, nil;
+	function invites.reserved_by(username)
+		if opts.reserved == false then
+			return nil, "internal-server-error";
+		end
+		return (opts.reserved or {})[username];
 	end
 
 	local usermanager = {
@@ -273,8 +276,7 @@ describe("mod_invites_adhoc", function ()
 		end);
 
 		it("refuses names that are invalid, taken or reserved", function ()
-			local pending = { T1 = { type = "register", jid = "zoe@example.com", expires = os.time() + 60 } };
-			local m = load_adhoc({ users = admin, existing = { alice = true }, pending = pending });
+			local m = load_adhoc({ users = admin, existing = { alice = true }, reserved = { zoe = "T1" } });
 			local cases = {
 				{ "a@b", "bad-request" }, { "alice", "conflict" }, { "zoe", "conflict" },
 			};
@@ -286,6 +288,14 @@ describe("mod_invites_adhoc", function ()
 			local result = m.run(ACCOUNT, "admin@example.com/x", "complete", submitted({ ["roster-subscription"] = "maybe" }));
 			assert.equal("bad-request", result.error.condition);
 			assert.matches("roster%-subscription", result.error.text);
+			assert.same({}, m.calls);
+		end);
+
+		it("turns a failed reservation lookup into a command error and creates nothing", function ()
+			local m = load_adhoc({ users = admin, reserved = false });
+			local result = m.run(ACCOUNT, "admin@example.com/x", "complete", submitted({ username = "zoe" }));
+			assert.equal("error", result.status);
+			assert.equal("internal-server-error", result.error.condition);
 			assert.same({}, m.calls);
 		end);
 

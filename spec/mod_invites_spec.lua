@@ -21,7 +21,8 @@ describe("mod_invites", function ()
 
 	it("exports the stock API as module globals", function ()
 		for _, name in ipairs({ "create_account", "create_account_reset", "create_contact", "create_group",
-			"pending_account_invites", "get_account_invite_info", "delete_account_invite", "get", "use" }) do
+			"pending_account_invites", "get_account_invite_info", "delete_account_invite", "get", "use",
+			"reserved_by" }) do
 			assert.is_function(invites[name], name);
 		end
 	end);
@@ -166,6 +167,52 @@ describe("mod_invites", function ()
 		assert.same({ nil, "internal-server-error" }, { invites.create_account() });
 		assert.same({ nil, "internal-server-error" }, { invites.create_contact("alice", true) });
 		assert.same({}, store());
+	end);
+
+	it("answers which invite reserves a username from an index confirmed against storage", function ()
+		-- Written before the first lookup, as Prosody's own module or another process would.
+		store()[""] = { S = { type = "register", jid = "zoe@example.com", token = "S", expires = clock + 60 } };
+		assert.equal("S", invites.reserved_by("zoe"));
+		local bob = assert(invites.create_account("bob"));
+		assert(invites.create_account_reset("carol"));
+		assert(invites.create_account());
+		local reads = module.storage.reads;
+		assert.equal(bob.token, invites.reserved_by("bob"));
+		assert.is_nil(invites.reserved_by("carol"), "reset invites reserve nothing");
+		assert.is_nil(invites.reserved_by("nobody"));
+		assert.equal(reads + 1, module.storage.reads, "only the reserving record is read");
+		assert(invites.get(bob.token)):use();
+		assert.is_nil(invites.reserved_by("bob"));
+		store()[""].S.expires = clock - 1; -- backdated behind the index's back
+		assert.is_nil(invites.reserved_by("zoe"));
+
+		local dave = assert(invites.create_account("dave"));
+		module.storage.fail_reads = true;
+		assert.same({ nil, "internal-server-error" }, { invites.reserved_by("dave") });
+		module.storage.fail_reads = false;
+		assert.equal(dave.token, invites.reserved_by("dave"), "a failed read forgets nothing");
+	end);
+
+	it("knows whether a validated invite is still stored, reading storage only when it cannot tell", function ()
+		clock = clock + 1; -- validated after this module instance began
+		local first = assert(invites.get(assert(invites.create_account()).token));
+		local second = assert(invites.get(assert(invites.create_account()).token));
+		local reads = module.storage.reads;
+		assert.is_true(invites.still_stored(first));
+		assert.equal(reads, module.storage.reads, "answered from memory");
+		assert(first:use());
+		assert.is_false(invites.still_stored(first));
+		assert.is_true(invites.still_stored(second));
+		-- A reloaded module remembers nothing of before: it reads.
+		local data = module.storage.data;
+		invites, module = fake.load_module("invites", { config = { invite_expiry = 3600 } });
+		module.storage.data = data;
+		reads = module.storage.reads;
+		assert.is_true(invites.still_stored(second));
+		assert.equal(reads + 1, module.storage.reads);
+		data[""][second.token] = nil;
+		assert.is_false(invites.still_stored(second));
+		assert.is_false(invites.still_stored({ token = 42 }));
 	end);
 
 	it("purges expired invites after a grace period, both halves", function ()

@@ -5,9 +5,10 @@
 //! diagnostics to the logger the shim passes in. Misuse (a wrong argument type) raises a Lua
 //! error; expected failures never do.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
-use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+use mlua::{Either, Function, Lua, LuaString, MultiValue, Table, UserData, UserDataMethods, Value};
 use rand::TryRng;
 use rand::rngs::SysRng;
 use tracing::field::{Field, Visit};
@@ -15,7 +16,8 @@ use tracing::{Dispatch, Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::cli::{self, GenerateCommand, GenerateMode};
-use crate::invite::{self, InviteRequest, InviteType, Redemption, StoreKey, StoredRecord, ValidatedInvite};
+use crate::invite::{self, InviteRequest, InviteType, Redemption, Removals, StoreKey, StoredRecord, ValidatedInvite};
+use crate::register::{ReservationEntry, Reservations};
 use crate::token::{self, TOKEN_BYTES};
 use crate::{Error, datetime, ns, period, uri};
 
@@ -45,12 +47,49 @@ impl<S: Subscriber> Layer<S> for Collector {
     }
 }
 
-/// Per-host state the shim owns: the host name and the module's logger.
+/// Per-host state the shim owns: the host name, the module's logger, the index of reserved
+/// usernames and the memory of removed records.
 struct Invites {
     host: String,
     log: Function,
     dispatch: Dispatch,
     diagnostics: Diagnostics,
+    names: FieldNames,
+    reservations: RefCell<Reservations>,
+    removals: RefCell<Removals>,
+}
+
+/// Declares the table keys the binding reads and writes, made into Lua strings once per host
+/// object: a ready string is pushed without hashing and interning it again on every call.
+macro_rules! field_names {
+    ($($field:ident = $name:literal),* $(,)?) => {
+        struct FieldNames {
+            $($field: LuaString,)*
+        }
+
+        impl FieldNames {
+            fn new(lua: &Lua) -> mlua::Result<Self> {
+                Ok(Self { $($field: lua.create_string($name)?,)* })
+            }
+        }
+    };
+}
+
+field_names! {
+    kind = "type",
+    jid = "jid",
+    token = "token",
+    allow_registration = "allow_registration",
+    uri = "uri",
+    created_at = "created_at",
+    expires = "expires",
+    reusable = "reusable",
+    username = "username",
+    inviter = "inviter",
+    additional_data = "additional_data",
+    landing_page = "landing_page",
+    roster_subscription = "roster_subscription",
+    user = "user",
 }
 
 impl Invites {
@@ -94,32 +133,70 @@ fn seconds(value: &Value) -> Option<i64> {
     }
 }
 
-fn stored_record(value: &Value) -> Result<Option<StoredRecord>, Error> {
-    let table = match value {
-        Value::Nil => return Ok(None),
-        Value::Table(table) => table,
-        _ => return Err(Error::MalformedRecord("record")),
-    };
-    let text = |key: &'static str| -> Result<Option<String>, Error> {
-        match table.raw_get::<Value>(key) {
-            Ok(Value::Nil) => Ok(None),
-            Ok(Value::String(s)) => s.to_str().map(|s| Some(s.to_owned())).map_err(|_| Error::MalformedRecord(key)),
-            _ => Err(Error::MalformedRecord(key)),
-        }
-    };
-    let kind = text("type")?.as_deref().and_then(InviteType::parse).ok_or(Error::MalformedRecord("type"))?;
-    let jid = text("jid")?.ok_or(Error::MalformedRecord("jid"))?;
-    let expires = seconds(&table.raw_get("expires").unwrap_or(Value::Nil)).ok_or(Error::MalformedRecord("expires"))?;
-    let created_at = seconds(&table.raw_get("created_at").unwrap_or(Value::Nil));
-    let reusable = matches!(table.raw_get("reusable"), Ok(Value::Boolean(true)));
-    let roster_subscription = match table.raw_get::<Value>("additional_data") {
-        Ok(Value::Table(data)) => match data.raw_get::<Value>("roster_subscription") {
-            Ok(Value::String(creator)) => creator.to_str().ok().map(|s| s.to_owned()),
+/// The fields of a stored record the binding looks at, read from the table once.
+struct RecordFields {
+    kind: Value,
+    jid: Value,
+    uri: Value,
+    expires: Value,
+    created_at: Value,
+    reusable: Value,
+    additional_data: Value,
+    landing_page: Value,
+}
+
+impl RecordFields {
+    fn read(names: &FieldNames, record: &Value) -> Result<Option<Self>, Error> {
+        let table = match record {
+            Value::Nil => return Ok(None),
+            Value::Table(table) => table,
+            _ => return Err(Error::MalformedRecord("record")),
+        };
+        let get = |key: &LuaString| table.raw_get::<Value>(key).unwrap_or(Value::Nil);
+        Ok(Some(Self {
+            kind: get(&names.kind),
+            jid: get(&names.jid),
+            uri: get(&names.uri),
+            expires: get(&names.expires),
+            created_at: get(&names.created_at),
+            reusable: get(&names.reusable),
+            additional_data: get(&names.additional_data),
+            landing_page: get(&names.landing_page),
+        }))
+    }
+
+    fn stored(&self, names: &FieldNames) -> Result<StoredRecord, Error> {
+        let text = |value: &Value, key: &'static str| -> Result<Option<String>, Error> {
+            match value {
+                Value::Nil => Ok(None),
+                Value::String(s) => s.to_str().map(|s| Some(s.to_owned())).map_err(|_| Error::MalformedRecord(key)),
+                _ => Err(Error::MalformedRecord(key)),
+            }
+        };
+        let kind = text(&self.kind, "type")?.as_deref().and_then(InviteType::parse).ok_or(Error::MalformedRecord("type"))?;
+        let jid = text(&self.jid, "jid")?.ok_or(Error::MalformedRecord("jid"))?;
+        let expires = seconds(&self.expires).ok_or(Error::MalformedRecord("expires"))?;
+        let roster_subscription = match &self.additional_data {
+            Value::Table(data) => match data.raw_get::<Value>(&names.roster_subscription) {
+                Ok(Value::String(creator)) => creator.to_str().ok().map(|s| s.to_owned()),
+                _ => None,
+            },
             _ => None,
-        },
-        _ => None,
-    };
-    Ok(Some(StoredRecord { kind, jid, expires, created_at, uri: text("uri")?, reusable, roster_subscription }))
+        };
+        Ok(StoredRecord {
+            kind,
+            jid,
+            expires,
+            created_at: seconds(&self.created_at),
+            uri: text(&self.uri, "uri")?,
+            reusable: matches!(self.reusable, Value::Boolean(true)),
+            roster_subscription,
+        })
+    }
+}
+
+fn stored_record(names: &FieldNames, value: &Value) -> Result<Option<StoredRecord>, Error> {
+    RecordFields::read(names, value)?.map(|fields| fields.stored(names)).transpose()
 }
 
 fn opt_string(value: Value) -> mlua::Result<Option<String>> {
@@ -130,13 +207,15 @@ fn opt_string(value: Value) -> mlua::Result<Option<String>> {
     }
 }
 
-fn keys_table(lua: &Lua, keys: Vec<StoreKey>) -> mlua::Result<Table> {
+fn keys_table(lua: &Lua, names: &FieldNames, keys: Vec<StoreKey>) -> mlua::Result<Table> {
     let list = lua.create_table_with_capacity(keys.len(), 0)?;
-    for key in keys {
+    for (i, key) in keys.into_iter().enumerate() {
         let entry = lua.create_table_with_capacity(0, 2)?;
-        entry.set("user", key.user)?;
-        entry.set("token", key.token)?;
-        list.push(entry)?;
+        if let Some(user) = key.user {
+            entry.raw_set(&names.user, user)?;
+        }
+        entry.raw_set(&names.token, key.token)?;
+        list.raw_set(i + 1, entry)?;
     }
     Ok(list)
 }
@@ -162,40 +241,69 @@ fn token_list(lua: &Lua, tokens: Vec<&str>) -> mlua::Result<Table> {
     lua.create_sequence_from(tokens)
 }
 
-fn validated_table(lua: &Lua, invite: ValidatedInvite, record: &Value) -> mlua::Result<Table> {
-    let table = lua.create_table_with_capacity(0, 13)?;
-    table.set("token", invite.token)?;
-    table.set("type", invite.kind.as_str())?;
-    table.set("username", invite.username)?;
-    table.set("inviter", invite.inviter)?;
-    table.set("jid", invite.jid)?;
-    table.set("uri", invite.uri)?;
-    table.set("expires", invite.expires)?;
-    table.set("created_at", invite.created_at)?;
-    table.set("reusable", invite.reusable)?;
-    table.set("allow_registration", invite.host_level)?;
-    if let Value::Table(record) = record {
-        // Passed through by reference: consumers read and may extend these.
-        table.set("additional_data", record.raw_get::<Value>("additional_data")?)?;
-        table.set("landing_page", record.raw_get::<Value>("landing_page")?)?;
+/// The validated invite as a Lua table. Strings the record (or the caller) already holds are
+/// passed back as those Lua values, not made again.
+fn validated_table(
+    lua: &Lua,
+    names: &FieldNames,
+    invite: ValidatedInvite,
+    token: &Value,
+    username: &Value,
+    record: Option<&RecordFields>,
+) -> mlua::Result<Table> {
+    let same = |value: &Value, text: &str| matches!(value, Value::String(s) if s.as_bytes() == text.as_bytes());
+    let text = |value: Option<&Value>, text: String| -> Either<String, Value> {
+        match value {
+            Some(value) if same(value, &text) => Either::Right(value.clone()),
+            _ => Either::Left(text),
+        }
+    };
+    let mut fields: Vec<(&LuaString, Either<String, Value>)> = Vec::with_capacity(12);
+    fields.push((&names.token, text(Some(token), invite.token)));
+    fields.push((&names.kind, text(record.map(|r| &r.kind), invite.kind.as_str().to_owned())));
+    if let Some(name) = invite.username {
+        fields.push((&names.username, text(Some(username), name)));
     }
-    Ok(table)
+    if let Some(inviter) = invite.inviter {
+        fields.push((&names.inviter, Either::Left(inviter)));
+    }
+    fields.push((&names.jid, text(record.map(|r| &r.jid), invite.jid)));
+    fields.push((&names.uri, text(record.map(|r| &r.uri), invite.uri)));
+    fields.push((&names.expires, Either::Right(Value::Integer(invite.expires))));
+    if let Some(created_at) = invite.created_at {
+        fields.push((&names.created_at, Either::Right(Value::Integer(created_at))));
+    }
+    fields.push((&names.reusable, Either::Right(Value::Boolean(invite.reusable))));
+    fields.push((&names.allow_registration, Either::Right(Value::Boolean(invite.host_level))));
+    if let Some(record) = record {
+        // Passed through by reference: consumers read and may extend these.
+        fields.push((&names.additional_data, Either::Right(record.additional_data.clone())));
+        fields.push((&names.landing_page, Either::Right(record.landing_page.clone())));
+    }
+    lua.create_table_from(fields)
 }
 
-fn validated_from_table(table: &Table) -> mlua::Result<ValidatedInvite> {
-    let kind: String = table.get("type")?;
+/// Reads a field of a validated invite: directly from the table `get` returned, or through its
+/// metatable when a consumer handed in something else (a proxy).
+fn invite_field<V: mlua::FromLua>(table: &Table, direct: bool, key: &LuaString) -> mlua::Result<V> {
+    if direct { table.raw_get(key) } else { table.get(key) }
+}
+
+fn validated_from_table(names: &FieldNames, table: &Table) -> mlua::Result<ValidatedInvite> {
+    let direct = !matches!(table.raw_get::<Value>(&names.token)?, Value::Nil);
+    let kind: String = invite_field(table, direct, &names.kind)?;
     let kind = InviteType::parse(&kind).ok_or_else(|| mlua::Error::runtime("not a validated invite"))?;
     Ok(ValidatedInvite {
-        token: table.get("token")?,
+        token: invite_field(table, direct, &names.token)?,
         kind,
-        username: table.get("username")?,
-        inviter: table.get("inviter")?,
-        jid: table.get("jid")?,
-        uri: table.get("uri")?,
-        expires: table.get("expires")?,
-        created_at: table.get("created_at")?,
-        reusable: table.get::<Option<bool>>("reusable")?.unwrap_or(false),
-        host_level: table.get::<Option<bool>>("allow_registration")?.unwrap_or(false),
+        username: invite_field(table, direct, &names.username)?,
+        inviter: invite_field(table, direct, &names.inviter)?,
+        jid: invite_field(table, direct, &names.jid)?,
+        uri: invite_field(table, direct, &names.uri)?,
+        expires: invite_field(table, direct, &names.expires)?,
+        created_at: invite_field(table, direct, &names.created_at)?,
+        reusable: invite_field::<Option<bool>>(table, direct, &names.reusable)?.unwrap_or(false),
+        host_level: invite_field::<Option<bool>>(table, direct, &names.allow_registration)?.unwrap_or(false),
     })
 }
 
@@ -214,15 +322,17 @@ impl UserData for Invites {
                     Ok(record) => record,
                     Err(e) => return failure(lua, e.code()),
                 };
-                let table = lua.create_table_with_capacity(0, 10)?;
-                table.set("type", record.kind.as_str())?;
-                table.set("jid", record.jid.as_str())?;
-                table.set("token", record.token.as_str())?;
-                table.set("allow_registration", record.allow_registration)?;
-                table.set("uri", record.uri.as_str())?;
-                table.set("created_at", record.created_at)?;
-                table.set("expires", record.expires)?;
-                table.set("reusable", record.reusable)?;
+                let names = &this.names;
+                let table = lua.create_table_from([
+                    (&names.kind, Either::Left(record.kind.as_str())),
+                    (&names.jid, Either::Left(record.jid.as_str())),
+                    (&names.token, Either::Left(record.token.as_str())),
+                    (&names.allow_registration, Either::Right(Value::Boolean(record.allow_registration))),
+                    (&names.uri, Either::Left(record.uri.as_str())),
+                    (&names.created_at, Either::Right(Value::Integer(record.created_at))),
+                    (&names.expires, Either::Right(Value::Integer(record.expires))),
+                    (&names.reusable, Either::Right(record.reusable.map_or(Value::Nil, Value::Boolean))),
+                ])?;
                 let owner = record.contact_owner().map(str::to_owned);
                 Ok(MultiValue::from_iter([Value::Table(table), Value::Boolean(record.stored_at_host_level()), owner.into_lua_value(lua)?]))
             },
@@ -231,8 +341,8 @@ impl UserData for Invites {
         // validate(token, record?, username?, user_expiry?, now) -> validated invite | nil, err
         methods.add_method(
             "validate",
-            |lua, this, (token, record, username, user_expiry, now): (Value, Value, Value, Value, i64)| {
-                let token = match &token {
+            |lua, this, (token_value, record, username, user_expiry, now): (Value, Value, Value, Value, i64)| {
+                let token = match &token_value {
                     Value::Nil | Value::Boolean(false) => None,
                     Value::String(s) => match s.to_str() {
                         Ok(s) => Some(s.to_owned()),
@@ -240,9 +350,17 @@ impl UserData for Invites {
                     },
                     _ => return failure(lua, Error::TokenInvalid.code()),
                 };
-                let username = opt_string(username)?;
+                let username_value = username;
+                let username = opt_string(username_value.clone())?;
+                let names = &this.names;
+                let mut fields = None;
                 let outcome = this.traced(|| {
-                    let stored = stored_record(&record).inspect_err(|e| tracing::warn!("ignoring invite {token:?}: {e}"))?;
+                    let read = RecordFields::read(names, &record).and_then(|read| {
+                        let stored = read.as_ref().map(|fields| fields.stored(names)).transpose()?;
+                        fields = read;
+                        Ok(stored)
+                    });
+                    let stored = read.inspect_err(|e| tracing::warn!("ignoring invite {token:?}: {e}"))?;
                     let redemption = match username.as_deref() {
                         None => Redemption::Account,
                         Some(username) => Redemption::Contact { username, user_expiry: seconds(&user_expiry) },
@@ -250,7 +368,10 @@ impl UserData for Invites {
                     invite::validate(token.as_deref(), &this.host, stored.as_ref(), redemption, now)
                 })?;
                 match outcome {
-                    Ok(invite) => Ok(MultiValue::from_iter([Value::Table(validated_table(lua, invite, &record)?)])),
+                    Ok(invite) => {
+                        let table = validated_table(lua, names, invite, &token_value, &username_value, fields.as_ref())?;
+                        Ok(MultiValue::from_iter([Value::Table(table)]))
+                    }
                     Err(Error::MalformedRecord(_)) => failure(lua, Error::TokenInvalid.code()),
                     Err(e) => failure(lua, e.code()),
                 }
@@ -258,14 +379,14 @@ impl UserData for Invites {
         );
 
         // use_plan(validated) -> { {user=?, token=}, ... }
-        methods.add_method("use_plan", |lua, _, validated: Table| {
-            keys_table(lua, invite::use_plan(&validated_from_table(&validated)?))
+        methods.add_method("use_plan", |lua, this, validated: Table| {
+            keys_table(lua, &this.names, invite::use_plan(&validated_from_table(&this.names, &validated)?))
         });
 
         // revoke_plan(token, record?) -> { {user=?, token=}, ... }
         methods.add_method("revoke_plan", |lua, this, (token, record): (String, Value)| {
-            let stored = this.traced(|| stored_record(&record).ok().flatten())?;
-            keys_table(lua, invite::revoke_plan(&token, stored.as_ref()))
+            let stored = this.traced(|| stored_record(&this.names, &record).ok().flatten())?;
+            keys_table(lua, &this.names, invite::revoke_plan(&token, stored.as_ref()))
         });
 
         // purge_plan(map, now) -> { token, ... }
@@ -292,6 +413,63 @@ impl UserData for Invites {
             }
             token_list(lua, invite::deleted_user_plan(entries.iter().map(|(t, j)| (t.as_str(), j.as_str())), &username))
         });
+
+        // reservations_load(host_map, now): rebuilds the index of reserved usernames
+        methods.add_method("reservations_load", |_, this, (map, now): (Table, i64)| {
+            let entries = reservation_entries(&map);
+            this.reservations_mut()?.load(entries, now);
+            Ok(())
+        });
+
+        // reservation_add(token, record, now): a host-level record this process just stored
+        methods.add_method("reservation_add", |_, this, (token, record, now): (String, Table, i64)| {
+            if let Some(entry) = reservation_entry(token, &record) {
+                this.reservations_mut()?.add(&entry, now);
+            }
+            Ok(())
+        });
+
+        // removed(token, now): a host-level record this process just removed
+        methods.add_method("removed", |_, this, (token, now): (String, i64)| {
+            this.reservations_mut()?.remove(&token);
+            this.removals.try_borrow_mut().map_err(|_| mlua::Error::runtime("removal memory busy"))?.note(&token, now);
+            Ok(())
+        });
+
+        // still_stored(token, validated_at) -> true | false | nil (unknown: read storage)
+        methods.add_method("still_stored", |_, this, (token, validated_at): (String, i64)| {
+            let removals = this.removals.try_borrow().map_err(|_| mlua::Error::runtime("removal memory busy"))?;
+            Ok(removals.still_stored(&token, validated_at))
+        });
+
+        // reserved_by(username, now, read_record, read_map) -> token | nil | nil, code
+        // read_record(token) and read_map() return the stored value, or nil and a code when
+        // storage failed; read_map is called once, to load the index.
+        methods.add_method(
+            "reserved_by",
+            |lua, this, (username, now, read_record, read_map): (String, i64, Function, Function)| {
+                if !this.reservations_mut()?.is_loaded() {
+                    let (map, code): (Value, Value) = read_map.call(())?;
+                    let Value::Table(map) = map else { return storage_failure(lua, code) };
+                    let entries = reservation_entries(&map);
+                    this.reservations_mut()?.load(entries, now);
+                }
+                let mut reservations = this.reservations_mut()?;
+                let found = this.traced(|| {
+                    reservations.reserved_by(&username, now, |token| match read_record.call::<(Value, Value)>(token) {
+                        Ok((Value::Table(record), _)) => Ok(reservation_entry(token.to_owned(), &record)),
+                        Ok((_, Value::Nil)) => Ok(None),
+                        Ok((_, code)) => Err(Ok(code)),
+                        Err(e) => Err(Err(e)),
+                    })
+                })?;
+                match found {
+                    Ok(token) => Ok(MultiValue::from_iter([token.into_lua_value(lua)?])),
+                    Err(Ok(code)) => storage_failure(lua, code),
+                    Err(Err(e)) => Err(e),
+                }
+            },
+        );
     }
 }
 
@@ -305,10 +483,58 @@ impl IntoLuaValue for Option<String> {
     }
 }
 
-fn new_invites(_lua: &Lua, (host, log): (String, Function)) -> mlua::Result<Invites> {
+impl Invites {
+    /// The reservation index, for one call. Lua callbacks run inside `reserved_by`, so a
+    /// re-entrant call is refused with an error rather than a panic.
+    fn reservations_mut(&self) -> mlua::Result<std::cell::RefMut<'_, Reservations>> {
+        self.reservations.try_borrow_mut().map_err(|_| mlua::Error::runtime("reservation index busy"))
+    }
+}
+
+/// `nil, code` for a storage read that failed with `code` (a generic code when it gave none).
+fn storage_failure(lua: &Lua, code: Value) -> mlua::Result<MultiValue> {
+    match code {
+        Value::String(code) => Ok(MultiValue::from_iter([Value::Nil, Value::String(code)])),
+        _ => failure(lua, "internal-server-error"),
+    }
+}
+
+/// A stored host-level record as far as reservations care; `None` when it is not a record.
+fn reservation_entry(token: String, record: &Table) -> Option<ReservationEntry> {
+    let kind = str_field(record, "type").as_deref().and_then(InviteType::parse)?;
+    let jid = str_field(record, "jid")?;
+    let expires = seconds(&record.raw_get("expires").unwrap_or(Value::Nil))?;
+    let reset = match record.raw_get::<Value>("additional_data") {
+        Ok(Value::Table(data)) => truthy(&data.raw_get("allow_reset").unwrap_or(Value::Nil)),
+        _ => false,
+    };
+    Some(ReservationEntry { token, kind, jid, expires, reset })
+}
+
+/// The reservation entries of a whole host-level map.
+fn reservation_entries(map: &Table) -> Vec<ReservationEntry> {
+    map.pairs::<Value, Value>()
+        .flatten()
+        .filter_map(|pair| match pair {
+            (Value::String(token), Value::Table(record)) => reservation_entry(token.to_str().ok()?.to_owned(), &record),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `core.new(host, log, now)`
+fn new_invites(lua: &Lua, (host, log, now): (String, Function, i64)) -> mlua::Result<Invites> {
     let diagnostics: Diagnostics = Arc::default();
     let subscriber = tracing_subscriber::registry().with(Collector(Arc::clone(&diagnostics)));
-    Ok(Invites { host, log, dispatch: Dispatch::new(subscriber), diagnostics })
+    Ok(Invites {
+        host,
+        log,
+        dispatch: Dispatch::new(subscriber),
+        diagnostics,
+        names: FieldNames::new(lua)?,
+        reservations: RefCell::default(),
+        removals: RefCell::new(Removals::new(now)),
+    })
 }
 
 fn check_token(lua: &Lua, token: Value) -> mlua::Result<MultiValue> {
@@ -399,8 +625,8 @@ fn parse_datetime(lua: &Lua, text: String) -> mlua::Result<MultiValue> {
 // the XEP-0379 / XEP-0445 rules of `crate::register`.
 
 use crate::register::{
-    self as reg, Claims, Exemptions, PreauthGate, PreauthStep, PresentedInvite, Registering, ReservationEntry, RoleEntry,
-    Settlement, StanzaError, ThrottleConfig,
+    self as reg, Claims, Exemptions, PreauthGate, PreauthStep, PresentedInvite, Registering, RoleEntry, Settlement, StanzaError,
+    ThrottleConfig,
 };
 
 /// Per-host state of mod_invites_register; the shim owns it (never process-global).
@@ -486,38 +712,17 @@ impl UserData for Registration {
             Ok(table)
         });
 
-        // reservation(host_records, username, now) -> token | nil
-        methods.add_method("reservation", |_, _, (records, username, now): (Value, String, i64)| {
-            let Value::Table(records) = records else { return Ok(None) };
-            let mut owned = Vec::new();
-            for (token, record) in records.pairs::<Value, Value>().flatten() {
-                let (Value::String(token), Value::Table(record)) = (token, record) else { continue };
-                let Ok(token) = token.to_str().map(|t| t.to_owned()) else { continue };
-                let kind = str_field(&record, "type").as_deref().and_then(InviteType::parse);
-                let (Some(kind), Some(jid)) = (kind, str_field(&record, "jid")) else { continue };
-                let Some(expires) = seconds(&record.raw_get("expires").unwrap_or(Value::Nil)) else { continue };
-                let reset = match record.raw_get::<Value>("additional_data") {
-                    Ok(Value::Table(data)) => !matches!(data.raw_get::<Value>("allow_reset"), Ok(Value::Nil) | Err(_)),
-                    _ => false,
-                };
-                owned.push((token, kind, jid, expires, reset));
-            }
-            let entries = owned.iter().map(|(token, kind, jid, expires, reset)| ReservationEntry {
-                token,
-                kind: *kind,
-                jid,
-                expires: *expires,
-                reset: *reset,
-            });
-            Ok(reg::reservation(entries, &username, now).map(str::to_owned))
-        });
-
         // registering(request, holder, now) -> true, allow_reset? | false, error
-        // request = { invite_only, username, account_exists, reserved_by?, invite? = { token, type,
-        //   jid?, username?, allow_reset?, reusable, still_stored } }
+        // request = { invite_only, username, account_exists, reserved_by?, reservation_unknown?,
+        //   invite? = { token, type, jid?, username?, allow_reset?, reusable, still_stored } }
+        // reservation_unknown: the lookup failed; the name counts as reserved by no invite.
         methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
             let username = str_field(&request, "username").unwrap_or_default();
-            let reserved_by = str_field(&request, "reserved_by");
+            let reserved_by = if bool_field(&request, "reservation_unknown") {
+                Some(String::new())
+            } else {
+                str_field(&request, "reserved_by")
+            };
             let invite = match request.raw_get::<Value>("invite")? {
                 Value::Table(invite) => Some((
                     str_field(&invite, "token").unwrap_or_default(),
@@ -625,7 +830,8 @@ fn opt_plain_string(value: &Value) -> Option<String> {
 /// `core.new_registration(host, log, options?)`; options: `max_failures`, `failure_window`,
 /// `exempt` (list of addresses or CIDR networks).
 fn new_registration(lua: &Lua, (host, log, options): (String, Function, Option<Table>)) -> mlua::Result<Registration> {
-    let tracer = new_invites(lua, (host, log))?;
+    // Only its logging is used: a removal memory that never vouches for anything.
+    let tracer = new_invites(lua, (host, log, i64::MAX))?;
     let mut config = ThrottleConfig::default();
     if let Some(options) = options {
         if let Some(max) = seconds(&options.raw_get("max_failures")?) {
@@ -765,32 +971,6 @@ fn adhoc_account_invite(lua: &Lua, (username, facts, subscribe, local): (Value, 
     }
 }
 
-/// `core.adhoc.reserved(host_records, username, now)` -> whether a pending invite reserves the name
-fn adhoc_reserved(_lua: &Lua, (records, username, now): (Value, String, i64)) -> mlua::Result<bool> {
-    let Value::Table(records) = records else { return Ok(false) };
-    let mut owned = Vec::new();
-    for (token, record) in records.pairs::<Value, Value>().flatten() {
-        let (Value::String(token), Value::Table(record)) = (token, record) else { continue };
-        let Ok(token) = token.to_str().map(|t| t.to_owned()) else { continue };
-        let kind = str_field(&record, "type").as_deref().and_then(InviteType::parse);
-        let (Some(kind), Some(jid)) = (kind, str_field(&record, "jid")) else { continue };
-        let Some(expires) = seconds(&record.raw_get("expires").unwrap_or(Value::Nil)) else { continue };
-        let reset = match record.raw_get::<Value>("additional_data") {
-            Ok(Value::Table(data)) => truthy(&data.raw_get("allow_reset").unwrap_or(Value::Nil)),
-            _ => false,
-        };
-        owned.push((token, kind, jid, expires, reset));
-    }
-    let entries = owned.iter().map(|(token, kind, jid, expires, reset)| ReservationEntry {
-        token,
-        kind: *kind,
-        jid,
-        expires: *expires,
-        reset: *reset,
-    });
-    Ok(reg::reservation(entries, &username, now).is_some())
-}
-
 /// `core.adhoc.reset_account(accountjid, host)` -> username | nil, code, text
 fn adhoc_reset_account(lua: &Lua, (jid, host): (Value, String)) -> mlua::Result<MultiValue> {
     let jid = opt_plain_string(&jid);
@@ -843,7 +1023,6 @@ fn adhoc_exports(lua: &Lua) -> mlua::Result<Table> {
     table.set("policy", lua.create_function(new_adhoc_policy)?)?;
     table.set("requested_username", lua.create_function(adhoc_requested_username)?)?;
     table.set("account_invite", lua.create_function(adhoc_account_invite)?)?;
-    table.set("reserved", lua.create_function(adhoc_reserved)?)?;
     table.set("reset_account", lua.create_function(adhoc_reset_account)?)?;
     table.set("invitation_fields", lua.create_function(adhoc_invitation_fields)?)?;
     table.set("command_error", lua.create_function(adhoc_command_error)?)?;
@@ -851,7 +1030,11 @@ fn adhoc_exports(lua: &Lua) -> mlua::Result<Table> {
     Ok(table)
 }
 
-#[mlua::lua_module]
+// skip_memory_check: Prosody gives Lua no memory limit, so an allocation fails only when the whole
+// process is out of memory. mlua then pushes strings and stores table fields directly instead of
+// wrapping each in a protected call, which halves the cost of every call into this library
+// (`make bench`, figure 1).
+#[mlua::lua_module(skip_memory_check)]
 fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", env!("CARGO_PKG_VERSION"))?;

@@ -700,9 +700,12 @@ class ProsodyServer:
                               timeout=timeout)
         chunks: list[list[str]] = []
         for raw in res.stdout.splitlines():
-            if raw.startswith("prosody> ") or raw == "prosody>":
+            # Without lua-readline the prompt is written with no newline, so a result can follow
+            # it on the same line ("prosody> | OK: ..."); with readline it stands alone.
+            while raw.startswith("prosody>"):
                 chunks.append([])
-            elif chunks and raw.startswith(("| ", "! ")):
+                raw = raw[len("prosody>"):].lstrip(" ")
+            if chunks and raw.startswith(("| ", "! ")):
                 chunks[-1].append(raw)
         results = []
         for chunk in chunks[: len(lines)]:

@@ -1,6 +1,7 @@
 -- A minimal fake of Prosody's module API, enough to run our shims under busted with the real
 -- native library. Storage is an in-memory map that also answers the keyval view, and counts
--- reads so specs can check that junk input never reaches storage.
+-- reads so specs can check that junk input never reaches storage; fail_reads and fail_writes
+-- make it fail as a broken database would.
 package.path = "/usr/lib/prosody/?.lua;" .. package.path;
 package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
 
@@ -9,7 +10,7 @@ local fake = {};
 fake.plugin_dir = os.getenv("INVITES_PLUGIN_DIR") or "target/plugins";
 
 function fake.new_storage()
-	local storage = { data = {}, reads = 0, writes = 0, fail_writes = false };
+	local storage = { data = {}, reads = 0, writes = 0, fail_reads = false, fail_writes = false };
 	local remove = {};
 
 	local function bucket(user, create)
@@ -23,6 +24,9 @@ function fake.new_storage()
 	local map = { remove = remove };
 	function map:get(user, key) -- luacheck: ignore 212/self
 		storage.reads = storage.reads + 1;
+		if storage.fail_reads then
+			return nil, "simulated storage failure";
+		end
 		local b = bucket(user);
 		return b and b[key];
 	end
@@ -48,6 +52,9 @@ function fake.new_storage()
 	local keyval = {};
 	function keyval:get(user) -- luacheck: ignore 212/self
 		storage.reads = storage.reads + 1;
+		if storage.fail_reads then
+			return nil, "simulated storage failure";
+		end
 		local b = bucket(user);
 		if not b then return nil; end
 		local copy = {};
