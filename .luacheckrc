@@ -23,3 +23,4 @@ files["spec/"] = {
 
 -- Test-only Prosody modules are plugins too.
 files["spec/e2e/modules/"] = files["lua/"];
+files["bench/modules/"] = files["lua/"];

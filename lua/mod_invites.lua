@@ -207,20 +207,30 @@ function reserved_by(username) --luacheck: ignore 131/reserved_by
 	return invites:reserved_by(username, now(), read_record, read_host_map);
 end
 
+-- Reads and validates a plausible token's host-level record: the validated invite and the
+-- record, or nil and an error code.
+local function validate_stored(token, username, user_expiry)
+	local record, read_err = read_record(token);
+	if read_err then
+		return nil, read_err;
+	end
+	local invite, invalid_err = invites:validate(token, record, username, user_expiry, now());
+	if not invite then
+		return nil, invalid_err;
+	end
+	return invite, record;
+end
+
 function get_account_invite_info(token) --luacheck: ignore 131/get_account_invite_info
 	local plausible, err = core.check_token(token);
 	if not plausible then
 		return nil, err;
 	end
-	local record, read_err = read_record(token);
-	if read_err then
-		return nil, read_err;
-	end
-	local valid, invalid_err = invites:validate(token, record, nil, nil, now());
+	local valid, record_or_err = validate_stored(token);
 	if not valid then
-		return nil, invalid_err;
+		return nil, record_or_err;
 	end
-	return record;
+	return record_or_err;
 end
 
 -- Revokes an invite: its host-level record and, for contact invites, the inviter's entry
@@ -267,11 +277,7 @@ function get(token, username)
 			return nil, "token-invalid";
 		end
 	end
-	local record, read_err = read_record(token);
-	if read_err then
-		return nil, read_err;
-	end
-	local invite, invalid_err = invites:validate(token, record, username, user_expiry, now());
+	local invite, invalid_err = validate_stored(token, username, user_expiry);
 	if not invite then
 		return nil, invalid_err;
 	end

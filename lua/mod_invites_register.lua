@@ -266,8 +266,7 @@ module:hook("user-registered", function (event)
 	end
 	local username = event.username;
 	local inviter = prep(invite.inviter);
-	local holder = holder_of(event.session or invite);
-	local plan, why = state:registered(tostring(invite.token), holder, {
+	local plan, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = username;
 		inviter = inviter;
 		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
@@ -295,8 +294,7 @@ module:hook("user-password-reset", function (event)
 	if not invite then
 		return;
 	end
-	local holder = holder_of(event.session or invite);
-	local plan = state:registered(tostring(invite.token), holder, {
+	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = event.username;
 		still_stored = still_stored(invite);
 	});

@@ -423,8 +423,12 @@ impl UserData for Invites {
 
         // reservation_add(token, record, now): a host-level record this process just stored
         methods.add_method("reservation_add", |_, this, (token, record, now): (String, Table, i64)| {
-            if let Some(entry) = reservation_entry(token, &record) {
-                this.reservations_mut()?.add(&entry, now);
+            let mut reservations = this.reservations_mut()?;
+            // Until the index is loaded, the load will find the record: nothing to read now.
+            if reservations.is_loaded()
+                && let Some(entry) = reservation_entry(token, &record)
+            {
+                reservations.add(&entry, now);
             }
             Ok(())
         });

@@ -85,7 +85,7 @@ def main():
         tiers += [
             ("rustfmt", lambda: check("rustfmt", ["cargo", "fmt", "--check"])),
             ("clippy", lambda: check("clippy", ["cargo", "clippy", "--locked", "--all-targets", "--", "-D", "warnings"])),
-            ("luacheck", lambda: check("luacheck", ["luacheck", "-q", "lua", "spec"])),
+            ("luacheck", lambda: check("luacheck", ["luacheck", "-q", "lua", "spec", "bench"])),
             ("one binding file", one_binding_file),
         ]
     if args.only in (None, "unit"):

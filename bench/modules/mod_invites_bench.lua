@@ -177,34 +177,6 @@ function measures.get_use(opts)
 	end, opts);
 end
 
--- Diagnostics for breaking a figure down (not API calls; run.py does not use them):
--- the storage read alone that get(token) does, and the write alone that create_account() does.
-function measures.store_get(opts)
-	local token = add_records(1)[1];
-	local samples = repeat_timed(function ()
-		local t0 = monotonic();
-		local record = map_store:get(nil, token);
-		local t1 = monotonic();
-		if not record then
-			error("record missing");
-		end
-		return t1 - t0;
-	end, opts);
-	remove_tokens({ token });
-	return samples;
-end
-
-function measures.store_set(opts)
-	return repeat_timed(function ()
-		local map, tokens = new_records(1, 86400);
-		local t0 = monotonic();
-		assert(map_store:set(nil, tokens[1], map[tokens[1]]));
-		local t1 = monotonic();
-		remove_tokens(tokens);
-		return t1 - t0;
-	end, opts);
-end
-
 -- get() of strings that cannot be tokens.
 function measures.junk(opts)
 	return repeat_timed(function (i)
