@@ -47,13 +47,18 @@ impl<S: Subscriber> Layer<S> for Collector {
     }
 }
 
-/// Per-host state the shim owns: the host name, the module's logger, the index of reserved
-/// usernames and the memory of removed records.
-struct Invites {
-    host: String,
+/// Hands the core's `tracing` diagnostics to a module's logger.
+struct Tracer {
     log: Function,
     dispatch: Dispatch,
     diagnostics: Diagnostics,
+}
+
+/// Per-host state of mod_invites; the shim owns it: the host name, the logger, the index of
+/// reserved usernames and the memory of removed records.
+struct Invites {
+    host: String,
+    tracer: Tracer,
     names: FieldNames,
     reservations: RefCell<Reservations>,
     removals: RefCell<Removals>,
@@ -92,7 +97,13 @@ field_names! {
     user = "user",
 }
 
-impl Invites {
+impl Tracer {
+    fn new(log: Function) -> Self {
+        let diagnostics: Diagnostics = Arc::default();
+        let subscriber = tracing_subscriber::registry().with(Collector(Arc::clone(&diagnostics)));
+        Self { log, dispatch: Dispatch::new(subscriber), diagnostics }
+    }
+
     /// Runs `f` with the core's diagnostics captured, then hands them to the module logger.
     fn traced<R>(&self, f: impl FnOnce() -> R) -> mlua::Result<R> {
         let result = tracing::dispatcher::with_default(&self.dispatch, f);
@@ -318,7 +329,7 @@ impl UserData for Invites {
                 let username = opt_string(username)?;
                 let request = InviteRequest { kind, host: &this.host, username: username.as_deref(), allow_registration, ttl, reusable };
                 let token = random_token()?;
-                let record = match this.traced(|| invite::create(&request, token, now))? {
+                let record = match this.tracer.traced(|| invite::create(&request, token, now))? {
                     Ok(record) => record,
                     Err(e) => return failure(lua, e.code()),
                 };
@@ -354,7 +365,7 @@ impl UserData for Invites {
                 let username = opt_string(username_value.clone())?;
                 let names = &this.names;
                 let mut fields = None;
-                let outcome = this.traced(|| {
+                let outcome = this.tracer.traced(|| {
                     let read = RecordFields::read(names, &record).and_then(|read| {
                         let stored = read.as_ref().map(|fields| fields.stored(names)).transpose()?;
                         fields = read;
@@ -385,14 +396,14 @@ impl UserData for Invites {
 
         // revoke_plan(token, record?) -> { {user=?, token=}, ... }
         methods.add_method("revoke_plan", |lua, this, (token, record): (String, Value)| {
-            let stored = this.traced(|| stored_record(&this.names, &record).ok().flatten())?;
+            let stored = this.tracer.traced(|| stored_record(&this.names, &record).ok().flatten())?;
             keys_table(lua, &this.names, invite::revoke_plan(&token, stored.as_ref()))
         });
 
         // purge_plan(map, now) -> { token, ... }
         methods.add_method("purge_plan", |lua, this, (map, now): (Table, i64)| {
             let entries = expiries(&map)?;
-            let tokens = this.traced(|| invite::purge_plan(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))?;
+            let tokens = this.tracer.traced(|| invite::purge_plan(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))?;
             token_list(lua, tokens)
         });
 
@@ -459,7 +470,7 @@ impl UserData for Invites {
                     this.reservations_mut()?.load(entries, now);
                 }
                 let mut reservations = this.reservations_mut()?;
-                let found = this.traced(|| {
+                let found = this.tracer.traced(|| {
                     reservations.reserved_by(&username, now, |token| match read_record.call::<(Value, Value)>(token) {
                         Ok((Value::Table(record), _)) => Ok(reservation_entry(token.to_owned(), &record)),
                         Ok((_, Value::Nil)) => Ok(None),
@@ -528,13 +539,9 @@ fn reservation_entries(map: &Table) -> Vec<ReservationEntry> {
 
 /// `core.new(host, log, now)`
 fn new_invites(lua: &Lua, (host, log, now): (String, Function, i64)) -> mlua::Result<Invites> {
-    let diagnostics: Diagnostics = Arc::default();
-    let subscriber = tracing_subscriber::registry().with(Collector(Arc::clone(&diagnostics)));
     Ok(Invites {
         host,
-        log,
-        dispatch: Dispatch::new(subscriber),
-        diagnostics,
+        tracer: Tracer::new(log),
         names: FieldNames::new(lua)?,
         reservations: RefCell::default(),
         removals: RefCell::new(Removals::new(now)),
@@ -635,8 +642,7 @@ use crate::register::{
 
 /// Per-host state of mod_invites_register; the shim owns it (never process-global).
 struct Registration {
-    /// Host name, logger and diagnostics forwarding, shared with the invites userdata.
-    tracer: Invites,
+    tracer: Tracer,
     gate: PreauthGate,
     claims: Claims,
 }
@@ -833,9 +839,9 @@ fn opt_plain_string(value: &Value) -> Option<String> {
 
 /// `core.new_registration(host, log, options?)`; options: `max_failures`, `failure_window`,
 /// `exempt` (list of addresses or CIDR networks).
-fn new_registration(lua: &Lua, (host, log, options): (String, Function, Option<Table>)) -> mlua::Result<Registration> {
-    // Only its logging is used: a removal memory that never vouches for anything.
-    let tracer = new_invites(lua, (host, log, i64::MAX))?;
+/// `host` mirrors `core.new`; the rules need no host name.
+fn new_registration(_lua: &Lua, (_host, log, options): (String, Function, Option<Table>)) -> mlua::Result<Registration> {
+    let tracer = Tracer::new(log);
     let mut config = ThrottleConfig::default();
     if let Some(options) = options {
         if let Some(max) = seconds(&options.raw_get("max_failures")?) {
