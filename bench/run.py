@@ -547,7 +547,6 @@ def print_report(result, rounds_note: str, out: Path) -> None:
     print(f"uptime before: {result['uptime_before']}")
     print(f"uptime after:  {result['uptime_after']}")
     print(rounds_note)
-    print(f"ours' mod_invites_register: {result['register_module_ours']}")
     print("\n".join(result["table"]))
     for note in result["targets_missed"]:
         print(f"target: {note}")
@@ -584,13 +583,6 @@ def main() -> int:
     if not (plugins / "mod_invites.lua").is_file():
         log(f"{plugins}/mod_invites.lua is missing: run `make plugins` first")
         return 2
-    register_ours = (plugins / "mod_invites_register.lua").is_file()
-    if not register_ours:
-        # Our mod_invites_register is not built yet: the "ours" server then runs Prosody's
-        # mod_invites_register on top of our mod_invites (the harness allows it only with this).
-        os.environ["INVITES_ALLOW_STOCK_FALLBACK"] = "1"
-        log("note: no mod_invites_register.lua in the plugin directory; figures 2 and 5 run ours with "
-            "the stock mod_invites_register (fallback)")
 
     if args.quick:
         sizes, expired_n = [0, 100, 1000], 500
@@ -608,7 +600,6 @@ def main() -> int:
         "machine": machine_info(),
         "uptime_before": uptime(),
         "rounds": args.rounds,
-        "register_module_ours": "ours" if register_ours else "stock (fallback: ours not built yet)",
     }
     root = Path(tempfile.mkdtemp(prefix="invites-bench-"))
     servers = {}

@@ -63,13 +63,12 @@ end, {
 	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
 });
 
-local invites, token_store, roles_store;
+local invites, roles_store;
 if prosody.process_type == "prosody" then
 	invites = module:depends("invites");
 	if invite_only then
 		module:depends("register_ibr");
 	end
-	token_store = module:open_store("invite_token", "map");
 	roles_store = module:open_store("roles");
 end
 
@@ -78,23 +77,6 @@ local function prep(name)
 		return nil;
 	end
 	return nodeprep(name) or name;
-end
-
--- Whether the invite's host-level record is still stored: prosodyctl or a web registration may
--- have used it, or an admin revoked it, since this stream validated it.
-local function still_stored(invite)
-	if invites.still_stored then
-		return invites.still_stored(invite);
-	end
-	-- COMPAT: Prosody's own mod_invites: read the record.
-	if type(invite.token) ~= "string" then
-		return false;
-	end
-	local record, err = token_store:get(nil, invite.token);
-	if record == nil and err then
-		module:log("warn", "Failed to read invite %s: %s", invite.token, err);
-	end
-	return record ~= nil;
 end
 
 local function event_invite(event)
@@ -165,10 +147,7 @@ module:hook("user-registering", function (event)
 	end
 	local username = prep(event.username) or "";
 	local invite = event_invite(event);
-	local reserved_by, reservation_err;
-	if invites.reserved_by then -- COMPAT: Prosody's own mod_invites keeps no reservations
-		reserved_by, reservation_err = invites.reserved_by(username);
-	end
+	local reserved_by, reservation_err = invites.reserved_by(username);
 	local presented;
 	if invite then
 		local additional_data = type(invite.additional_data) == "table" and invite.additional_data or {};
@@ -184,15 +163,14 @@ module:hook("user-registering", function (event)
 			username = prep(invite.username);
 			allow_reset = prep(additional_data.allow_reset);
 			reusable = invite.reusable == true;
-			still_stored = still_stored(invite);
+			still_stored = invites.still_stored(invite);
 		};
 	end
 	local request = {
 		invite_only = invite_only;
 		username = username;
 		account_exists = username ~= "" and usermanager.user_exists(username, module.host) or false;
-		reserved_by = reserved_by;
-		reservation_unknown = reservation_err ~= nil;
+		reserved_by = reserved_by or (reservation_err and false); -- false: could not be read
 		invite = presented;
 	};
 	local allowed, result = state:registering(request, holder_of(event.session or invite, true) or 0, now());
@@ -270,7 +248,7 @@ module:hook("user-registered", function (event)
 		username = username;
 		inviter = inviter;
 		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
-		still_stored = still_stored(invite);
+		still_stored = invites.still_stored(invite);
 		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
 	});
 	if not plan then
@@ -296,7 +274,7 @@ module:hook("user-password-reset", function (event)
 	end
 	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = event.username;
-		still_stored = still_stored(invite);
+		still_stored = invites.still_stored(invite);
 	});
 	if plan then
 		consume(invite);

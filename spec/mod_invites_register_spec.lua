@@ -259,6 +259,17 @@ describe("mod_invites_register", function ()
 			assert.is_true((ibr(with_invite(open), "bob")), "free after the reserving invite expired");
 		end);
 
+		it("refuses a registration whose username it cannot check, and creates nothing", function ()
+			load({ registration_invite_only = false });
+			storage.fail_reads = true;
+			local ok, event = ibr(session(), "anyone");
+			assert.is_false(ok);
+			assert.equal("internal-server-error", event.error_condition);
+			assert.is_nil(managers.accounts.anyone);
+			storage.fail_reads = false;
+			assert.is_true((ibr(session(), "anyone")));
+		end);
+
 		it("lets a reset invite reset its own account only", function ()
 			managers.accounts.carol = true;
 			local reset = assert(invites.create_account_reset("carol"));

@@ -19,10 +19,10 @@ describe("mod_invites", function ()
 
 	local function store() return module.storage.data; end
 
-	it("exports the stock API as module globals", function ()
+	it("exports the stock API and our two additions as module globals", function ()
 		for _, name in ipairs({ "create_account", "create_account_reset", "create_contact", "create_group",
 			"pending_account_invites", "get_account_invite_info", "delete_account_invite", "get", "use",
-			"reserved_by" }) do
+			"reserved_by", "still_stored" }) do
 			assert.is_function(invites[name], name);
 		end
 	end);

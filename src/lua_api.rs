@@ -94,6 +94,7 @@ field_names! {
     additional_data = "additional_data",
     landing_page = "landing_page",
     roster_subscription = "roster_subscription",
+    allow_reset = "allow_reset",
     user = "user",
 }
 
@@ -427,17 +428,17 @@ impl UserData for Invites {
 
         // reservations_load(host_map, now): rebuilds the index of reserved usernames
         methods.add_method("reservations_load", |_, this, (map, now): (Table, i64)| {
-            let entries = reservation_entries(&map);
+            let entries = reservation_entries(&this.names, &map);
             this.reservations_mut()?.load(entries, now);
             Ok(())
         });
 
         // reservation_add(token, record, now): a host-level record this process just stored
-        methods.add_method("reservation_add", |_, this, (token, record, now): (String, Table, i64)| {
+        methods.add_method("reservation_add", |_, this, (token, record, now): (String, Value, i64)| {
             let mut reservations = this.reservations_mut()?;
             // Until the index is loaded, the load will find the record: nothing to read now.
             if reservations.is_loaded()
-                && let Some(entry) = reservation_entry(token, &record)
+                && let Some(entry) = reservation_entry(&this.names, token, &record)
             {
                 reservations.add(&entry, now);
             }
@@ -466,13 +467,13 @@ impl UserData for Invites {
                 if !this.reservations_mut()?.is_loaded() {
                     let (map, code): (Value, Value) = read_map.call(())?;
                     let Value::Table(map) = map else { return storage_failure(lua, code) };
-                    let entries = reservation_entries(&map);
+                    let entries = reservation_entries(&this.names, &map);
                     this.reservations_mut()?.load(entries, now);
                 }
                 let mut reservations = this.reservations_mut()?;
                 let found = this.tracer.traced(|| {
                     reservations.reserved_by(&username, now, |token| match read_record.call::<(Value, Value)>(token) {
-                        Ok((Value::Table(record), _)) => Ok(reservation_entry(token.to_owned(), &record)),
+                        Ok((record @ Value::Table(_), _)) => Ok(reservation_entry(&this.names, token.to_owned(), &record)),
                         Ok((_, Value::Nil)) => Ok(None),
                         Ok((_, code)) => Err(Ok(code)),
                         Err(e) => Err(Err(e)),
@@ -515,23 +516,22 @@ fn storage_failure(lua: &Lua, code: Value) -> mlua::Result<MultiValue> {
 }
 
 /// A stored host-level record as far as reservations care; `None` when it is not a record.
-fn reservation_entry(token: String, record: &Table) -> Option<ReservationEntry> {
-    let kind = str_field(record, "type").as_deref().and_then(InviteType::parse)?;
-    let jid = str_field(record, "jid")?;
-    let expires = seconds(&record.raw_get("expires").unwrap_or(Value::Nil))?;
-    let reset = match record.raw_get::<Value>("additional_data") {
-        Ok(Value::Table(data)) => truthy(&data.raw_get("allow_reset").unwrap_or(Value::Nil)),
+fn reservation_entry(names: &FieldNames, token: String, record: &Value) -> Option<ReservationEntry> {
+    let fields = RecordFields::read(names, record).ok()??;
+    let stored = fields.stored(names).ok()?;
+    let reset = match &fields.additional_data {
+        Value::Table(data) => truthy(&data.raw_get(&names.allow_reset).unwrap_or(Value::Nil)),
         _ => false,
     };
-    Some(ReservationEntry { token, kind, jid, expires, reset })
+    Some(ReservationEntry { token, kind: stored.kind, jid: stored.jid, expires: stored.expires, reset })
 }
 
 /// The reservation entries of a whole host-level map.
-fn reservation_entries(map: &Table) -> Vec<ReservationEntry> {
+fn reservation_entries(names: &FieldNames, map: &Table) -> Vec<ReservationEntry> {
     map.pairs::<Value, Value>()
         .flatten()
-        .filter_map(|pair| match pair {
-            (Value::String(token), Value::Table(record)) => reservation_entry(token.to_str().ok()?.to_owned(), &record),
+        .filter_map(|(token, record)| match token {
+            Value::String(token) => reservation_entry(names, token.to_str().ok()?.to_owned(), &record),
             _ => None,
         })
         .collect()
@@ -636,8 +636,8 @@ fn parse_datetime(lua: &Lua, text: String) -> mlua::Result<MultiValue> {
 // the XEP-0379 / XEP-0445 rules of `crate::register`.
 
 use crate::register::{
-    self as reg, Claims, Exemptions, PreauthGate, PreauthStep, PresentedInvite, Registering, RoleEntry, Settlement, StanzaError,
-    ThrottleConfig,
+    self as reg, Claims, Exemptions, PreauthGate, PreauthStep, PresentedInvite, Registering, Reservation, RoleEntry, Settlement,
+    StanzaError, ThrottleConfig,
 };
 
 /// Per-host state of mod_invites_register; the shim owns it (never process-global).
@@ -723,15 +723,15 @@ impl UserData for Registration {
         });
 
         // registering(request, holder, now) -> true, allow_reset? | false, error
-        // request = { invite_only, username, account_exists, reserved_by?, reservation_unknown?,
-        //   invite? = { token, type, jid?, username?, allow_reset?, reusable, still_stored } }
-        // reservation_unknown: the lookup failed; the name counts as reserved by no invite.
+        // request = { invite_only, username, account_exists, reserved_by? (token, or false when the
+        //   lookup failed), invite? = { token, type, jid?, username?, allow_reset?, reusable,
+        //   still_stored } }
         methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
             let username = str_field(&request, "username").unwrap_or_default();
-            let reserved_by = if bool_field(&request, "reservation_unknown") {
-                Some(String::new())
-            } else {
-                str_field(&request, "reserved_by")
+            // None: the lookup failed.
+            let reserved_by = match request.raw_get::<Value>("reserved_by")? {
+                Value::Boolean(false) => None,
+                other => Some(opt_plain_string(&other)),
             };
             let invite = match request.raw_get::<Value>("invite")? {
                 Value::Table(invite) => Some((
@@ -758,7 +758,11 @@ impl UserData for Registration {
                     reusable: *reusable,
                     still_stored: *still_stored,
                 }),
-                reserved_by: reserved_by.as_deref(),
+                reservation: match &reserved_by {
+                    None => Reservation::Unknown,
+                    Some(None) => Reservation::Free,
+                    Some(Some(token)) => Reservation::By(token),
+                },
             };
             let claims = &mut this.claims;
             let outcome = this.tracer.traced(|| -> Result<reg::Allowed, reg::Refusal> {

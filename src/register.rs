@@ -319,8 +319,19 @@ pub struct Registering<'a> {
     pub account_exists: bool,
     /// The invite presented, if any.
     pub invite: Option<PresentedInvite<'a>>,
-    /// The token of a pending invite that reserves `username` ([`Reservations`]), if any.
-    pub reserved_by: Option<&'a str>,
+    /// Whether a pending invite reserves `username` ([`Reservations`]).
+    pub reservation: Reservation<'a>,
+}
+
+/// What the reservation index says of a username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation<'a> {
+    /// No pending invite reserves it.
+    Free,
+    /// The pending invite with this token reserves it.
+    By(&'a str),
+    /// Storage could not be read to tell.
+    Unknown,
 }
 
 /// Why a registration is refused.
@@ -340,6 +351,8 @@ pub enum Refusal {
     AccountExists,
     /// Another registration holds the claim on this single-use invite.
     InUse,
+    /// Whether the username is reserved could not be told (storage failed).
+    ReservationUnknown,
 }
 
 impl Refusal {
@@ -355,6 +368,9 @@ impl Refusal {
             Self::Reserved => StanzaError::new("cancel", "conflict", "The requested username is reserved"),
             Self::AccountExists => StanzaError::new("cancel", "conflict", "The requested username already exists."),
             Self::InUse => StanzaError::new("cancel", "not-allowed", "This invite is already being used by another registration"),
+            Self::ReservationUnknown => {
+                StanzaError::new("wait", "internal-server-error", "The username could not be checked, please try again later")
+            }
         }
     }
 
@@ -368,6 +384,7 @@ impl Refusal {
             Self::Reserved => "username reserved by a pending invite",
             Self::AccountExists => "account exists and the invite does not reset it",
             Self::InUse => "invite claimed by another registration",
+            Self::ReservationUnknown => "reservations could not be read",
         }
     }
 }
@@ -388,10 +405,11 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
         if r.invite_only {
             return Err(Refusal::InviteOnly);
         }
-        if r.reserved_by.is_some() {
-            return Err(Refusal::Reserved);
-        }
-        return Ok(Allowed { allow_reset: None, claim: None });
+        return match r.reservation {
+            Reservation::Free => Ok(Allowed { allow_reset: None, claim: None }),
+            Reservation::By(_) => Err(Refusal::Reserved),
+            Reservation::Unknown => Err(Refusal::ReservationUnknown),
+        };
     };
     if !invite.still_stored {
         return Err(Refusal::InviteGone);
@@ -409,8 +427,10 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
     if invite.restricted_to().is_some_and(|name| name != r.username) {
         return Err(Refusal::WrongUsername);
     }
-    if r.reserved_by.is_some_and(|token| token != invite.token) {
-        return Err(Refusal::Reserved);
+    match r.reservation {
+        Reservation::By(token) if token != invite.token => return Err(Refusal::Reserved),
+        Reservation::Unknown => return Err(Refusal::ReservationUnknown),
+        _ => {}
     }
     if r.account_exists {
         return Err(Refusal::AccountExists);
@@ -859,7 +879,7 @@ mod tests {
     }
 
     fn registering(username: &'static str, invite: Option<PresentedInvite<'static>>) -> Registering<'static> {
-        Registering { invite_only: true, username, account_exists: false, invite, reserved_by: None }
+        Registering { invite_only: true, username, account_exists: false, invite, reservation: Reservation::Free }
     }
 
     fn claim() -> Option<String> {
@@ -881,8 +901,18 @@ mod tests {
             ("open, no invite", Registering { invite_only: false, ..registering("mallory", None) }, ok(None)),
             (
                 "open, no invite, reserved name",
-                Registering { invite_only: false, reserved_by: Some(U), ..registering("bob", None) },
+                Registering { invite_only: false, reservation: Reservation::By(U), ..registering("bob", None) },
                 Err(Refusal::Reserved),
+            ),
+            (
+                "open, no invite, reservations unreadable",
+                Registering { invite_only: false, reservation: Reservation::Unknown, ..registering("bob", None) },
+                Err(Refusal::ReservationUnknown),
+            ),
+            (
+                "invite, reservations unreadable",
+                Registering { reservation: Reservation::Unknown, ..registering("bob", Some(open.clone())) },
+                Err(Refusal::ReservationUnknown),
             ),
             ("open invite, any name", registering("mallory", Some(open.clone())), ok(claim())),
             (
@@ -894,12 +924,12 @@ mod tests {
             ("restricted invite, other name (B4)", registering("mallory", Some(for_bob.clone())), Err(Refusal::WrongUsername)),
             (
                 "restricted invite reserves its own name",
-                Registering { reserved_by: Some(T), ..registering("bob", Some(for_bob.clone())) },
+                Registering { reservation: Reservation::By(T), ..registering("bob", Some(for_bob.clone())) },
                 ok(claim()),
             ),
             (
                 "another invite cannot take a reserved name",
-                Registering { reserved_by: Some(U), ..registering("bob", Some(open.clone())) },
+                Registering { reservation: Reservation::By(U), ..registering("bob", Some(open.clone())) },
                 Err(Refusal::Reserved),
             ),
             (
@@ -954,6 +984,7 @@ mod tests {
             Refusal::Reserved,
             Refusal::AccountExists,
             Refusal::InUse,
+            Refusal::ReservationUnknown,
         ];
         for refusal in all {
             let e = refusal.error();

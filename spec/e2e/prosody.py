@@ -468,9 +468,6 @@ class ProsodyServer:
     def _check_impl(self) -> None:
         """Make sure the invite modules really come from the implementation under test."""
         expected = plugin_dir() if self.impl == "ours" else None
-        # INVITES_ALLOW_STOCK_FALLBACK=1: while ours is incomplete, modules we
-        # do not ship yet may come from Prosody (never mod_invites itself).
-        fallback_ok = os.environ.get("INVITES_ALLOW_STOCK_FALLBACK") == "1"
         for host in self.hosts:
             if not self.host_has_module("invites_testapi", host):
                 continue
@@ -478,9 +475,6 @@ class ProsodyServer:
             for name in ("invites", "invites_register", "invites_adhoc"):
                 path = paths.get(name)
                 if not path:
-                    continue
-                if (expected and fallback_ok and name != "invites"
-                        and not (expected / f"mod_{name}.lua").exists()):
                     continue
                 from_ours = Path(path).resolve().parent == expected if expected else False
                 if (self.impl == "ours") != from_ours:
