@@ -35,9 +35,12 @@ local function get_default_ttl()
 		return core.default_ttl;
 	end
 	if option ~= ttl_option then
-		local ttl, err = core.parse_period(option);
+		-- Read as Prosody 13's get_option_period reads it, on 0.12 too.
+		local ttl, ambiguous_or_err = core.option_period(option);
 		if not ttl then
-			module:log("error", "Ignoring invalid invite_expiry: %s", err);
+			module:log("error", "Ignoring invalid invite_expiry: %s", ambiguous_or_err);
+		elseif ambiguous_or_err then
+			module:log("error", "Config option 'invite_expiry' is set to ambiguous period '%s' - use full syntax e.g. '2 days'", option);
 		end
 		ttl_option, default_ttl = option, ttl or core.default_ttl;
 	end
@@ -64,6 +67,30 @@ local function delete_keys(keys)
 	return ok, err;
 end
 
+-- Prosody 13's landing page templates: `invites_page` (e.g. a deployment of a static invite page
+-- elsewhere) for the kinds in `invites_page_supports`. Applied after invite-created handlers, so
+-- a landing page module's own link wins, as in Prosody 13 (where this runs at priority -1).
+local url_escape = require "util.http".urlencode;
+local render_url = require "util.interpolation".new("%b{}", url_escape, {
+	urlescape = url_escape;
+	noscheme = function (urlstring)
+		return (urlstring:gsub("^[^:]+:", ""));
+	end;
+});
+
+local function add_landing_page(invite)
+	local template = module:get_option_string("invites_page");
+	if not template or invite.landing_page then
+		return;
+	end
+	local kind = invite.type == "register" and "account"
+		or (invite.allow_registration and "account-and-contact" or "contact-only");
+	if not module:get_option_set("invites_page_supports", { "account", "contact", "account-and-contact" }):contains(kind) then
+		return;
+	end
+	invite.landing_page = render_url(template, { host = module.host, invite = invite });
+end
+
 local function create_invite(invite_type, username, allow_registration, additional_data, ttl, reusable)
 	if ttl ~= nil then
 		local seconds, err = core.parse_period(ttl);
@@ -82,6 +109,7 @@ local function create_invite(invite_type, username, allow_registration, addition
 
 	-- Before storing, so handlers can add fields (mod_invites_page sets landing_page).
 	module:fire_event("invite-created", invite);
+	add_landing_page(invite);
 
 	if stored_at_host_level then
 		local ok, err = token_storage:set(nil, invite.token, invite);
@@ -376,50 +404,244 @@ function purge() --luacheck: ignore 131/purge
 	return purge_expired();
 end
 
---- Admin shell (prosodyctl shell): invite:create_account(jid), invite:create_contact(jid, allow_registration)
-do
+--- Admin shell: the `invite` section, the same verbs on 0.12 and 13
+--   prosodyctl shell invite create_account HOST|JID [--role ROLE]... [--group ID]... [--admin] [--expires-after PERIOD]
+--   prosodyctl shell invite create_reset JID [--expires-after PERIOD]
+--   prosodyctl shell invite create_contact JID [--allow-registration] [--expires-after PERIOD]
+--   prosodyctl shell invite show HOST TOKEN | delete HOST TOKEN | list HOST
+-- Names, arguments and flags are stock 13's (core.shell_commands); 13 also accepts --admin here.
+
+-- What this release's stock modules expect: 0.12 has the shell's plain `invite` table and reads an
+-- invite's roles as a set; 13 (and trunk) has shell-command items and reads roles as a list,
+-- first = primary role.
+local major_version = tonumber((prosody.version or ""):match("^(%d+)%."));
+local stock_0_12 = major_version ~= nil and major_version < 13;
+
+local function stored_roles(list)
+	if not stock_0_12 then
+		return list;
+	elseif #list == 0 then
+		return nil;
+	end
+	local set = {};
+	for _, role in ipairs(list) do
+		set[role] = true;
+	end
+	return set;
+end
+
+local function host_module(host)
+	local mod_invites = host and require "core.modulemanager".get_module(host, "invites");
+	if not mod_invites then
+		return nil, "mod_invites not loaded on this host";
+	end
+	return mod_invites;
+end
+
+local function expires_after(opts, default)
+	local text = opts.expires_after;
+	if text == nil then
+		return default;
+	end
+	local seconds, err = core.parse_period(text);
+	if not seconds then
+		return nil, "--expires-after: " .. err;
+	end
+	return seconds;
+end
+
+local function share(invite, err)
+	if not invite then
+		return nil, err;
+	end
+	return true, invite.landing_page or invite.uri;
+end
+
+local function format_time(t)
+	return os.date("%Y-%m-%d %T", t);
+end
+
+local function describe(invite)
+	local node, host = jid_split(invite.jid);
+	local data = type(invite.additional_data) == "table" and invite.additional_data or {};
+	if invite.type == "roster" then
+		return "Contact with " .. invite.jid;
+	elseif data.allow_reset then
+		return "Password reset for " .. tostring(data.allow_reset) .. "@" .. tostring(host);
+	elseif node then
+		return "Register on " .. tostring(host) .. " with username " .. node;
+	end
+	return "Register on " .. tostring(host);
+end
+
+local shell_verbs = {};
+
+function shell_verbs.create_account(_, mod, user_jid, opts)
+	local username = jid_split(user_jid);
+	local ttl, err = expires_after(opts);
+	if err then
+		return nil, err;
+	end
+	local roles = {};
+	if opts.admin then
+		roles[1] = "prosody:admin";
+	end
+	for _, role in ipairs(opts.role or {}) do
+		if not (opts.admin and role == "prosody:admin") then
+			roles[#roles + 1] = role;
+		end
+	end
+	return share(mod.create_account(username, { roles = stored_roles(roles); groups = opts.group or {} }, ttl));
+end
+
+function shell_verbs.create_reset(self, mod, user_jid, opts)
+	local username, host = jid_split(user_jid);
+	if not username then
+		return nil, "Supply the JID of the account you want to generate a password reset for";
+	end
+	local ttl, err = expires_after(opts, core.default_reset_ttl);
+	if err then
+		return nil, err;
+	end
+	if not require "core.usermanager".user_exists(username, host) then
+		return nil, "No such account: " .. user_jid;
+	end
+	local invite, create_err = mod.create_account_reset(username, ttl);
+	if not invite then
+		return nil, create_err;
+	end
+	self.session.print(invite.landing_page or invite.uri);
+	return true, ("Password reset link for %s valid until %s"):format(user_jid, format_time(invite.expires));
+end
+
+function shell_verbs.create_contact(_, mod, user_jid, opts)
+	local username = jid_split(user_jid);
+	if not username then
+		return nil, "Supply the JID of the account you want the recipient to become a contact of";
+	end
+	local allow, flag_err = core.parse_flag(opts.allow_registration);
+	if allow == nil then
+		return nil, "--allow-registration: " .. flag_err;
+	end
+	local ttl, err = expires_after(opts);
+	if err then
+		return nil, err;
+	end
+	return share(mod.create_contact(username, allow, nil, ttl));
+end
+
+function shell_verbs.show(self, mod, _, token)
+	local invite, err = mod.get_account_invite_info(token);
+	if not invite then
+		return nil, err;
+	end
+	local print = self.session.print;
+	print(describe(invite));
+	if invite.inviter then
+		print("Creator:", invite.inviter);
+	end
+	print("Created:", format_time(invite.created_at));
+	print("Expires:", format_time(invite.expires));
+	print("");
+	print("XMPP URI:", invite.uri);
+	if invite.landing_page then
+		print("Web link:", invite.landing_page);
+	end
+	local data = invite.additional_data;
+	if type(data) == "table" then
+		local roles = type(data.roles) == "table" and data.roles or {};
+		local list = {};
+		for _, role in ipairs(roles) do
+			list[#list + 1] = role;
+		end
+		for role, granted in pairs(roles) do
+			if type(role) == "string" and granted then
+				list[#list + 1] = role;
+			end
+		end
+		if list[1] then
+			print("Role:", list[1]);
+		end
+		if list[2] then
+			print("Secondary roles:", table.concat(list, ", ", 2));
+		end
+		if type(data.groups) == "table" and data.groups[1] then
+			print("Groups:", table.concat(data.groups, ", "));
+		end
+		if data.note then
+			print("Comment:", tostring(data.note));
+		end
+	end
+	return true, "Invitation valid";
+end
+
+function shell_verbs.delete(_, mod, _, token)
+	local ok, err = mod.delete_account_invite(token);
+	if not ok then
+		return nil, err;
+	end
+	return true, "Invitation deleted";
+end
+
+function shell_verbs.list(self, mod)
+	local print_row = require "util.human.io".table({
+		{ title = "Token"; key = "token"; width = 24 };
+		{ title = "Expires"; key = "expires"; width = 20 };
+		{ title = "Description"; key = "description"; width = "100%" };
+	}, self.session.width);
+	self.session.print(print_row());
+	local count = 0;
+	for token, invite in mod.pending_account_invites() do
+		count = count + 1;
+		self.session.print(print_row({
+			token = token;
+			expires = os.date("%Y-%m-%dT%T", invite.expires);
+			description = describe(invite);
+		}));
+	end
+	return true, ("%d pending invites"):format(count);
+end
+
+-- One handler per verb, for both shells: 13 passes the fixed arguments and its parsed flags;
+-- 0.12 passes every word as a string (as does a Lua call without a flags table).
+local function shell_handler(command)
+	local verb, fixed = shell_verbs[command.name], #command.args;
+	return function (self, ...)
+		local args, opts = { ... }, select(fixed + 1, ...);
+		if type(opts) ~= "table" then
+			local words = {};
+			for i = 1, select("#", ...) do
+				words[#words + 1] = args[i] ~= nil and tostring(args[i]) or nil;
+			end
+			args, opts = core.parse_shell_args(command.name, words);
+			if not args then
+				return nil, opts;
+			end
+		end
+		local target = args[1];
+		if type(target) ~= "string" then
+			return nil, "Missing argument: " .. command.args[1].name;
+		end
+		local _, host = jid_split(target);
+		local mod, err = host_module(host);
+		if not mod then
+			return nil, err;
+		end
+		return verb(self, mod, table.unpack(args, 1, fixed), opts);
+	end;
+end
+
+if not stock_0_12 then
+	-- Prosody 13: shell-command items (never the old table as well: assigning it wipes these).
+	for _, command in ipairs(core.shell_commands) do
+		command.handler = shell_handler(command);
+		module:add_item("shell-command", command);
+	end
+else
 	local console_env = module:shared("/*/admin_shell/env");
-
-	local function host_module(host)
-		local mod_invites = host and require "core.modulemanager".get_module(host, "invites");
-		if not mod_invites then
-			return nil, "mod_invites not loaded on this host";
-		end
-		return mod_invites;
-	end
-
-	local function shared_link(invite, err)
-		if not invite then
-			return nil, err;
-		end
-		return true, invite.landing_page or invite.uri;
-	end
-
-	-- luacheck: ignore 212/self
-	console_env.invite = {};
-	function console_env.invite:create_account(user_jid)
-		local username, host = jid_split(user_jid);
-		local mod_invites, err = host_module(host);
-		if not mod_invites then
-			return nil, err;
-		end
-		return shared_link(mod_invites.create_account(username));
-	end
-
-	function console_env.invite:create_contact(user_jid, allow_registration)
-		local username, host = jid_split(user_jid);
-		local mod_invites, err = host_module(host);
-		if not mod_invites then
-			return nil, err;
-		end
-		if not username then
-			return nil, "A user JID is required (user@host)";
-		end
-		local allow, flag_err = core.parse_flag(allow_registration);
-		if allow == nil then
-			return nil, "allow_registration: " .. flag_err;
-		end
-		return shared_link(mod_invites.create_contact(username, allow));
+	console_env.invite = console_env.invite or {};
+	for _, command in ipairs(core.shell_commands) do
+		console_env.invite[command.name] = shell_handler(command);
 	end
 end
 
@@ -475,12 +697,8 @@ function module.command(arg)
 	if reset_username then
 		invite, create_err = create_account_reset(reset_username, request.expires_after);
 	else
-		local roles;
-		for _, role in ipairs(request.roles) do
-			roles = roles or {};
-			roles[role] = true;
-		end
-		invite, create_err = create_account(nil, { roles = roles; groups = request.groups }, request.expires_after);
+		invite, create_err = create_account(nil, { roles = stored_roles(request.roles); groups = request.groups },
+			request.expires_after);
 	end
 	if not invite then
 		io.stderr:write("prosodyctl mod_invites generate: could not create the invite: ", tostring(create_err), "\n");

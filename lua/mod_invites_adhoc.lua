@@ -4,7 +4,8 @@
 --   urn:xmpp:invite#invite          "Create new contact invite"     local users (admins only when
 --                                                                    allow_contact_invites = false)
 --   urn:xmpp:invite#create-account  "Create new account invite"     admins, roles in invites_account_roles
---   urn:xmpp:invite#create-reset    "Create password reset invite"  admins
+--   urn:xmpp:invite#create-reset    "Create password reset invite"  admins (also answered at Prosody
+--                                                                    13's xmpp:prosody.im/mod_invites_adhoc#password-reset)
 --
 -- Every command completes with a `result` form of FORM_TYPE urn:xmpp:invite#invitation (`uri`,
 -- `landing-url` when there is a landing page, `expire`); failures are command errors. The rules
@@ -276,13 +277,6 @@ module:hook("host-disco-info-node", function (event)
 	return true;
 end, 1);
 
-module:hook("iq-set/host/" .. ns.commands .. ":command", function (event)
-	local command = event.stanza.tags[1];
-	if command.attr.node ~= ns.invite_command_account or not may_create_accounts(event) then
-		return;
-	end
-	return adhoc_lib.handle_cmd(account_command, event.origin, event.stanza);
-end, 501);
 
 --- Create password reset invite (admins)
 
@@ -321,4 +315,31 @@ local function reset_invite(_, data)
 	return invitation_result(invite);
 end
 
-module:provides("adhoc", adhoc_lib.new("Create password reset invite", ns.invite_command_reset, reset_invite, "admin"));
+local reset_command = adhoc_lib.new("Create password reset invite", ns.invite_command_reset, reset_invite, "admin");
+module:provides("adhoc", reset_command);
+
+-- Prosody 13's stock node for the same command, for clients and scripts that use it (answered,
+-- not listed twice).
+local prosody_reset_command = adhoc_lib.new(reset_command.name, ns.prosody_reset_command, reset_invite, "admin");
+
+local function may_reset(event)
+	if has_permissions then
+		return may("adhoc:" .. ns.prosody_reset_command, event);
+	end
+	return usermanager.is_admin(jid_bare(event.stanza.attr.from), module.host);
+end
+
+-- Commands mod_adhoc would not run for this requester: account invites for users granted them
+-- by role, and the reset command under Prosody 13's node. Anything else is left to mod_adhoc.
+module:hook("iq-set/host/" .. ns.commands .. ":command", function (event)
+	local node = event.stanza.tags[1].attr.node;
+	local command;
+	if node == ns.invite_command_account and may_create_accounts(event) then
+		command = account_command;
+	elseif node == ns.prosody_reset_command and may_reset(event) then
+		command = prosody_reset_command;
+	else
+		return;
+	end
+	return adhoc_lib.handle_cmd(command, event.origin, event.stanza);
+end, 501);

@@ -218,21 +218,28 @@ end
 
 local function apply_roles(username, plan)
 	local set_user_role = usermanager.set_user_role;
-	if set_user_role then -- COMPAT: Prosody 13 keeps roles in the authorization provider
-		local ok, err = set_user_role(username, module.host, plan.role_list[1]);
+	if not set_user_role then -- Prosody 0.12: a set in the roles store
+		local ok, err = roles_store:set(username, plan.roles);
 		if not ok then
-			module:log("error", "Failed to set role of %s: %s", username, tostring(err));
-		end
-		for i = 2, #plan.role_list do
-			if usermanager.add_user_secondary_role then
-				usermanager.add_user_secondary_role(username, module.host, plan.role_list[i]);
-			end
+			module:log("error", "Failed to store roles of %s: %s", username, tostring(err));
 		end
 		return;
 	end
-	local ok, err = roles_store:set(username, plan.roles);
-	if not ok then
-		module:log("error", "Failed to store roles of %s: %s", username, tostring(err));
+	-- Prosody 13 keeps roles in the authorization provider, which raises for unknown roles: grant
+	-- those that exist (the first as primary) and never let a role cost the registration.
+	local granted = 0;
+	for _, role in ipairs(plan.role_list) do
+		if not usermanager.get_role_by_name(role, module.host) then
+			module:log("error", "Invite used by %s names role %q, which does not exist on this host; not granted", username, role);
+		else
+			local grant = granted == 0 and set_user_role or usermanager.add_user_secondary_role;
+			local ok, done, err = pcall(grant, username, module.host, role);
+			if ok and done then
+				granted = granted + 1;
+			else
+				module:log("error", "Failed to grant role %s to %s: %s", role, username, tostring(ok and err or done));
+			end
+		end
 	end
 end
 

@@ -1,7 +1,9 @@
 -- Password policy: minimum length, and no username inside the password.
 --
 -- Shipped with the invite modules because the community module mod_invites_register_web depends on
--- a module named "password_policy", which Debian's prosody-modules package does not contain. This
+-- a module named "password_policy", which Debian's 2023 prosody-modules package does not contain.
+-- Where the host has the community module (the 2025 snapshot that comes with Prosody 13 does),
+-- that one is loaded in our place, so this directory never shadows it. This
 -- is an independent implementation of the interface that module (and mod_invites_register_web)
 -- uses:
 --   option password_policy = { length = 8; exclude_username = true }   (those are the defaults)
@@ -9,6 +11,31 @@
 --   check_password(password, { username = U }?) -> true | nil, message, failed_rule
 -- It also enforces the policy on in-band registration (XEP-0077, including invite-based
 -- registration and password resets) and on in-band password changes.
+
+-- The community module, if a plugin directory other than ours has one.
+local function community_module()
+	local ours = module:get_directory():gsub("/+$", "");
+	for dir in (prosody.paths.plugins or ""):gmatch("[^;]+") do
+		dir = dir:gsub("/+$", "");
+		if dir ~= ours then
+			for _, path in ipairs({ dir .. "/mod_password_policy/mod_password_policy.lua", dir .. "/mod_password_policy.lua" }) do
+				local file = io.open(path);
+				if file then
+					file:close();
+					return path;
+				end
+			end
+		end
+	end
+end
+
+local community = community_module();
+if community then
+	module:log("debug", "Loading the community mod_password_policy from %s", community);
+	-- In this module's environment, as if Prosody had found it first.
+	return assert(loadfile(community, "t", _ENV))();
+end
+
 local st = require "util.stanza";
 
 local defaults = { length = 8; exclude_username = true };

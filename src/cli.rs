@@ -188,6 +188,166 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
     Ok(GenerateCommand::Generate(GenerateRequest { host, mode, expires_after }))
 }
 
+/// Description of the admin shell's `invite` section.
+pub const SHELL_SECTION_DESC: &str = "Create and manage invitations";
+
+/// One verb of the admin shell's `invite` section, with Prosody 13's names, arguments and flags
+/// (flag names are written with `_`, as Prosody's argument parser stores them).
+#[derive(Debug)]
+pub struct ShellCommand {
+    pub name: &'static str,
+    pub desc: &'static str,
+    /// Fixed arguments, in order; the first names the host (a host or a JID).
+    pub args: &'static [&'static str],
+    /// Flags taking one value (`--expires-after 1d`).
+    pub value_flags: &'static [&'static str],
+    /// Flags that may be repeated, collecting their values (`--role a --role b`).
+    pub array_flags: &'static [&'static str],
+    /// Yes/no flags (`--admin`, `--no-admin`, `--allow-registration=yes`).
+    pub switches: &'static [&'static str],
+    /// 0.12's positional form: switches given as extra arguments, in this order
+    /// (`invite:create_contact("user@host", true)`).
+    pub positional_switches: &'static [&'static str],
+}
+
+/// The verbs, as `prosodyctl shell invite VERB ARGS --flags` and `help invite` show them.
+pub const SHELL_COMMANDS: &[ShellCommand] = &[
+    ShellCommand {
+        name: "create_account",
+        desc: "Create an invitation to make an account on this server with the specified JID (supply only a hostname to allow any username)",
+        args: &["user_jid"],
+        value_flags: &["expires_after"],
+        array_flags: &["role", "group"],
+        switches: &["admin"],
+        positional_switches: &[],
+    },
+    ShellCommand {
+        name: "create_reset",
+        desc: "Create a password reset link for the specified user",
+        args: &["user_jid"],
+        value_flags: &["expires_after"],
+        array_flags: &[],
+        switches: &[],
+        positional_switches: &[],
+    },
+    ShellCommand {
+        name: "create_contact",
+        desc: "Create an invitation to become contacts with the specified user",
+        args: &["user_jid"],
+        value_flags: &["expires_after"],
+        array_flags: &[],
+        switches: &["allow_registration"],
+        positional_switches: &["allow_registration"],
+    },
+    ShellCommand {
+        name: "show",
+        desc: "Show details of an account invitation token",
+        args: &["host", "token"],
+        value_flags: &[],
+        array_flags: &[],
+        switches: &[],
+        positional_switches: &[],
+    },
+    ShellCommand {
+        name: "delete",
+        desc: "Delete/revoke an invitation token",
+        args: &["host", "token"],
+        value_flags: &[],
+        array_flags: &[],
+        switches: &[],
+        positional_switches: &[],
+    },
+    ShellCommand {
+        name: "list",
+        desc: "List pending invitations which allow account registration",
+        args: &["host"],
+        value_flags: &[],
+        array_flags: &[],
+        switches: &[],
+        positional_switches: &[],
+    },
+];
+
+/// A flag's value as the shell verbs receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagValue {
+    Text(String),
+    List(Vec<String>),
+    Switch(bool),
+}
+
+/// A shell verb's arguments: the fixed ones in order, and the flags by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShellArgs {
+    pub args: Vec<String>,
+    pub flags: Vec<(String, FlagValue)>,
+}
+
+impl ShellArgs {
+    fn set(&mut self, name: &str, value: FlagValue) {
+        match (self.flags.iter_mut().find(|(existing, _)| existing == name), value) {
+            (Some((_, FlagValue::List(list))), FlagValue::List(more)) => list.extend(more),
+            (Some((_, slot)), value) => *slot = value,
+            (None, value) => self.flags.push((name.to_owned(), value)),
+        }
+    }
+}
+
+/// Parses a verb's arguments as Prosody 0.12's shell passes them: every word after the verb as
+/// a string (`prosodyctl shell invite create_account example.com --role r` arrives as
+/// `invite:create_account("example.com", "--role", "r")`). Flags are read as Prosody 13 reads
+/// them for the same verb, so the same command line works on both; extra words fill the
+/// verb's positional switches. Errors: [`Error::Usage`] with the reason.
+pub fn parse_shell_args(command: &ShellCommand, words: &[String]) -> Result<ShellArgs> {
+    let mut parsed = ShellArgs::default();
+    let mut extra = Vec::new();
+    let mut rest = words.iter();
+    while let Some(word) = rest.next() {
+        let Some(flag) = word.strip_prefix("--").filter(|flag| !flag.is_empty()) else {
+            if parsed.args.len() < command.args.len() {
+                parsed.args.push(word.clone());
+            } else {
+                extra.push(word.as_str());
+            }
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name.replace('-', "_"), Some(value)),
+            None => (flag.replace('-', "_"), None),
+        };
+        let is_value = command.value_flags.contains(&name.as_str());
+        if is_value || command.array_flags.contains(&name.as_str()) {
+            let value = match inline {
+                Some(value) => value,
+                None => rest.next().map(String::as_str).ok_or_else(|| usage(format!("Expected value after {word}")))?,
+            };
+            let value = if is_value { FlagValue::Text(value.to_owned()) } else { FlagValue::List(vec![value.to_owned()]) };
+            parsed.set(&name, value);
+            continue;
+        }
+        let (name, on) = match name.strip_prefix("no_") {
+            Some(name) if inline.is_none() => (name.to_owned(), false),
+            _ => (name, true),
+        };
+        if !command.switches.contains(&name.as_str()) {
+            return Err(usage(format!("Unknown parameter: {word}")));
+        }
+        let on = match inline {
+            Some(value) => parse_flag(value).ok_or_else(|| usage(format!("{word}: expected yes or no")))?,
+            None => on,
+        };
+        parsed.set(&name, FlagValue::Switch(on));
+    }
+    if extra.len() > command.positional_switches.len() {
+        return Err(usage(format!("Unexpected argument: {}", extra[command.positional_switches.len()])));
+    }
+    for (name, word) in command.positional_switches.iter().zip(extra) {
+        let on = parse_flag(word).ok_or_else(|| usage(format!("{name}: expected true or false, not {word}")))?;
+        parsed.set(name, FlagValue::Switch(on));
+    }
+    Ok(parsed)
+}
+
 /// Reads a yes/no argument. The admin shell passes everything as a string, and stock Prosody
 /// took the string "false" as true; here "false", "no", "off" and "0" mean false.
 pub fn parse_flag(s: &str) -> Option<bool> {
@@ -342,6 +502,63 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(parse_flag(input), expected, "{input:?}");
+        }
+    }
+
+    fn shell(name: &str, words: &[&str]) -> Result<ShellArgs> {
+        let command = SHELL_COMMANDS.iter().find(|c| c.name == name).unwrap();
+        parse_shell_args(command, &words.iter().map(|&w| w.to_owned()).collect::<Vec<_>>())
+    }
+
+    fn text(s: &str) -> FlagValue {
+        FlagValue::Text(s.to_owned())
+    }
+
+    fn list(items: &[&str]) -> FlagValue {
+        FlagValue::List(items.iter().map(|&i| i.to_owned()).collect())
+    }
+
+    #[test]
+    fn shell_words_parse_as_prosody_13_parses_them() {
+        let parsed =
+            shell("create_account", &["example.com", "--role", "a", "--admin", "--role=b", "--expires-after", "1d"]).unwrap();
+        assert_eq!(parsed.args, ["example.com"]);
+        assert_eq!(
+            parsed.flags,
+            [
+                ("role".to_owned(), list(&["a", "b"])),
+                ("admin".to_owned(), FlagValue::Switch(true)),
+                ("expires_after".to_owned(), text("1d"))
+            ]
+        );
+        let parsed = shell("create_contact", &["alice@example.com", "--no-allow-registration"]).unwrap();
+        assert_eq!(parsed.flags, [("allow_registration".to_owned(), FlagValue::Switch(false))]);
+        let parsed = shell("create_contact", &["alice@example.com", "--allow-registration=yes"]).unwrap();
+        assert_eq!(parsed.flags, [("allow_registration".to_owned(), FlagValue::Switch(true))]);
+        // 0.12's own form: allow_registration as a second argument.
+        let parsed = shell("create_contact", &["alice@example.com", "true"]).unwrap();
+        assert_eq!(parsed.flags, [("allow_registration".to_owned(), FlagValue::Switch(true))]);
+        assert_eq!(shell("show", &["example.com", "T0KEN"]).unwrap().args, ["example.com", "T0KEN"]);
+        assert_eq!(shell("list", &[]).unwrap(), ShellArgs::default());
+    }
+
+    #[test]
+    fn shell_mistakes_are_usage_errors() {
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("create_account", &["example.com", "--frob"], "Unknown parameter: --frob"),
+            ("create_account", &["example.com", "--role"], "Expected value after --role"),
+            ("create_reset", &["bob@example.com", "--admin"], "Unknown parameter: --admin"),
+            ("create_account", &["example.com", "other"], "Unexpected argument: other"),
+            ("create_contact", &["alice@example.com", "maybe"], "allow_registration: expected true or false, not maybe"),
+            (
+                "create_contact",
+                &["alice@example.com", "--allow-registration=perhaps"],
+                "--allow-registration=perhaps: expected yes or no",
+            ),
+            ("list", &["example.com", "more"], "Unexpected argument: more"),
+        ];
+        for (name, words, reason) in cases {
+            assert_eq!(shell(name, words), Err(Error::Usage((*reason).to_owned())), "{name} {words:?}");
         }
     }
 }

@@ -194,6 +194,9 @@ fn check_username(username: &str) -> Result<&str> {
     if bad { Err(Error::InvalidUsername) } else { Ok(username) }
 }
 
+/// 9999-12-31T23:59:59Z: the latest expiry a record gets.
+pub const LAST_EXPIRY: i64 = 253_402_300_799;
+
 /// Builds a new record. `token` comes from the caller's CSPRNG ([`crate::token::encode_token`]).
 pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<InviteRecord> {
     let jid = match (request.kind, request.username) {
@@ -202,8 +205,9 @@ pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<In
         (InviteType::Roster, None) => return Err(Error::InvalidUsername),
     };
     let allow_registration = request.kind == InviteType::Register || request.allow_registration;
-    let ttl = i64::try_from(request.ttl).map_err(|_| Error::TimeOverflow)?;
-    let expires = now.checked_add(ttl).ok_or(Error::TimeOverflow)?;
+    // Lifetimes past the last second XEP-0082 can write ("never" among them) end there.
+    let expires =
+        i64::try_from(request.ttl).ok().and_then(|ttl| now.checked_add(ttl)).map_or(LAST_EXPIRY, |e| e.min(LAST_EXPIRY));
     let ibr = request.kind == InviteType::Roster && allow_registration;
     let uri = invite_uri(&jid, request.kind.as_str(), &token, ibr);
     Ok(InviteRecord {
@@ -448,8 +452,8 @@ mod tests {
             let req = InviteRequest { username: Some(bad), ..request(InviteType::Register, None, true) };
             assert_eq!(create(&req, T.into(), 0), Err(Error::InvalidUsername), "{bad:?}");
         }
-        let huge = InviteRequest { ttl: u64::MAX, ..request(InviteType::Register, None, true) };
-        assert_eq!(create(&huge, T.into(), 0), Err(Error::TimeOverflow));
+        let never = InviteRequest { ttl: u64::MAX, ..request(InviteType::Register, None, true) };
+        assert_eq!(create(&never, T.into(), 1000).map(|r| r.expires), Ok(LAST_EXPIRY));
     }
 
     #[test]

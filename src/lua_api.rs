@@ -571,6 +571,84 @@ fn parse_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
     }
 }
 
+/// A period option as Prosody 13's `get_option_period` reads it: seconds and, when Prosody would
+/// log it as ambiguous, `true`; or `nil, reason`.
+fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
+    let parsed = match &value {
+        Value::Boolean(false) => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
+        // Prosody 13 treats a negative period as "never".
+        Value::Integer(n) if *n < 0 => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
+        Value::Number(n) if *n < 0.0 => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
+        Value::Integer(n) => {
+            period::period_from_number(*n as f64).map(|seconds| period::OptionPeriod { seconds, ambiguous: false })
+        }
+        Value::Number(n) => period::period_from_number(*n).map(|seconds| period::OptionPeriod { seconds, ambiguous: false }),
+        Value::String(s) => period::option_period(&s.to_str()?),
+        other => Err(Error::InvalidPeriod(other.type_name().to_owned())),
+    };
+    match parsed {
+        Ok(period) => Ok(MultiValue::from_iter([
+            Value::Integer(i64::try_from(period.seconds).unwrap_or(i64::MAX)),
+            Value::Boolean(period.ambiguous),
+        ])),
+        Err(e) => failure(lua, &e.to_string()),
+    }
+}
+
+/// The admin shell's verbs in the shape of Prosody 13's `shell-command` items (without handlers).
+fn shell_commands(lua: &Lua) -> mlua::Result<Table> {
+    let commands = lua.create_table()?;
+    for command in cli::SHELL_COMMANDS {
+        let args = lua.create_table()?;
+        for name in command.args {
+            args.push(lua.create_table_from([("name", *name), ("type", "string")])?)?;
+        }
+        let set = |names: &[&str]| lua.create_table_from(names.iter().map(|&name| (name, true)));
+        // Verbs without flags have none, so 13's help lists no empty "Flags:".
+        let flags = if command.value_flags.is_empty() && command.array_flags.is_empty() && command.switches.is_empty() {
+            None
+        } else {
+            let flags = lua.create_table()?;
+            flags.set("value_params", set(command.value_flags)?)?;
+            flags.set("array_params", set(command.array_flags)?)?;
+            flags.set("kv_params", set(command.switches)?)?;
+            Some(flags)
+        };
+        let item = lua.create_table()?;
+        item.set("section", "invite")?;
+        item.set("section_desc", cli::SHELL_SECTION_DESC)?;
+        item.set("name", command.name)?;
+        item.set("desc", command.desc)?;
+        item.set("args", args)?;
+        item.set("host_selector", command.args.first().copied())?;
+        item.set("flags", flags)?;
+        commands.push(item)?;
+    }
+    Ok(commands)
+}
+
+/// Prosody 0.12's shell form of a verb's words: the fixed arguments as a list and the flags as a
+/// table shaped like Prosody 13's parsed flags; or `nil, reason`.
+fn parse_shell_args(lua: &Lua, (name, words): (String, Table)) -> mlua::Result<MultiValue> {
+    let Some(command) = cli::SHELL_COMMANDS.iter().find(|command| command.name == name) else {
+        return failure(lua, &format!("no such command: {name}"));
+    };
+    let words: Vec<String> = words.sequence_values::<String>().collect::<mlua::Result<_>>()?;
+    let parsed = match cli::parse_shell_args(command, &words) {
+        Ok(parsed) => parsed,
+        Err(e) => return failure(lua, &e.to_string()),
+    };
+    let flags = lua.create_table()?;
+    for (name, value) in parsed.flags {
+        match value {
+            cli::FlagValue::Text(text) => flags.set(name, text)?,
+            cli::FlagValue::List(list) => flags.set(name, lua.create_sequence_from(list)?)?,
+            cli::FlagValue::Switch(on) => flags.set(name, on)?,
+        }
+    }
+    Ok(MultiValue::from_iter([Value::Table(lua.create_sequence_from(parsed.args)?), Value::Table(flags)]))
+}
+
 fn parse_flag(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
     let flag = match &value {
         Value::Nil => Some(false),
@@ -1055,7 +1133,10 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("new", lua.create_function(new_invites)?)?;
     exports.set("check_token", lua.create_function(check_token)?)?;
     exports.set("parse_period", lua.create_function(parse_period)?)?;
+    exports.set("option_period", lua.create_function(option_period)?)?;
     exports.set("parse_flag", lua.create_function(parse_flag)?)?;
+    exports.set("shell_commands", shell_commands(lua)?)?;
+    exports.set("parse_shell_args", lua.create_function(parse_shell_args)?)?;
     exports.set("parse_generate", lua.create_function(parse_generate)?)?;
     exports.set("generate_usage", cli::GENERATE_USAGE)?;
     exports.set("datetime", lua.create_function(|_, seconds: i64| Ok(datetime::format_datetime(seconds)))?)?;

@@ -12,6 +12,8 @@ pub const INVITE_COMMAND_CONTACT: &str = "urn:xmpp:invite#invite";
 pub const INVITE_COMMAND_ACCOUNT: &str = "urn:xmpp:invite#create-account";
 /// Ad-hoc node "Create password reset invite" (our extension, same family).
 pub const INVITE_COMMAND_RESET: &str = "urn:xmpp:invite#create-reset";
+/// Prosody 13's node for the same command, answered too.
+pub const PROSODY_RESET_COMMAND: &str = "xmpp:prosody.im/mod_invites_adhoc#password-reset";
 /// XEP-0401 0.6.0: FORM_TYPE of the invitation result form.
 pub const INVITATION_FORM: &str = "urn:xmpp:invite#invitation";
 /// XEP-0077: in-band registration.
@@ -33,6 +35,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("invite_command_contact", INVITE_COMMAND_CONTACT),
     ("invite_command_account", INVITE_COMMAND_ACCOUNT),
     ("invite_command_reset", INVITE_COMMAND_RESET),
+    ("prosody_reset_command", PROSODY_RESET_COMMAND),
     ("invitation_form", INVITATION_FORM),
     ("register", REGISTER),
     ("data_forms", DATA_FORMS),

@@ -1,5 +1,7 @@
 //! Periods of time in seconds, written the way Prosody 13 accepts them ("604800", "1 week",
-//! "12h"), for the `invite_expiry` option and the `--expires-after` flag.
+//! "12h"): strictly for flags such as `--expires-after` ([`parse_period`]), and for options such
+//! as `invite_expiry` exactly as Prosody 13's `module:get_option_period` reads them
+//! ([`option_period`]), on 0.12 as well, so one configuration means the same on both.
 
 use crate::{Error, Result};
 
@@ -15,9 +17,18 @@ const UNITS: &[(&[&str], u64)] = &[
     (&["h", "hour", "hours"], HOUR),
     (&["d", "day", "days"], DAY),
     (&["w", "week", "weeks"], 7 * DAY),
-    (&["mon", "month", "months"], 30 * DAY),
-    (&["y", "year", "years"], 365 * DAY),
+    (&["mon", "month", "months"], MONTH),
+    (&["y", "year", "years"], YEAR),
 ];
+
+/// Prosody 13's month and year (`util.human.io`): 31 days, and 365.2425 days (a whole number
+/// of seconds).
+const MONTH: u64 = 31 * DAY;
+const YEAR: u64 = 31_556_952;
+
+/// What an option set to "never" (or `false`) means: Prosody 13 returns `math.huge`; an invite
+/// created with it expires at the last second [`crate::invite::create`] can write.
+pub const NEVER: u64 = u64::MAX;
 
 /// Longest period accepted: anything longer could not be added to a Unix time held in an
 /// `i64`, which is how Lua and the invite records hold times.
@@ -31,7 +42,7 @@ fn unit_seconds(unit: &str) -> Option<u64> {
 ///
 /// Accepted: a bare integer of seconds ("604800"), or an integer followed, optionally after
 /// whitespace, by a unit: `s`/`sec`/`second(s)`, `min`/`minute(s)`, `h`/`hour(s)`,
-/// `d`/`day(s)`, `w`/`week(s)`, `mon`/`month(s)` (30 days) or `y`/`year(s)` (365 days), in any
+/// `d`/`day(s)`, `w`/`week(s)`, `mon`/`month(s)` (31 days) or `y`/`year(s)` (365.2425 days), in any
 /// ASCII case. Surrounding whitespace is ignored.
 ///
 /// Errors: [`Error::InvalidPeriod`] for anything else, including signs, fractions, the
@@ -54,6 +65,88 @@ pub fn parse_period(s: &str) -> Result<u64> {
         return Err(invalid());
     }
     Ok(seconds)
+}
+
+/// A period read from the configuration: its seconds, and whether Prosody 13 would log it as
+/// ambiguous (it then still uses the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionPeriod {
+    pub seconds: u64,
+    pub ambiguous: bool,
+}
+
+/// Reads a period option written as a string the way Prosody 13's `get_option_period` does:
+/// "never" is [`NEVER`]; a well-formed period as [`parse_period`] reads it; otherwise
+/// Prosody 13's own matching, which takes the first number anywhere in the text and the unit
+/// letters after it (`util.human.io.parse_duration`), then, failing that, its lax variant that
+/// also reads "m"/"mo" as months and "mi" as minutes and a missing unit as seconds (flagged
+/// ambiguous, as Prosody logs it). Zero is refused rather than creating invites that are
+/// expired at birth. Errors: [`Error::InvalidPeriod`], [`Error::TimeOverflow`].
+pub fn option_period(s: &str) -> Result<OptionPeriod> {
+    if s == "never" {
+        return Ok(OptionPeriod { seconds: NEVER, ambiguous: false });
+    }
+    match parse_period(s) {
+        Ok(seconds) => return Ok(OptionPeriod { seconds, ambiguous: false }),
+        Err(Error::TimeOverflow) => return Err(Error::TimeOverflow),
+        Err(_) => {}
+    }
+    let invalid = || Error::InvalidPeriod(s.to_owned());
+    let lower = s.to_ascii_lowercase();
+    let start = lower.find(|c: char| c.is_ascii_digit()).ok_or_else(invalid)?;
+    let digits = &lower[start..];
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let (number, after) = digits.split_at(end);
+    let unit: Vec<char> = after.trim_start_matches(is_lua_space).chars().take(3).collect();
+    let (strict_unit, lax_unit) = prosody_units(&unit);
+    let (scale, ambiguous) = match strict_unit.as_str() {
+        "s" => (1, false),
+        "min" => (MINUTE, false),
+        "h" | "ho" => (HOUR, false),
+        "d" => (DAY, false),
+        "w" => (7 * DAY, false),
+        "mon" => (MONTH, false),
+        "y" => (YEAR, false),
+        _ => match lax_unit.as_str() {
+            "s" => (1, true),
+            "mi" => (MINUTE, true),
+            "h" | "ho" => (HOUR, true),
+            "d" => (DAY, true),
+            "w" => (7 * DAY, true),
+            "m" | "mo" => (MONTH, true),
+            "y" => (YEAR, true),
+            _ => (1, true),
+        },
+    };
+    let count: u64 = number.parse().map_err(|_| Error::TimeOverflow)?;
+    let seconds = count.checked_mul(scale).filter(|&seconds| seconds <= MAX_PERIOD).ok_or(Error::TimeOverflow)?;
+    if seconds == 0 {
+        return Err(invalid());
+    }
+    Ok(OptionPeriod { seconds, ambiguous })
+}
+
+/// Lua's `%s`.
+fn is_lua_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
+}
+
+/// The unit letters Prosody 13 reads after the number: `[smhdwy]?[io]?n?` (strict) and
+/// `[smhdwy]?[io]?` (lax), from the (lower-cased) characters that follow it.
+fn prosody_units(next: &[char]) -> (String, String) {
+    let mut unit = String::new();
+    let mut rest = next.iter().copied().peekable();
+    if let Some(c) = rest.next_if(|c| "smhdwy".contains(*c)) {
+        unit.push(c);
+    }
+    if let Some(c) = rest.next_if(|c| "io".contains(*c)) {
+        unit.push(c);
+    }
+    let lax = unit.clone();
+    if let Some(c) = rest.next_if(|&c| c == 'n') {
+        unit.push(c);
+    }
+    (unit, lax)
 }
 
 /// Converts a period given as a Lua number (e.g. `invite_expiry = 86400 * 1.5`) into seconds.
@@ -104,12 +197,12 @@ mod tests {
             ("1 day", 86_400),
             ("1w", 604_800),
             ("3 weeks", 1_814_400),
-            ("1 mon", 2_592_000),
-            ("1 month", 2_592_000),
-            ("2 months", 5_184_000),
-            ("1y", 31_536_000),
-            ("1 year", 31_536_000),
-            ("10 years", 315_360_000),
+            ("1 mon", 2_678_400),
+            ("1 month", 2_678_400),
+            ("2 months", 5_356_800),
+            ("1y", 31_556_952),
+            ("1 year", 31_556_952),
+            ("10 years", 315_569_520),
             ("1 WEEK", 604_800),
             ("12H", 43_200),
             ("2 Days", 172_800),
@@ -190,5 +283,39 @@ mod tests {
         for n in [9_223_372_036_854_775_808.0, 1e19, f64::MAX] {
             assert_eq!(period_from_number(n), Err(Error::TimeOverflow), "{n}");
         }
+    }
+
+    /// What Prosody 13.0.1's `get_option_period` returns for these strings (worked out from
+    /// `util.human.io` and `core.moduleapi`), and whether it logs them as ambiguous.
+    #[test]
+    fn options_read_as_prosody_13_reads_them() {
+        let cases = [
+            ("1 week", 604_800, false),
+            ("2 weeks", 1_209_600, false),
+            ("12h", 43_200, false),
+            ("1 hour", 3_600, false),
+            ("3 seconds", 3, false),
+            ("1 month", 2_678_400, false),
+            ("1 year", 31_556_952, false),
+            ("604800", 604_800, false),
+            ("about 3 days", 259_200, false),
+            ("3 dogs", 3, true),
+            ("-1 day", 86_400, false),
+            ("2 DAYS ago", 172_800, false),
+            ("1 hr", 3_600, false),
+            ("30 m", 2_678_400 * 30, true),
+            ("1 mo", 2_678_400, true),
+            ("5 mi", 300, true),
+            ("1.5 days", 1, true),
+            ("7 fortnights", 7, true),
+        ];
+        for (text, seconds, ambiguous) in cases {
+            assert_eq!(option_period(text), Ok(OptionPeriod { seconds, ambiguous }), "{text}");
+        }
+        assert_eq!(option_period("never"), Ok(OptionPeriod { seconds: NEVER, ambiguous: false }));
+        for text in ["", "week", "a week", "0", "0 days"] {
+            assert_eq!(option_period(text), Err(Error::InvalidPeriod(text.to_owned())), "{text}");
+        }
+        assert_eq!(option_period("99999999999999999999 days"), Err(Error::TimeOverflow));
     }
 }

@@ -102,7 +102,7 @@ function fake.load_module(name, options)
 		events = events;
 	};
 	local config = options.config or {};
-	local env = setmetatable({ module = module, prosody = options.prosody or { process_type = "prosody" } }, { __index = _G });
+	local env = setmetatable({ module = module, prosody = options.prosody or { process_type = "prosody", version = "0.12.3" } }, { __index = _G });
 
 	function module:get_directory() return fake.plugin_dir; end -- luacheck: ignore 212/self
 	function module:require(lib)
@@ -144,6 +144,10 @@ function fake.load_module(name, options)
 	function module:shared(path) -- luacheck: ignore 212/self
 		shared[path] = shared[path] or {};
 		return shared[path];
+	end
+	module.items = {};
+	function module:add_item(kind, item)
+		self.items[#self.items + 1] = { kind = kind, item = item };
 	end
 	function module:add_timer(delay, callback) -- luacheck: ignore 212/self
 		timers[#timers + 1] = { delay = delay, callback = callback };
