@@ -461,22 +461,24 @@ local function format_time(t)
 	return os.date("%Y-%m-%d %T", t);
 end
 
-local function describe(invite)
+-- What an invite is for, in stock 13's words: long for `show`, short for `list`.
+local function describe(invite, long)
 	local node, host = jid_split(invite.jid);
 	local data = type(invite.additional_data) == "table" and invite.additional_data or {};
 	if invite.type == "roster" then
-		return "Contact with " .. invite.jid;
+		return (long and "Invitation to register and become a contact of " or "Contact with ") .. invite.jid;
 	elseif data.allow_reset then
 		return "Password reset for " .. tostring(data.allow_reset) .. "@" .. tostring(host);
 	elseif node then
-		return "Register on " .. tostring(host) .. " with username " .. node;
+		return long and ("Invitation to register on %s with username '%s'"):format(host, node)
+			or ("Register on %s with username %s"):format(host, node);
 	end
-	return "Register on " .. tostring(host);
+	return (long and "Invitation to register on " or "Register on ") .. tostring(host);
 end
 
 local shell_verbs = {};
 
-function shell_verbs.create_account(_, mod, user_jid, opts)
+function shell_verbs.create_account(_, mod, opts, user_jid)
 	local username = jid_split(user_jid);
 	local ttl, err = expires_after(opts);
 	if err then
@@ -494,7 +496,7 @@ function shell_verbs.create_account(_, mod, user_jid, opts)
 	return share(mod.create_account(username, { roles = stored_roles(roles); groups = opts.group or {} }, ttl));
 end
 
-function shell_verbs.create_reset(self, mod, user_jid, opts)
+function shell_verbs.create_reset(self, mod, opts, user_jid)
 	local username, host = jid_split(user_jid);
 	if not username then
 		return nil, "Supply the JID of the account you want to generate a password reset for";
@@ -514,7 +516,7 @@ function shell_verbs.create_reset(self, mod, user_jid, opts)
 	return true, ("Password reset link for %s valid until %s"):format(user_jid, format_time(invite.expires));
 end
 
-function shell_verbs.create_contact(_, mod, user_jid, opts)
+function shell_verbs.create_contact(_, mod, opts, user_jid)
 	local username = jid_split(user_jid);
 	if not username then
 		return nil, "Supply the JID of the account you want the recipient to become a contact of";
@@ -530,13 +532,13 @@ function shell_verbs.create_contact(_, mod, user_jid, opts)
 	return share(mod.create_contact(username, allow, nil, ttl));
 end
 
-function shell_verbs.show(self, mod, _, token)
+function shell_verbs.show(self, mod, _, _, token)
 	local invite, err = mod.get_account_invite_info(token);
 	if not invite then
 		return nil, err;
 	end
 	local print = self.session.print;
-	print(describe(invite));
+	print(describe(invite, true));
 	if invite.inviter then
 		print("Creator:", invite.inviter);
 	end
@@ -575,7 +577,7 @@ function shell_verbs.show(self, mod, _, token)
 	return true, "Invitation valid";
 end
 
-function shell_verbs.delete(_, mod, _, token)
+function shell_verbs.delete(_, mod, _, _, token)
 	local ok, err = mod.delete_account_invite(token);
 	if not ok then
 		return nil, err;
@@ -627,7 +629,7 @@ local function shell_handler(command)
 		if not mod then
 			return nil, err;
 		end
-		return verb(self, mod, table.unpack(args, 1, fixed), opts);
+		return verb(self, mod, opts, table.unpack(args, 1, fixed));
 	end;
 end
 

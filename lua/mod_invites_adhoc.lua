@@ -58,23 +58,31 @@ module:depends("adhoc");
 local has_permissions = module.may ~= nil and usermanager.get_user_role ~= nil;
 
 if has_permissions then
-	local function grant(role, permission)
-		local ok, err = pcall(module.default_permission, module, role, permission);
-		if not ok then
-			module:log("warn", "Cannot grant %s to role %s by default (%s); use the permissions of custom_roles", permission, role,
-				tostring(err));
+	-- Roles named in the options get these permissions by default; the operator's own
+	-- add_permissions / remove_permissions (applied first) win over them.
+	local function set_default(role, permission, allow)
+		local authz = prosody.hosts[module.host].authz;
+		local ok, _, why = pcall(authz.add_default_permission, role, module.name .. permission, allow);
+		if not ok or why == "no-such-role" then
+			module:log("warn", "Cannot set %s%s for role %s by default (%s); declare the role in custom_roles", module.name,
+				permission, role, tostring(why));
 		end
 	end
-	grant(allow_user_invites and "prosody:registered" or "prosody:admin", ":invite-users");
-	grant("prosody:admin", ":create-account");
+	set_default(allow_user_invites and "prosody:registered" or "prosody:admin", ":invite-users", true);
+	set_default("prosody:admin", ":create-account", true);
+	local allowed = {};
 	for _, role in ipairs(allow_roles) do
-		grant(role, ":invite-users");
+		allowed[role] = true;
+		set_default(role, ":invite-users", true);
 	end
 	for _, role in ipairs(account_roles) do
-		grant(role, ":create-account");
+		set_default(role, ":create-account", true);
 	end
-	if #deny_roles > 0 then
-		module:log("warn", "Ignoring deny_user_invites_by_roles: with permissions, leave mod_invites_adhoc:invite-users out of those roles");
+	-- An explicit "no" on the role itself wins over what it inherits (util.roles).
+	for _, role in ipairs(deny_roles) do
+		if not allowed[role] then
+			set_default(role, ":invite-users", false);
+		end
 	end
 end
 

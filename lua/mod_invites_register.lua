@@ -229,7 +229,8 @@ local function apply_roles(username, plan)
 	-- those that exist (the first as primary) and never let a role cost the registration.
 	local granted = 0;
 	for _, role in ipairs(plan.role_list) do
-		if not usermanager.get_role_by_name(role, module.host) then
+		local exists, known = pcall(usermanager.get_role_by_name, role, module.host); -- raises for unknown roles
+		if not (exists and known) then
 			module:log("error", "Invite used by %s names role %q, which does not exist on this host; not granted", username, role);
 		else
 			local grant = granted == 0 and set_user_role or usermanager.add_user_secondary_role;

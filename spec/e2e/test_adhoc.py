@@ -23,6 +23,7 @@ CONTACT = "urn:xmpp:invite#invite"
 ACCOUNT = "urn:xmpp:invite#create-account"
 RESET = "urn:xmpp:invite#create-reset"
 INVITATION = "urn:xmpp:invite#invitation"
+PROSODY_RESET = "xmpp:prosody.im/mod_invites_adhoc#password-reset"  # stock 13's reset node
 PW = "pw"
 TOKEN = r"([A-Za-z0-9_-]{16,})"
 XEP0082 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -36,8 +37,15 @@ ADMINS_ONLY = "adminsonly.localhost"  # allow_contact_invites = false
 OTHER = "other.localhost"  # its users are remote to the others
 PAGES = "pages.localhost"  # mod_invites_page gives invites a landing page
 
+# Prosody 13 knows only roles it was told of (0.12 ignores this option).
+CUSTOM_ROLES = [
+    {"name": name, "inherits": ["prosody:registered"]}
+    for name in ("invites:creator", "invites:trusted", "invites:untrusted")
+]
+
 HOSTS = {
     HOST: {
+        "custom_roles": CUSTOM_ROLES,
         "admins": ["admin@localhost"],
         "invites_account_roles": ["invites:creator"],
         "allow_user_invites_by_roles": ["invites:trusted"],
@@ -45,6 +53,7 @@ HOSTS = {
         "test_roles": {"carol": ["invites:creator"], "dave": ["invites:trusted"]},
     },
     OPEN: {
+        "custom_roles": CUSTOM_ROLES,
         "allow_user_invites": True,
         "deny_user_invites_by_roles": ["invites:untrusted"],
         "modules_enabled": ["test_adhoc_roles"],
@@ -380,6 +389,15 @@ def test_password_reset_invite(srv, impl):
                            ("localhost", "bad-request")]:
         assert_command_error(run(srv, "admin@localhost", RESET, {"accountjid": jid}), condition)
     assert_command_error(run(srv, "alice@localhost", RESET), "forbidden")
+
+
+def test_password_reset_at_prosody_13s_node(srv):
+    """Stock 13's node for the reset command answers too, for admins only."""
+    result = run(srv, "admin@localhost", PROSODY_RESET, {"accountjid": "bob@localhost"})
+    token = invite_token(result, rf"xmpp:bob@localhost\?register;preauth={TOKEN}")
+    assert srv.api1("store_get", None, token)["additional_data"]["allow_reset"] == "bob"
+    refused = run(srv, "alice@localhost", PROSODY_RESET, {"accountjid": "bob@localhost"})
+    assert refused.error is not None and refused.status != "completed", refused.xml
 
 
 # ---------------------------------------------------------------------- storage failures

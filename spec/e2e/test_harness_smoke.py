@@ -16,7 +16,12 @@ import pytest
 
 import client
 import rawxmpp
-from prosody import last_line
+from prosody import last_line, prosody_version
+
+
+def unknown_host_error(host: str) -> str:
+    """What the admin shell says for a host without mod_invites (13's shell checks hosts itself)."""
+    return "mod_invites not loaded on this host" if prosody_version() < (13,) else f"Unknown host: {host}"
 
 HOST = "localhost"
 REGISTER_URI = re.compile(r"^xmpp:localhost\?register;preauth=([A-Za-z0-9_-]{16,})$")
@@ -79,13 +84,13 @@ def test_admin_shell_create_account(server):
 
     res = server.shell('invite:create_account("nosuchhost.invalid")')
     assert not res.ok, res
-    assert res.text == "mod_invites not loaded on this host", res
+    assert res.text == unknown_host_error("nosuchhost.invalid"), res
 
 
 def test_admin_shell_several_commands_on_one_connection(server):
     first, second = server.shell_lines('invite:create_account("localhost")', 'invite:create_account("nope.invalid")')
     assert first.ok and REGISTER_URI.match(first.text), first
-    assert not second.ok and second.text == "mod_invites not loaded on this host", second
+    assert not second.ok and second.text == unknown_host_error("nope.invalid"), second
 
 
 def test_api_create_account_returns_record(server):

@@ -12,7 +12,7 @@ import pytest
 
 import client
 import rawxmpp
-from prosody import DEFAULT_MODULES
+from prosody import DEFAULT_MODULES, prosody_version
 from rawxmpp import NS_IBR_TOKEN, NS_INVITE
 from register_client import (
     INVALID_TOKEN_TEXT,
@@ -204,25 +204,59 @@ def test_register_after_failed_preauth_is_refused(srv):
     assert not user_exists(srv, name)
 
 
+def roles_of(srv, name) -> list:
+    """The account's roles: on 13 its primary role first (accounts without a role of their own
+    have prosody:registered), on 0.12 the names in the roles store."""
+    return srv.api1("user_roles", name) or []
+
+
+def granted(roles: list) -> list:
+    """What roles_of() shows after registering with an invite granting `roles` (first = primary)."""
+    return roles if prosody_version() >= (13,) else sorted(roles)
+
+
 def test_roles_from_invite_are_granted(srv):
+    # The set 0.12's command line writes: stock 13 calls it legacy and grants nothing.
     token = account_invite(srv, None, {"roles": {"prosody:admin": True}})["token"]
     name = new_name("admin")
     assert register(srv, name, token, login=False).ok
-    assert srv.api1("keyval_get", "roles", name) == {"prosody:admin": True}
+    assert roles_of(srv, name) == ["prosody:admin"]
 
 
 def test_roles_given_as_array_are_stored_as_map(srv):
+    # The list 13 writes (first = primary): on 0.12 kept as the set that release reads.
     token = account_invite(srv, None, {"roles": ["prosody:admin"]})["token"]
     name = new_name("admin")
     assert register(srv, name, token, login=False).ok
-    assert srv.api1("keyval_get", "roles", name) == {"prosody:admin": True}
+    assert roles_of(srv, name) == ["prosody:admin"]
+    if prosody_version() < (13,):
+        assert srv.api1("keyval_get", "roles", name) == {"prosody:admin": True}
+
+
+def test_primary_and_secondary_roles(srv):
+    token = account_invite(srv, None, {"roles": ["prosody:member", "prosody:admin"]})["token"]
+    name = new_name("member")
+    assert register(srv, name, token, login=False).ok
+    assert roles_of(srv, name) == granted(["prosody:member", "prosody:admin"])
+
+
+@pytest.mark.only_on("13", reason="0.12 keeps any role name in its roles store; 13 raises for unknown roles")
+def test_unknown_role_is_logged_and_the_account_kept(srv):
+    token = account_invite(srv, None, {"roles": ["invites:no-such-role", "prosody:admin"]})["token"]
+    name = new_name("odd")
+    mark = srv.log_mark()
+    assert register(srv, name, token, login=False).ok
+    assert user_exists(srv, name)
+    assert roles_of(srv, name) == ["prosody:admin"]
+    line = srv.wait_for_log(r"invites:no-such-role", since=mark)
+    assert "\terror\t" in line and name in line, line
 
 
 def test_prosodyctl_admin_invite_grants_admin(srv):
     token = srv.generate_invite(None, "--admin").rsplit("preauth=", 1)[-1]
     name = new_name("admin")
     assert register(srv, name, token, login=False).ok
-    assert srv.api1("keyval_get", "roles", name) == {"prosody:admin": True}
+    assert roles_of(srv, name) == ["prosody:admin"]
 
 
 def test_validated_stream_survives_expiry(srv):

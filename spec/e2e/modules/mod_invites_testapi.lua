@@ -131,6 +131,30 @@ function helpers.keyval_get(store, user)
 	return module:open_store(store):get(user);
 end
 
+-- The roles an account holds, as a list: on 13 the primary role then the secondary ones (sorted),
+-- from the authorization provider; on 0.12 the names in the roles store (sorted).
+function helpers.user_roles(username)
+	local list = {};
+	if usermanager.get_user_role then
+		local primary = usermanager.get_user_role(username, host);
+		list[1] = primary and primary.name or nil;
+		local secondary = {};
+		for name in pairs(usermanager.get_user_secondary_roles(username, host) or {}) do
+			secondary[#secondary + 1] = name;
+		end
+		table.sort(secondary);
+		for _, name in ipairs(secondary) do
+			list[#list + 1] = name;
+		end
+		return list;
+	end
+	for name in pairs(module:open_store("roles"):get(username) or {}) do
+		list[#list + 1] = name;
+	end
+	table.sort(list);
+	return list;
+end
+
 function helpers.create_user(username, password)
 	return usermanager.create_user(username, password, host);
 end
