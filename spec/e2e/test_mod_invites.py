@@ -306,3 +306,40 @@ def test_sqlite_delete_revokes_both_halves(make_server):
     assert server.api1("delete_account_invite", contact["token"]) is True
     assert server.api1("store_get", None, contact["token"]) is None
     assert server.api1("store_get", "hugo", contact["token"]) is None
+
+
+# ------------------------------------------------------------------ Prosody 13's options, on both releases
+
+
+def test_invites_page_template_sets_landing_pages(make_server):
+    """13's `invites_page` / `invites_page_supports`: a landing page URL without mod_invites_page,
+    for the kinds of invite the page supports (by default not contact-only ones)."""
+    srv = make_server(hosts={
+        HOST: {"invites_page": "https://invite.example/{host}/{invite.token}?x={invite.jid}"},
+        SHORT: {"invites_page": "https://invite.example/{invite.token}", "invites_page_supports": ["contact-only"]},
+    })
+    srv.api("create_user", "alice", "pw")
+    srv.api("create_user", "alice", "pw", host=SHORT)
+    account = srv.api1("create_account", "zoe")
+    assert account["landing_page"] == f"https://invite.example/{HOST}/{account['token']}?x=zoe%40{HOST}"
+    assert srv.api1("store_get", None, account["token"])["landing_page"] == account["landing_page"]
+    assert srv.api1("create_contact", "alice", True)["landing_page"].startswith("https://invite.example/")
+    assert "landing_page" not in srv.api1("create_contact", "alice", False)
+
+    contact = srv.api1("create_contact", "alice", False, host=SHORT)
+    assert contact["landing_page"] == f"https://invite.example/{contact['token']}"
+    assert "landing_page" not in srv.api1("create_account", host=SHORT)
+
+
+@pytest.mark.parametrize(
+    "option, seconds",
+    [("1 month", 31 * 86400), ("1 year", 31556952), ("12h", 43200), (86400 * 2, 172800), ("3 dogs", 3)],
+)
+def test_invite_expiry_reads_periods_as_prosody_13(make_server, option, seconds):
+    """invite_expiry as 13's get_option_period reads it (a month is 31 days, a year 365.2425),
+    on 0.12 as well; text it finds ambiguous is used as 13 uses it, and logged as 13 logs it."""
+    srv = make_server(hosts={HOST: {"invite_expiry": option}})
+    record = srv.api1("create_account")
+    assert record["expires"] - record["created_at"] == seconds
+    if option == "3 dogs":
+        assert "ambiguous period '3 dogs'" in srv.log_text()
