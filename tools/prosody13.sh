@@ -29,38 +29,41 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 
-# The machine's bookworm mirror and key, read from its deb822 sources (Debian's defaults otherwise).
-uris=""
-signed_by=""
-if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-	# shellcheck disable=SC2016
-	found=$(awk '
-		function flush() {
-			if (!done && suites ~ /(^| )bookworm( |$)/ && types ~ /(^| )deb( |$)/) {
-				print uris "\t" signed; done = 1
-			}
-			types = ""; uris = ""; suites = ""; signed = ""
-		}
-		/^[ \t]*$/ { flush(); next }
-		/^#/ { next }
-		{
-			key = $1; sub(/:$/, "", key); val = $0; sub(/^[^:]*:[ \t]*/, "", val)
-			if (key == "Types") types = val
-			else if (key == "URIs") uris = val
-			else if (key == "Suites") suites = val
-			else if (key == "Signed-By") signed = val
-		}
-		END { flush() }
-	' /etc/apt/sources.list.d/debian.sources)
-	uris=$(printf '%s' "$found" | cut -f1)
-	signed_by=$(printf '%s' "$found" | cut -f2)
-fi
-[ -n "$uris" ] || uris="http://deb.debian.org/debian"
-[ -n "$signed_by" ] || signed_by="/usr/share/keyrings/debian-archive-keyring.gpg"
+available() {
+	apt-cache show "prosody=$PROSODY_VERSION" "prosody-modules=$MODULES_VERSION" >/dev/null 2>&1
+}
 
-updated=""
-if [ ! -f "$SOURCES" ]; then
-	echo "Adding bookworm-backports to apt ($SOURCES)"
+# bookworm-backports: from our sources file, or any the machine already has.
+if [ ! -f "$SOURCES" ] && ! available; then
+	# The machine's bookworm mirror and key, read from its deb822 sources (Debian's defaults otherwise).
+	uris=""
+	signed_by=""
+	if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+		# shellcheck disable=SC2016
+		found=$(awk '
+			function flush() {
+				if (!done && suites ~ /(^| )bookworm( |$)/ && types ~ /(^| )deb( |$)/) {
+					print uris "\t" signed; done = 1
+				}
+				types = ""; uris = ""; suites = ""; signed = ""
+			}
+			/^[ \t]*$/ { flush(); next }
+			/^#/ { next }
+			{
+				key = $1; sub(/:$/, "", key); val = $0; sub(/^[^:]*:[ \t]*/, "", val)
+				if (key == "Types") types = val
+				else if (key == "URIs") uris = val
+				else if (key == "Suites") suites = val
+				else if (key == "Signed-By") signed = val
+			}
+			END { flush() }
+		' /etc/apt/sources.list.d/debian.sources)
+		uris=$(printf '%s' "$found" | cut -f1)
+		signed_by=$(printf '%s' "$found" | cut -f2)
+	fi
+	[ -n "$uris" ] || uris="http://deb.debian.org/debian"
+	[ -n "$signed_by" ] || signed_by="/usr/share/keyrings/debian-archive-keyring.gpg"
+	echo "Adding bookworm-backports to apt ($SOURCES; never chosen by default)"
 	cat >"$SOURCES" <<EOF
 Types: deb
 URIs: $uris
@@ -68,10 +71,8 @@ Suites: bookworm-backports
 Components: main
 Signed-By: $signed_by
 EOF
-	apt-get update -q >/dev/null
-	updated=1
 fi
-if [ -z "$updated" ] && ! apt-cache show "prosody=$PROSODY_VERSION" >/dev/null 2>&1; then
+if ! available; then
 	apt-get update -q >/dev/null
 fi
 
