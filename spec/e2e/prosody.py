@@ -480,6 +480,7 @@ class ProsodyServer:
         ]
         for host, opts in self.hosts.items():
             parts.append(f"VirtualHost {lua_string(host)}")
+            opts = self.host_options_for_release(opts)
             if opts:
                 parts.append(lua_assignments(opts, indent=1))
             parts.append("")
@@ -489,6 +490,18 @@ class ProsodyServer:
                 parts.append(lua_assignments(opts, indent=1))
             parts.append("")
         return "\n".join(parts)
+
+    @staticmethod
+    def host_options_for_release(opts: dict) -> dict:
+        """A VirtualHost's options as this Prosody release needs them. On 13 the roles that
+        `test_roles` (spec/e2e/modules/mod_test_adhoc_roles.lua) gives must exist: they are
+        declared with custom_roles, each inheriting prosody:registered (unless the host
+        declares its own)."""
+        roles = sorted({r for rs in (opts.get("test_roles") or {}).values() for r in rs if not r.startswith("prosody:")})
+        if not roles or "custom_roles" in opts or not is_prosody13():
+            return opts
+        declared = [{"name": r, "priority": 30, "inherits": ["prosody:registered"]} for r in roles]
+        return {**opts, "custom_roles": declared}
 
     def write_config(self) -> None:
         self.config_path.write_text(self.render_config())
