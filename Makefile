@@ -17,9 +17,20 @@ PLUGINS = target/plugins
 NATIVE = target/release/libinvites_core.so
 SHIMS = $(wildcard lua/*.lua)
 VENV = .venv
-DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 python3-venv chromium libjs-bootstrap4 libjs-jquery
+# lua-bitop and lua-unbound: what Prosody 13 needs beyond 0.12's dependencies (bookworm packages).
+DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 python3-venv chromium libjs-bootstrap4 libjs-jquery lua-bitop lua-unbound
+# Prosody 13 in a private prefix (tools/prosody13.sh); the stamp records its versions.
+PROSODY13 = target/prosody13/stamp
+# Which Prosody to use: HOST=12 (Debian's 0.12) or HOST=13 (target/prosody13); PROSODY=… is the
+# same. `make test-e2e`/`make test-stock` run both hosts without it, `make run`/`make bench` 0.12.
+HOST ?=
+PROSODY ?=
+ON = $(or $(HOST),$(PROSODY))
+# Prosody 13 is a prerequisite unless only 0.12 is asked for.
+NEEDS13 = $(if $(filter 12 0.12,$(ON)),,$(PROSODY13))
+ON13 = $(if $(filter 13,$(ON)),$(PROSODY13))
 
-.PHONY: all plugins install deps venv test test-stock test-e2e lint run bench clean
+.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e lint run bench clean
 
 all: plugins
 
@@ -45,6 +56,13 @@ install: plugins
 deps:
 	@sh tools/debian-deps.sh $(DEBIAN_PACKAGES)
 
+# Prosody 13.0.1 beside the system's 0.12 (bookworm-backports .debs unpacked under target/).
+$(PROSODY13): tools/prosody13.sh | deps
+	@sh tools/prosody13.sh
+	@touch $@
+
+prosody13: $(PROSODY13)
+
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
@@ -52,17 +70,19 @@ $(VENV)/.installed: requirements-test.txt
 
 venv: $(VENV)/.installed
 
-# Every tier (format, lint, Rust unit tests, busted specs, end-to-end against a real Prosody),
-# ending with one "N passed, N failed" line over all of them.
-test: deps venv plugins
-	$(PYTHON) tools/run-tests.py --venv $(VENV)
+# Every tier (format, lint, Rust unit tests, busted specs, end-to-end against a real Prosody: one
+# tier per host, 0.12 and 13, or HOST's only), ending with one "N passed, N failed, N skipped"
+# line over all of them.
+test: deps venv plugins $(NEEDS13)
+	$(PYTHON) tools/run-tests.py --venv $(VENV) $(if $(ON),--host $(ON))
 
-# The end-to-end suite against Debian's stock modules, to show which deliberate fixes they lack.
-test-stock: deps venv plugins
-	INVITES_IMPL=stock $(PYTHON) tools/run-tests.py --venv $(VENV) --only e2e
+# The end-to-end suite against Prosody's stock modules, to show which deliberate fixes they lack.
+test-stock: deps venv plugins $(NEEDS13)
+	INVITES_IMPL=stock $(PYTHON) tools/run-tests.py --venv $(VENV) --only e2e $(if $(ON),--host $(ON))
 
-test-e2e: deps venv plugins
-	$(PYTHON) tools/run-tests.py --venv $(VENV) --only e2e
+# The end-to-end suite alone; HOST=12 or HOST=13 for one Prosody.
+test-e2e: deps venv plugins $(NEEDS13)
+	$(PYTHON) tools/run-tests.py --venv $(VENV) --only e2e $(if $(ON),--host $(ON))
 
 lint: deps
 	$(PYTHON) tools/run-tests.py --only lint
@@ -70,12 +90,14 @@ lint: deps
 # Our modules against Debian's stock ones on the same Prosody, interleaved rounds (up to ten
 # minutes; not part of `make test`). One line per figure; full results in target/bench.json.
 # BENCH_FLAGS=--quick for a fast check of the bench itself.
-bench: deps venv plugins
-	$(PYTHON) bench/run.py $(BENCH_FLAGS)
+# PROSODY=13 benches on Prosody 13.
+bench: deps venv plugins $(ON13)
+	$(PYTHON) bench/run.py $(if $(ON),--prosody $(ON)) $(BENCH_FLAGS)
 
 # A local Prosody on loopback with our modules, printing a working invite. Ctrl-C stops it.
-run: deps plugins
-	$(PYTHON) tools/run-local.py
+# PROSODY=13 runs it on Prosody 13.
+run: deps plugins $(ON13)
+	$(PYTHON) tools/run-local.py $(if $(ON),--prosody $(ON))
 
 clean:
 	$(CARGO) clean

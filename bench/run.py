@@ -436,9 +436,15 @@ def machine_info() -> dict:
     if m:
         mem_kib = int(m.group(1))
     try:
-        version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "prosody"],
-                                 capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
+        if prosody.prosodyctl_bin() == "prosodyctl":  # the system's: the Debian package's version
+            version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "prosody"],
+                                     capture_output=True, text=True, timeout=10).stdout.strip()
+        else:  # target/prosody13: the package version tools/prosody13.sh recorded
+            stamp = prosody.PROSODY13_ROOT.parent / "stamp"
+            m = re.search(r"\bprosody=(\S+)", stamp.read_text()) if stamp.is_file() else None
+            version = m.group(1) if m else ""
+        version = version or prosody.prosody_version_string()
+    except (OSError, subprocess.TimeoutExpired, prosody.ServerError):
         version = ""
     return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 1048576, 1) if mem_kib else None,
             "kernel": platform.release(), "prosody": version or "unknown", "python": platform.python_version()}
@@ -563,6 +569,8 @@ def main() -> int:
     parser.add_argument("--figures", default="1,2,3,4,5", help="comma-separated subset, e.g. 1,4")
     parser.add_argument("--json", default=str(REPO / "target" / "bench.json"), help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories")
+    parser.add_argument("--prosody", choices=["12", "13"], default="12",
+                        help="which Prosody: 12, the system's (default), or 13, target/prosody13 (make prosody13)")
     parser.add_argument("--ours-plugins", metavar="DIR",
                         help="our plugin directory (default: $INVITES_PLUGIN_DIR or target/plugins)")
     parser.add_argument("--report", metavar="JSON", help="print the table of an earlier run's JSON file and exit")
@@ -577,6 +585,11 @@ def main() -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
+    try:
+        prosody.use_host(args.prosody)
+    except prosody.ServerError as e:
+        log(str(e))
+        return 2
     if args.ours_plugins:
         os.environ["INVITES_PLUGIN_DIR"] = str(Path(args.ours_plugins).resolve())
     plugins = prosody.plugin_dir()
@@ -595,7 +608,8 @@ def main() -> int:
 
     started = time.monotonic()
     result = {
-        "command": "make bench" + (" (--quick)" if args.quick else ""),
+        "command": "make bench" + (f" PROSODY={args.prosody}" if args.prosody != "12" else "")
+                   + (" (--quick)" if args.quick else ""),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(),
         "uptime_before": uptime(),

@@ -2,8 +2,10 @@
 """`make run`: a local Prosody on loopback with this project's modules, printing a working invite.
 
 Configuration, data and log live in run/ (git-ignored), so accounts survive restarts. The server
-runs until Ctrl-C; only the process started here is stopped.
+runs until Ctrl-C; only the process started here is stopped. --prosody 13 runs it on the
+Prosody 13 of target/prosody13 (make prosody13; `make run PROSODY=13`), in run/13/.
 """
+import argparse
 import signal
 import socket
 import sys
@@ -12,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spec" / "e2e"))
-from prosody import ProsodyServer, ServerError, free_port  # noqa: E402  (shared with the test harness)
+import prosody  # noqa: E402  (shared with the test harness)
+from prosody import ProsodyServer, ServerError, free_port  # noqa: E402
 
 MODULES = [
     "roster", "saslauth", "disco", "ping", "adhoc", "http", "admin_shell", "register_ibr",
@@ -32,7 +35,17 @@ def port_or_free(preferred: int) -> int:
 
 
 def main() -> int:
-    workdir = ROOT / "run"
+    parser = argparse.ArgumentParser(description="A local Prosody with these modules, printing an invite.")
+    parser.add_argument("--prosody", choices=["12", "13"], default="12",
+                        help="12: the system's Prosody (default); 13: target/prosody13")
+    args = parser.parse_args()
+    try:
+        prosody.use_host(args.prosody)
+    except ServerError as e:
+        print(e, file=sys.stderr)
+        return 1
+    # Each release keeps its own data: 13 migrates nothing back to 0.12.
+    workdir = ROOT / "run" if args.prosody == "12" else ROOT / "run" / args.prosody
     server = ProsodyServer(
         workdir,
         impl="ours",
@@ -49,11 +62,13 @@ def main() -> int:
         print(f"Prosody did not start: {e}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C (SIGINT) stops it even when started where SIGINT is ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         link = server.generate_invite("localhost")
         token = link.rsplit("?", 1)[1] if link.startswith("http") else link.rsplit("preauth=", 1)[1]
         print(f"""
-Prosody is running on 127.0.0.1 (client port {server.c2s_port}, HTTP {server.http_port}),
+Prosody {prosody.prosody_version_string()} is running on 127.0.0.1 (client port {server.c2s_port}, HTTP {server.http_port}),
 virtual host "localhost", with the invite modules from {ROOT / 'target' / 'plugins'}.
 Configuration and data: {workdir}
 
@@ -63,7 +78,7 @@ or give the xmpp: URI to any XMPP client pointed at localhost:{server.c2s_port} 
     {link}
     xmpp:localhost?register;preauth={token}
 
-More invites: prosodyctl --config {server.config_path} mod_invites generate localhost
+More invites: {prosody.prosodyctl_bin()} --config {server.config_path} mod_invites generate localhost
 Log: {server.log_path}.  Ctrl-C stops the server.
 """, flush=True)
         seen = len(server.log_text())

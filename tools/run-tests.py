@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Runs every test tier and ends with one line: "total: N passed, N failed".
+"""Runs every test tier and ends with one line: "total: N passed, N failed, N skipped".
 
 Tiers: rustfmt, clippy, the luacheck and one-binding-file checks, cargo's unit tests, busted
-specs (which load the built library), and the end-to-end suite against a real Prosody.
+specs (which load the built library), and the end-to-end suite against a real Prosody, once per
+host: the system's Prosody 0.12 and the Prosody 13 of target/prosody13 (tools/prosody13.sh), each
+its own tier named after the release it runs. The two end-to-end tiers run at the same time (each
+server has its own ports and directories); their outputs are shown one after the other.
 Each tier's own output is shown as it runs; its counts are read from the runner's summary.
 """
 import argparse
@@ -10,10 +13,23 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "spec" / "e2e"))
+import prosody  # noqa: E402  (the e2e harness: which Prosody a host is)
+
+HOSTS = ("12", "13")
+
+
+def show(cmd, out, seconds=None):
+    took = f"  ({seconds:.0f}s)" if seconds is not None else ""
+    print(f"\n=== {' '.join(cmd)}{took}", flush=True)
+    sys.stdout.write(out)
+    sys.stdout.flush()
 
 
 def run(cmd, env=None):
@@ -27,58 +43,95 @@ def run(cmd, env=None):
 def check(name, cmd):
     """A tier that is one pass/fail check."""
     code, _ = run(cmd)
-    return (1, 0) if code == 0 else (0, 1)
+    return (1, 0, 0) if code == 0 else (0, 1, 0)
 
 
 def one_binding_file():
     uses_mlua = re.compile(r"\bmlua::|\buse mlua\b")
     users = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.rs") if uses_mlua.search(p.read_text()))
     print(f"\n=== files using mlua: {users}")
-    return (1, 0) if users == ["src/lua_api.rs"] else (0, 1)
+    return (1, 0, 0) if users == ["src/lua_api.rs"] else (0, 1, 0)
 
 
 def cargo_tests():
     code, out = run(["cargo", "test", "--locked", "--lib"])
     passed = sum(int(m) for m in re.findall(r"test result: \w+\. (\d+) passed", out))
     failed = sum(int(m) for m in re.findall(r"; (\d+) failed", out))
+    ignored = sum(int(m) for m in re.findall(r"; (\d+) ignored", out))
     if code != 0 and failed == 0:
         failed = 1  # did not build or crashed
-    return passed, failed
+    return passed, failed, ignored
 
 
 def busted():
     code, out = run(["busted", "--lua=lua5.4", "--lpath=./spec/?.lua", "-o", "utfTerminal", "spec"])
-    m = re.search(r"(\d+) success\w* / (\d+) failure\w* / (\d+) error", out)
+    m = re.search(r"(\d+) success\w* / (\d+) failure\w* / (\d+) error\w* / (\d+) pending", out)
     if not m:
-        return 0, 1
-    passed, failed = int(m.group(1)), int(m.group(2)) + int(m.group(3))
+        return 0, 1, 0
+    passed, failed, pending = int(m.group(1)), int(m.group(2)) + int(m.group(3)), int(m.group(4))
     if code != 0 and failed == 0:
         failed = 1
-    return passed, failed
+    return passed, failed, pending
 
 
-def e2e(venv):
-    report = ROOT / "target" / "e2e-report.xml"
-    report.unlink(missing_ok=True)
-    cmd = [str(Path(venv) / "bin" / "pytest"), "spec/e2e", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
-    code, _ = run(cmd, env=dict(os.environ))
-    if not report.exists():
-        return 0, 1
-    suites = ET.parse(report).getroot()
-    suite = suites if suites.tag == "testsuite" else suites.find("testsuite")
-    total = int(suite.get("tests", 0))
-    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-    skipped = int(suite.get("skipped", 0))
-    if code not in (0, 1) and failed == 0:
-        failed = 1  # collection or internal error
-    return total - failed - skipped, failed
+class E2E:
+    """One host's end-to-end run: a pytest process started now, its counts read when done."""
+
+    def __init__(self, venv, host):
+        self.host = host
+        self.env = dict(os.environ, **prosody.host_env(host))
+        self.version = prosody._version_of(self.env["PROSODYCTL_BIN"])
+        self.report = ROOT / "target" / f"e2e-report-{host}.xml"
+        self.report.unlink(missing_ok=True)
+        self.cmd = [str(Path(venv) / "bin" / "pytest"), "spec/e2e", "-q", "-rfEs", "-p", "no:cacheprovider",
+                    f"--junitxml={self.report}"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.out, self.seconds = "", 0.0
+        self.reader = threading.Thread(target=self._collect, daemon=True)
+        self.reader.start()
+
+    def _collect(self):
+        self.out, _ = self.proc.communicate()
+        self.seconds = time.monotonic() - self.started
+
+    @property
+    def name(self):
+        return f"end-to-end {self.version}"
+
+    def result(self):
+        self.reader.join()
+        code = self.proc.returncode
+        show([f"{k}={self.env[k]}" for k in ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR")] + self.cmd, self.out,
+             self.seconds)
+        if not self.report.exists():
+            return 0, 1, 0
+        suites = ET.parse(self.report).getroot()
+        suite = suites if suites.tag == "testsuite" else suites.find("testsuite")
+        total = int(suite.get("tests", 0))
+        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        if code not in (0, 1) and failed == 0:
+            failed = 1  # collection or internal error
+        return total - failed - skipped, failed, skipped
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--venv", default=".venv")
     parser.add_argument("--only", choices=["lint", "unit", "e2e"])
+    parser.add_argument("--host", choices=HOSTS, action="append",
+                        help="end-to-end against this Prosody only: 12 (the system's 0.12) or 13 (target/prosody13)")
+    parser.add_argument("--serial", action="store_true", help="run the hosts' end-to-end tiers one after the other")
     args = parser.parse_args()
+    hosts = args.host or list(HOSTS)
+    for host in hosts if args.only in (None, "e2e") else ():
+        try:
+            prosody._version_of(prosody.host_env(host)["PROSODYCTL_BIN"])
+        except (OSError, prosody.ServerError) as e:
+            hint = " (make prosody13)" if host == "13" else ""
+            parser.error(f"no Prosody for host {host}{hint}: {e}")
 
     tiers = []
     if args.only in (None, "lint"):
@@ -90,19 +143,32 @@ def main():
         ]
     if args.only in (None, "unit"):
         tiers += [("cargo test", cargo_tests), ("busted", busted)]
-    if args.only in (None, "e2e"):
-        tiers += [("end-to-end", lambda: e2e(args.venv))]
 
-    totals = [0, 0]
+    totals = [0, 0, 0]
     lines = []
+
+    def record(name, counts, seconds):
+        for i, n in enumerate(counts):
+            totals[i] += n
+        passed, failed, skipped = counts
+        lines.append(f"  {name:<20}{passed:>5} passed{failed:>5} failed{skipped:>5} skipped{seconds:>6.0f}s")
+
     for name, tier in tiers:
-        passed, failed = tier()
-        totals[0] += passed
-        totals[1] += failed
-        lines.append(f"  {name:<18}{passed:>5} passed{failed:>5} failed")
+        t0 = time.monotonic()
+        record(name, tier(), time.monotonic() - t0)
+    if args.only in (None, "e2e"):
+        runs = []
+        for host in dict.fromkeys(hosts):
+            runs.append(E2E(args.venv, host))
+            if args.serial:
+                counts = runs[-1].result()
+                record(runs[-1].name, counts, runs[-1].seconds)
+        for e2e in () if args.serial else runs:
+            counts = e2e.result()
+            record(e2e.name, counts, e2e.seconds)
     print("\n=== summary")
     print("\n".join(lines))
-    print(f"total: {totals[0]} passed, {totals[1]} failed")
+    print(f"total: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
     return 1 if totals[1] else 0
 
 

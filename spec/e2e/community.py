@@ -2,12 +2,16 @@
 
 Debian's `prosody-modules` puts each community module in its own folder under Prosody's module
 directory (/usr/lib/prosody/modules/mod_invites_page/mod_invites_page.lua, ...), which Prosody
-searches after the configured plugin_paths; the tests load them from there, unchanged.
+searches after the configured plugin_paths; the tests load them from there, unchanged. Each test
+host has its own snapshot: $COMMUNITY_MODULES_DIR (prosody.host_env() sets it) is Prosody 13's
+under target/prosody13, else the system's.
 
-mod_invites_register_web depends on a module named `password_policy`, which that package does not
-ship; we ship lua/mod_password_policy.lua in our plugin directory. With INVITES_IMPL=stock our
-plugin directory is not on the path, so a stock server gets a directory holding only that one
-module: the stock comparison then differs from ours in the invite modules alone.
+mod_invites_register_web depends on a module named `password_policy`, which the 2023-02 snapshot
+(with Prosody 0.12) does not ship; we ship lua/mod_password_policy.lua in our plugin directory.
+The 2025-04 snapshot (with Prosody 13) has its own, which ours is not meant to shadow there (SPEC
+section 11): password_policy_from() says which one a server should load. With INVITES_IMPL=stock
+our plugin directory is not on the path, so a stock server on a host without one gets a directory
+holding only ours: the stock comparison then differs from ours in the invite modules alone.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from prosody import DEFAULT_MODULES, REPO_ROOT, ProsodyServer, default_impl, is_stock, plugin_dir
+from prosody import DEFAULT_MODULES, REPO_ROOT, SYSTEM_MODULES_DIR, ProsodyServer, default_impl, is_stock, plugin_dir
 
-# Where Debian's prosody-modules (and Prosody's own modules) live.
-COMMUNITY_DIR = Path(os.environ.get("COMMUNITY_MODULES_DIR", "/usr/lib/prosody/modules"))
+# Where the host's prosody-modules (and Prosody's own modules) live.
+COMMUNITY_DIR = Path(os.environ.get("COMMUNITY_MODULES_DIR") or SYSTEM_MODULES_DIR)
+
+# Whether our plugin directory's mod_password_policy is meant to win over a community one the host
+# ships (on 13; 0.12's snapshot has none). The plan (SPEC section 11): no, never shadow one that
+# exists. The one switch for that decision; password_policy_from() applies it.
+OURS_SHADOWS_COMMUNITY_PASSWORD_POLICY = False
 
 # The community modules under test, each loaded from COMMUNITY_DIR/mod_<name>/mod_<name>.lua.
 DEBIAN_COMMUNITY_MODULES = ("invites_page", "register_apps", "invites_register_web", "invites_api", "http_libjs")
@@ -49,8 +58,27 @@ def password_policy_source() -> Path:
     return built if built.is_file() else REPO_ROOT / "lua" / "mod_password_policy.lua"
 
 
+def community_password_policy() -> Path | None:
+    """The host's own community mod_password_policy (13's snapshot has one), or None."""
+    path = COMMUNITY_DIR / "mod_password_policy" / "mod_password_policy.lua"
+    return path if path.is_file() else None
+
+
+def password_policy_from(impl: str | None = None) -> str:
+    """Which mod_password_policy a server with the community modules should load:
+    "community" (the host's own), "ours" (plugin directory) or "only" (a stock server's
+    directory holding just ours, see stock_extra_paths)."""
+    if community_password_policy() is not None and (is_stock(impl or default_impl())
+                                                    or not OURS_SHADOWS_COMMUNITY_PASSWORD_POLICY):
+        return "community"
+    return "only" if is_stock(impl or default_impl()) else "ours"
+
+
 def stock_extra_paths(workdir: Path) -> list[Path]:
-    """For a stock server: a plugin directory with our mod_password_policy only."""
+    """For a stock server: a plugin directory with our mod_password_policy only (none when the
+    host ships its own)."""
+    if password_policy_from("stock") == "community":
+        return []
     only = Path(workdir) / "password-policy-only"
     only.mkdir(parents=True, exist_ok=True)
     link = only / "mod_password_policy.lua"
@@ -83,13 +111,21 @@ def community_server(workdir: Path, **kwargs) -> ProsodyServer:
 
 
 def check_module_sources(server: ProsodyServer, host: str | None = None) -> dict:
-    """Assert the community modules come from Debian's folders and password_policy from ours."""
+    """Assert the community modules come from the host's Debian folders and password_policy from
+    where password_policy_from() says."""
     paths = server.api1("module_paths", host=host) or {}
     for name in DEBIAN_COMMUNITY_MODULES:
         expected = COMMUNITY_DIR / f"mod_{name}" / f"mod_{name}.lua"
         assert paths.get(name) and Path(paths[name]).resolve() == expected.resolve(), (name, paths.get(name))
     policy = Path(paths.get("password_policy") or "/nonexistent")
-    if is_stock(server):
+    source = password_policy_from(server.impl)
+    if source == "community" and not is_stock(server):
+        # Prosody finds ours first (plugin_paths), and ours loads the community module in its place.
+        assert policy.parent.resolve() == plugin_dir(), policy
+        assert f"Loading the community mod_password_policy from {community_password_policy()}" in server.log_text()
+    elif source == "community":
+        assert policy.resolve() == community_password_policy().resolve(), ("password_policy", policy)
+    elif source == "only":
         assert policy.parent.name == "password-policy-only", policy
         assert policy.resolve() == password_policy_source().resolve(), policy
     else:

@@ -4,10 +4,15 @@
     make_server     factory: make_server(**ProsodyServer kwargs, start=True)
     tmp             a private directory for this test (traversable by the prosody user)
     impl            "ours" or "stock" (from $INVITES_IMPL); prosody.is_stock(server) for a server
+    host_version    the Prosody release the servers run, a tuple: (0, 12, 3) or (13, 0, 1)
+                    ($PROSODY_BIN/$PROSODYCTL_BIN choose it; prosody.prosody_version() outside fixtures)
 
 Every server a fixture makes is stopped after the test and its log is
 checked for tracebacks; opt out with @pytest.mark.allow_tracebacks or
 server.check_tracebacks = False (or allow specific lines: server.allow_log(regex)).
+
+@pytest.mark.only_on("13", reason="...") (or "0.12", or several versions) skips a test on the
+other releases, with the reason; a version matches a release it is a prefix of ("13" -> 13.0.1).
 
 Tests for the deliberate differences from stock (SPEC section 8) are
 marked @pytest.mark.deliberate_fix(N) and are expected to FAIL when run
@@ -30,7 +35,7 @@ import pytest
 # importable whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prosody import ProsodyServer, default_impl  # noqa: E402
+from prosody import ProsodyServer, default_impl, prosody_version, prosody_version_string  # noqa: E402
 
 DEFAULT_TEST_TIMEOUT = 120
 
@@ -41,6 +46,9 @@ def pytest_configure(config):
         "markers", "deliberate_fix(n): checks SPEC section 8 difference n; expected to fail against stock"
     )
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers", "only_on(*versions, reason): run only on these Prosody releases (\"13\", \"0.12\"), else skip"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -52,7 +60,26 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_report_header(config):
-    return f"invites e2e: impl={default_impl()}"
+    return f"invites e2e: impl={default_impl()}, Prosody {prosody_version_string()}"
+
+
+def version_matches(want: str, version: tuple) -> bool:
+    """Does a version prefix ("13", "0.12", "13.0.1") name this release?"""
+    parts = tuple(int(p) for p in want.split("."))
+    return version[: len(parts)] == parts
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("only_on")
+    if marker is None:
+        return
+    if not marker.args:
+        raise ValueError(f"{item.nodeid}: only_on needs at least one version")
+    version = prosody_version()
+    if not any(version_matches(str(v), version) for v in marker.args):
+        reason = marker.kwargs.get("reason", "")
+        want = " or ".join(str(v) for v in marker.args)
+        pytest.skip(f"only on Prosody {want}, this is {prosody_version_string()}" + (f": {reason}" if reason else ""))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -95,6 +122,12 @@ def tmp(e2e_base_dir, request) -> Path:
 @pytest.fixture
 def impl() -> str:
     return default_impl()
+
+
+@pytest.fixture(scope="session")
+def host_version() -> tuple:
+    """The Prosody release under test: (0, 12, 3), (13, 0, 1), ..."""
+    return prosody_version()
 
 
 @pytest.fixture

@@ -9,12 +9,18 @@ reads or writes the system configuration (/etc/prosody) or data
 Implementation switch: impl="ours" puts this project's plugin directory
 first in plugin_paths, impl="stock" leaves it out so the modules that ship
 with Prosody are used. The default comes from $INVITES_IMPL.
+
+Host switch: $PROSODY_BIN / $PROSODYCTL_BIN name the launchers (default the
+system's `prosody`/`prosodyctl`, Debian's 0.12); host_env("13") gives the
+values for the Prosody 13 that tools/prosody13.sh unpacks under
+target/prosody13. prosody_version() says which release they run.
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import json
 import os
 import pwd
@@ -52,8 +58,71 @@ def is_stock(server_or_impl) -> bool:
     return getattr(server_or_impl, "impl", server_or_impl) == "stock"
 
 
-PROSODY = os.environ.get("PROSODY_BIN", "prosody")
-PROSODYCTL = os.environ.get("PROSODYCTL_BIN", "prosodyctl")
+# The Prosody 13 prefix tools/prosody13.sh fills (Debian's bookworm-backports packages unpacked).
+PROSODY13_ROOT = REPO_ROOT / "target" / "prosody13" / "root"
+SYSTEM_MODULES_DIR = Path("/usr/lib/prosody/modules")
+
+
+def prosody_bin() -> str:
+    """The prosody launcher servers are started with ($PROSODY_BIN, default the system's)."""
+    return os.environ.get("PROSODY_BIN") or "prosody"
+
+
+def prosodyctl_bin() -> str:
+    """The prosodyctl launcher ($PROSODYCTL_BIN, default the system's)."""
+    return os.environ.get("PROSODYCTL_BIN") or "prosodyctl"
+
+
+def host_env(host: str) -> dict:
+    """Environment selecting one of the two test hosts for the harness:
+    "12" is the system's Prosody (Debian bookworm's 0.12), "13" the Prosody 13 in target/prosody13.
+    Sets the launchers and COMMUNITY_MODULES_DIR (where that host's prosody-modules live)."""
+    if host in ("12", "0.12"):
+        return {"PROSODY_BIN": "prosody", "PROSODYCTL_BIN": "prosodyctl",
+                "COMMUNITY_MODULES_DIR": str(SYSTEM_MODULES_DIR)}
+    if host == "13":
+        bin_dir = PROSODY13_ROOT / "usr" / "bin"
+        return {"PROSODY_BIN": str(bin_dir / "prosody"), "PROSODYCTL_BIN": str(bin_dir / "prosodyctl"),
+                "COMMUNITY_MODULES_DIR": str(PROSODY13_ROOT / "usr" / "lib" / "prosody" / "modules")}
+    raise ValueError(f"unknown Prosody host {host!r} (12 or 13)")
+
+
+def use_host(host: str) -> None:
+    """Select a test host for this process and the servers it starts (before starting any)."""
+    env = host_env(host)
+    if host == "13" and not Path(env["PROSODYCTL_BIN"]).is_file():
+        raise ServerError(f"{env['PROSODYCTL_BIN']} is missing: run `make prosody13` (tools/prosody13.sh)")
+    os.environ.update(env)
+
+
+def source_dir(launcher: str | None = None) -> Path:
+    """Prosody's source directory as its launcher sets it (the CFG_SOURCEDIR line)."""
+    path = shutil.which(launcher or prosodyctl_bin())
+    if not path:
+        raise ServerError(f"{launcher or prosodyctl_bin()} not found")
+    m = re.search(r"^CFG_SOURCEDIR\s*=\s*['\"]([^'\"]+)['\"]", Path(path).read_text(errors="replace"), re.M)
+    return Path(m.group(1)) if m else Path("/usr/lib/prosody")
+
+
+@functools.lru_cache(maxsize=None)
+def _version_of(launcher: str) -> str:
+    # What Prosody itself reads at start-up (util/startup.lua): CFG_SOURCEDIR/prosody.version.
+    # Never run the launcher to ask: without --config it would use the system configuration.
+    return (source_dir(launcher) / "prosody.version").read_text().strip()
+
+
+def prosody_version_string() -> str:
+    """The release the configured launchers run, e.g. "0.12.3" or "13.0.1"."""
+    return _version_of(prosodyctl_bin())
+
+
+def prosody_version() -> tuple:
+    """prosody_version_string() as a tuple of ints: (0, 12, 3), (13, 0, 1)."""
+    return tuple(int(p) for p in re.findall(r"\d+", prosody_version_string())[:3])
+
+
+def is_prosody13() -> bool:
+    return prosody_version() >= (13,)
 
 # Loaded on every host unless a test passes its own list.
 DEFAULT_MODULES = (
@@ -246,6 +315,23 @@ def give_to_prosody_user(path: Path) -> None:
         os.chown(path, *ids)
 
 
+def shell_generate_words(host: str, flags) -> list:
+    """`mod_invites generate HOST FLAGS` as Prosody 13's admin-shell command words:
+    --reset USER -> invite create_reset USER@HOST; otherwise invite create_account HOST, with
+    --admin as a first `--role prosody:admin` (what 13's handler does with its own, undeclared,
+    admin flag); --role, --group and --expires-after pass through."""
+    flags = list(flags)
+    if "--reset" in flags:
+        i = flags.index("--reset")
+        user = flags[i + 1]
+        del flags[i:i + 2]
+        return ["invite", "create_reset", f"{user}@{host}", *flags]
+    if "--admin" in flags:
+        flags.remove("--admin")
+        flags[:0] = ["--role", "prosody:admin"]
+    return ["invite", "create_account", host, *flags]
+
+
 CtlResult = collections.namedtuple("CtlResult", "returncode stdout stderr")
 ShellResult = collections.namedtuple("ShellResult", "ok text returncode stdout stderr")
 HttpResponse = collections.namedtuple("HttpResponse", "status headers body")
@@ -368,6 +454,12 @@ class ProsodyServer:
             "modules_enabled": self.modules,
             "use_dane": False,
         }
+        if is_prosody13():
+            # Deprecated on 13 (prosodyctl check config): -F does what daemonize = false did, and
+            # legacy_ssl_ports is c2s_direct_tls_ports, already empty.
+            del opts["daemonize"], opts["legacy_ssl_ports"]
+            # 13 adds this to Lua's module search paths; its default is under the system data dir.
+            opts["installer_plugin_path"] = str(self.data_dir / "custom_plugins")
         if self.storage == "sql":
             opts["storage"] = "sql"
             opts["sql"] = {"driver": "SQLite3", "database": str(self.sqlite_path)}
@@ -388,6 +480,7 @@ class ProsodyServer:
         ]
         for host, opts in self.hosts.items():
             parts.append(f"VirtualHost {lua_string(host)}")
+            opts = self.host_options_for_release(opts)
             if opts:
                 parts.append(lua_assignments(opts, indent=1))
             parts.append("")
@@ -397,6 +490,18 @@ class ProsodyServer:
                 parts.append(lua_assignments(opts, indent=1))
             parts.append("")
         return "\n".join(parts)
+
+    @staticmethod
+    def host_options_for_release(opts: dict) -> dict:
+        """A VirtualHost's options as this Prosody release needs them. On 13 the roles that
+        `test_roles` (spec/e2e/modules/mod_test_adhoc_roles.lua) gives must exist: they are
+        declared with custom_roles, each inheriting prosody:registered (unless the host
+        declares its own)."""
+        roles = sorted({r for rs in (opts.get("test_roles") or {}).values() for r in rs if not r.startswith("prosody:")})
+        if not roles or "custom_roles" in opts or not is_prosody13():
+            return opts
+        declared = [{"name": r, "priority": 30, "inherits": ["prosody:registered"]} for r in roles]
+        return {**opts, "custom_roles": declared}
 
     def write_config(self) -> None:
         self.config_path.write_text(self.render_config())
@@ -449,7 +554,7 @@ class ProsodyServer:
         self._stdout = open(self.stdout_path, "ab")
         self._log_offset_at_start = len(self.log_text())
         self.proc = subprocess.Popen(
-            [PROSODY, "-F", "--config", str(self.config_path)],
+            [prosody_bin(), "-F", "--config", str(self.config_path)],
             stdin=subprocess.DEVNULL,
             stdout=self._stdout,
             stderr=subprocess.STDOUT,
@@ -637,7 +742,7 @@ class ProsodyServer:
         """prosodyctl --config <ours> ARGS... -> (returncode, stdout, stderr)."""
         try:
             cp = subprocess.run(
-                [PROSODYCTL, "--config", str(self.config_path), *map(str, args)],
+                [prosodyctl_bin(), "--config", str(self.config_path), *map(str, args)],
                 input=input,
                 capture_output=True,
                 text=True,
@@ -652,22 +757,42 @@ class ProsodyServer:
         return CtlResult(cp.returncode, cp.stdout, cp.stderr)
 
     def generate_invite(self, host: str | None = None, *flags) -> str:
-        """prosodyctl mod_invites generate HOST FLAGS...; returns the printed URL/URI (last line)."""
+        """prosodyctl mod_invites generate HOST FLAGS...; returns the printed URL/URI (last line).
+
+        Stock 13 has no `generate` (it prints a deprecation notice and exits 1): on a stock server
+        on 13 the same invite comes from 13's own command line, the admin shell of the running
+        server (shell_generate_words() maps the flags)."""
+        if is_stock(self) and is_prosody13():
+            res = self.shell(*shell_generate_words(host or self.host, flags))
+            if not res.ok:
+                raise AssertionError(f"shell {shell_generate_words(host or self.host, flags)} failed: "
+                                     f"{res.text}\n{res.stdout}{res.stderr}")
+            links = [ln.strip() for ln in [res.text, *res.stdout.splitlines()]
+                     if ln.strip().startswith(("xmpp:", "http://", "https://"))]
+            assert links, f"no invite link in the shell's output: {res.stdout}"
+            return links[0]
         res = self.prosodyctl("mod_invites", "generate", host or self.host, *flags)
         if res.returncode != 0:
             raise AssertionError(f"generate failed ({res.returncode}): {res.stdout}{res.stderr}")
         return last_line(res.stdout)
 
-    def shell(self, line: str, timeout: float = 20) -> ShellResult:
+    def shell(self, *words: str, timeout: float = 20) -> ShellResult:
         """One admin-shell command against the running server.
 
-        Runs `prosodyctl --config CFG shell LINE`: with a single argument
-        0.12's client sends LINE as-is, prints "OK: ..."/"Result: ..." on
-        stdout, or the error on stderr with exit status 1.
-        Returns (ok, text, returncode, stdout, stderr); text has the
-        "OK: "/"Error: " prefix removed.
+        shell(LINE) runs `prosodyctl --config CFG shell LINE`: the client sends
+        LINE as-is (Lua, e.g. 'invite:create_account("localhost")'), prints
+        "OK: ..."/"Result: ..." on stdout, or the error on stderr with a
+        non-zero exit status (0.12: 1; 13: the number of errors). Lines the
+        command printed before its result come first on stdout.
+        shell(WORD, WORD, ...) passes the words separately, 13's command form
+        (`shell invite create_account localhost --role x`); 0.12 turns it into
+        a Lua call with string arguments.
+        Returns (ok, text, returncode, stdout, stderr); text is the result
+        line with the "OK: "/"Error: " prefix removed.
         """
-        res = self.prosodyctl("shell", line, timeout=timeout)
+        if not words:
+            raise ValueError("shell() needs a line or words")
+        res = self.prosodyctl("shell", *words, timeout=timeout)
         out, err = res.stdout.strip(), res.stderr.strip()
         if res.returncode == 0 and not err:
             text = out.splitlines()[-1] if out else ""

@@ -37,15 +37,8 @@ ADMINS_ONLY = "adminsonly.localhost"  # allow_contact_invites = false
 OTHER = "other.localhost"  # its users are remote to the others
 PAGES = "pages.localhost"  # mod_invites_page gives invites a landing page
 
-# Prosody 13 knows only roles it was told of (0.12 ignores this option).
-CUSTOM_ROLES = [
-    {"name": name, "inherits": ["prosody:registered"]}
-    for name in ("invites:creator", "invites:trusted", "invites:untrusted")
-]
-
 HOSTS = {
     HOST: {
-        "custom_roles": CUSTOM_ROLES,
         "admins": ["admin@localhost"],
         "invites_account_roles": ["invites:creator"],
         "allow_user_invites_by_roles": ["invites:trusted"],
@@ -53,7 +46,6 @@ HOSTS = {
         "test_roles": {"carol": ["invites:creator"], "dave": ["invites:trusted"]},
     },
     OPEN: {
-        "custom_roles": CUSTOM_ROLES,
         "allow_user_invites": True,
         "deny_user_invites_by_roles": ["invites:untrusted"],
         "modules_enabled": ["test_adhoc_roles"],

@@ -17,7 +17,7 @@ from prosody import last_line
 HOST = "localhost"
 KNOWN_TRACEBACKS = (
     # mod_invites_api form-decodes the query string, which is nil when there is none
-    r"Traceback\[httpserver\]: /usr/lib/prosody/util/http\.lua:\d+: attempt to index a nil value \(local 's'\)",
+    r"Traceback\[httpserver\]: \S*/util/http\.lua:\d+: attempt to index a nil value \(local 's'\)",
     # mod_invites_register_web builds its redirect from the query string, nil when there is none
     r"Traceback\[httpserver\]: \S*mod_invites_register_web\.lua:\d+: attempt to concatenate a nil value "
     r"\(field 'query'\)",
