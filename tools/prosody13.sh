@@ -29,8 +29,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 
+# apt-cache show exits 0 even for a version it does not know: count what it prints.
 available() {
-	apt-cache show "prosody=$PROSODY_VERSION" "prosody-modules=$MODULES_VERSION" >/dev/null 2>&1
+	[ "$(apt-cache show "prosody=$PROSODY_VERSION" "prosody-modules=$MODULES_VERSION" 2>/dev/null | grep -c '^Package:')" -ge 2 ]
 }
 
 # bookworm-backports: from our sources file, or any the machine already has.
