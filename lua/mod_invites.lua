@@ -1,5 +1,6 @@
 -- XEP-0401 / XEP-0445 / XEP-0379: invite tokens.
 -- Drop-in replacement for Prosody's mod_invites: same globals, same store layout, rules in Rust.
+local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
@@ -15,12 +16,15 @@ end
 local invites = new_core(module.host);
 -- When get() validated each invite it returned (weak: the invites belong to their holders).
 local validated_at = setmetatable({}, { __mode = "k" });
-local token_storage, host_view;
+local token_storage, host_view, audit_store, audit_view;
 
 local function open_storage()
 	token_storage = module:open_store("invite_token", "map");
 	-- The same store seen as keyval: the whole host-level map in one read, and the list of users.
 	host_view = module:open_store("invite_token");
+	-- One audit record per invite, by token (never in invite_token, whose layout stays stock's).
+	audit_store = module:open_store("invites_audit", "map");
+	audit_view = module:open_store("invites_audit");
 end
 
 -- COMPAT: prosodyctl loads this module with host "*"; the store is opened by module.command.
@@ -91,7 +95,122 @@ local function add_landing_page(invite)
 	invite.landing_page = render_url(template, { host = module.host, invite = invite });
 end
 
-local function create_invite(invite_type, username, allow_registration, additional_data, ttl, reusable)
+--- Lifecycle: audit records, events, statistics
+
+local metrics = {};
+if prosody.process_type == "prosody" then
+	metrics.created = module:metric("counter", "created", "", "Invites created", { "kind" });
+	metrics.used = module:metric("counter", "used", "", "Invite uses", { "how" });
+	metrics.revoked = module:metric("counter", "revoked", "", "Invites revoked", {});
+	metrics.expired = module:metric("counter", "expired", "", "Expired invites purged", {});
+end
+
+local function count(metric, label)
+	local counter = metrics[metric];
+	if counter then
+		(label and counter:with_labels(label) or counter:with_labels()):add(1);
+	end
+end
+
+local function additional(invite)
+	return type(invite.additional_data) == "table" and invite.additional_data or {};
+end
+
+-- What an invite is: account, reset, contact, account-and-contact.
+local function kind_of(invite)
+	if invite.type == "roster" then
+		return invite.allow_registration and "account-and-contact" or "contact";
+	end
+	return additional(invite).allow_reset and "reset" or "account";
+end
+
+-- Who made it: the JID an ad-hoc command or module put in additional_data.source (or the source
+-- itself: "shell", "prosodyctl", "api/token/ID"), else the inviter of a contact invite.
+local function creator_of(invite)
+	local source = additional(invite).source;
+	if type(source) == "string" and source ~= "" then
+		return source:find("@", 1, true) and jid_bare(source) or source;
+	end
+	if invite.type == "roster" then
+		local inviter = jid_split(invite.jid or "") or invite.inviter or invite.username;
+		return inviter and (inviter .. "@" .. module.host) or "unknown";
+	end
+	return "module";
+end
+
+local function max_uses_of(invite)
+	local max_uses = additional(invite).max_uses;
+	return math.type(max_uses) == "integer" and max_uses >= 1 and max_uses or nil;
+end
+
+-- The audit record of a token: record, false when there is none, or nil and an error.
+local function read_audit(token)
+	local record, err = audit_store:get(nil, token);
+	if record == nil and err then
+		module:log("error", "Failed to read the audit record of an invite: %s", err);
+		return nil, "internal-server-error";
+	end
+	return record or false;
+end
+
+local function new_audit(invite, creator)
+	return {
+		kind = kind_of(invite);
+		creator = creator or creator_of(invite);
+		jid = invite.jid;
+		created_at = invite.created_at;
+		expires = invite.expires;
+		reusable = invite.reusable or nil;
+		max_uses = max_uses_of(invite);
+		uses = {};
+	};
+end
+
+-- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
+-- without a limit), or nil and an error. For mod_invites_register's claims.
+function usage(invite) --luacheck: ignore 131/usage
+	local max_uses = max_uses_of(invite);
+	if not max_uses then
+		return nil;
+	end
+	local audit, err = read_audit(invite.token);
+	if audit == nil then
+		return nil, err;
+	end
+	return max_uses, audit and #audit.uses or 0;
+end
+
+-- Records that `account` used an invite (how: "registered", "password-reset", "contact-approved")
+-- and tells other modules (invite-used).
+function record_use(invite, account, how) --luacheck: ignore 131/record_use
+	local audit = read_audit(invite.token);
+	if audit ~= nil then
+		audit = audit or new_audit(invite);
+		table.insert(audit.uses, { account = account; at = now(); how = how });
+		local ok, err = audit_store:set(nil, invite.token, audit);
+		if not ok then
+			module:log("error", "Failed to record the use of an invite by %s: %s", account, err);
+		end
+	end
+	count("used", how);
+	module:fire_event("invite-used", { invite = invite; username = account; how = how });
+end
+
+local function record_revocation(token, record, by)
+	local audit = read_audit(token);
+	if audit then
+		audit.revoked_at, audit.revoked_by = now(), by;
+		local ok, err = audit_store:set(nil, token, audit);
+		if not ok then
+			module:log("error", "Failed to record the revocation of an invite: %s", err);
+		end
+	end
+	count("revoked");
+	module:fire_event("invite-revoked", { token = token; invite = record; by = by });
+end
+
+-- `creator` (ours): who asks, for the audit record, when additional_data.source does not say.
+local function create_invite(invite_type, username, allow_registration, additional_data, ttl, reusable, creator)
 	if ttl ~= nil then
 		local seconds, err = core.parse_period(ttl);
 		if not seconds then
@@ -99,6 +218,11 @@ local function create_invite(invite_type, username, allow_registration, addition
 			return nil, "bad-request";
 		end
 		ttl = seconds;
+	end
+	local max_uses = type(additional_data) == "table" and additional_data.max_uses or nil;
+	if max_uses ~= nil and not (math.type(max_uses) == "integer" and max_uses >= 1 and allow_registration) then
+		module:log("warn", "Refusing to create invite: max_uses must be a whole number from 1, on invites that allow registration");
+		return nil, "bad-request";
 	end
 	local invite, stored_at_host_level, contact_owner = invites:create(invite_type, username, not not allow_registration,
 		ttl or get_default_ttl(), reusable, now());
@@ -129,11 +253,19 @@ local function create_invite(invite_type, username, allow_registration, addition
 			return nil, "internal-server-error";
 		end
 	end
+	local ok, err = audit_store:set(nil, invite.token, new_audit(invite, creator));
+	if not ok then
+		module:log("warn", "Failed to store the audit record of an invite: %s", err);
+		delete_keys(invites:revoke_plan(invite.token, invite)); -- no invite without its audit record
+		return nil, "internal-server-error";
+	end
+	count("created", kind_of(invite));
 	return invite;
 end
 
--- Invitation to register an account (optionally restricted to the given username)
-function create_account(account_username, additional_data, ttl) --luacheck: ignore 131/create_account
+-- Invitation to register an account (optionally restricted to the given username).
+-- The last argument of each create_* (ours) names the creator for the audit record.
+function create_account(account_username, additional_data, ttl, creator) --luacheck: ignore 131/create_account
 	local username = account_username;
 	if username ~= nil then
 		username = prep_username(username);
@@ -141,14 +273,14 @@ function create_account(account_username, additional_data, ttl) --luacheck: igno
 			return nil, "invalid-username";
 		end
 	end
-	return create_invite("register", username, true, additional_data, ttl);
+	return create_invite("register", username, true, additional_data, ttl, nil, creator);
 end
 
 -- Invitation to reset the password of an existing account.
 -- COMPAT: accepts (username, ttl) as in 0.12 and (username, additional_data, ttl) as in later versions.
-function create_account_reset(account_username, additional_data, ttl) --luacheck: ignore 131/create_account_reset
-	if type(additional_data) ~= "table" then
-		additional_data, ttl = nil, additional_data;
+function create_account_reset(account_username, additional_data, ttl, creator) --luacheck: ignore 131/create_account_reset
+	if additional_data ~= nil and type(additional_data) ~= "table" then -- (username, ttl)
+		additional_data, ttl, creator = nil, additional_data, ttl;
 	end
 	local username = prep_username(account_username);
 	if not username then
@@ -159,7 +291,7 @@ function create_account_reset(account_username, additional_data, ttl) --luacheck
 		data[k] = v;
 	end
 	data.allow_reset = username;
-	return create_invite("register", username, true, data, ttl or core.default_reset_ttl);
+	return create_invite("register", username, true, data, ttl or core.default_reset_ttl, nil, creator);
 end
 
 -- XEP-0401: an invite MUST NOT promise `ibr=y` when invitees cannot register on this host.
@@ -174,7 +306,7 @@ local function registration_possible()
 end
 
 -- Invitation to become a contact of a local user
-function create_contact(username, allow_registration, additional_data, ttl) --luacheck: ignore 131/create_contact
+function create_contact(username, allow_registration, additional_data, ttl, creator) --luacheck: ignore 131/create_contact
 	local inviter = prep_username(username);
 	if not inviter then
 		return nil, "invalid-username";
@@ -183,16 +315,16 @@ function create_contact(username, allow_registration, additional_data, ttl) --lu
 		module:log("debug", "Contact invite of %s without registration: invitees cannot register on this host", inviter);
 		allow_registration = false;
 	end
-	return create_invite("roster", inviter, allow_registration, additional_data, ttl);
+	return create_invite("roster", inviter, allow_registration, additional_data, ttl, nil, creator);
 end
 
 -- Invitation to register and join groups; reusable until it expires when a ttl is given
-function create_group(group_ids, additional_data, ttl) --luacheck: ignore 131/create_group
+function create_group(group_ids, additional_data, ttl, creator) --luacheck: ignore 131/create_group
 	local data = { groups = group_ids };
 	for k, v in pairs(additional_data or {}) do
 		data[k] = v;
 	end
-	return create_invite("register", nil, true, data, ttl, ttl ~= nil);
+	return create_invite("register", nil, true, data, ttl, ttl ~= nil, creator);
 end
 
 -- Iterates pending invites that allow registration, soonest expiry first
@@ -261,8 +393,9 @@ function get_account_invite_info(token) --luacheck: ignore 131/get_account_invit
 	return record_or_err;
 end
 
--- Revokes an invite: its host-level record and, for contact invites, the inviter's entry
-function delete_account_invite(token) --luacheck: ignore 131/delete_account_invite
+-- Revokes an invite: its host-level record and, for contact invites, the inviter's entry.
+-- `by` (ours): who revoked it, for the audit record and the invite-revoked event.
+function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_invite
 	if token == nil then
 		return nil, "no-token";
 	end
@@ -270,10 +403,19 @@ function delete_account_invite(token) --luacheck: ignore 131/delete_account_invi
 		return true; -- nothing by that name can exist
 	end
 	local record = token_storage:get(nil, token);
-	local ok, err = delete_keys(invites:revoke_plan(token, record));
+	local audit = read_audit(token);
+	local keys = invites:revoke_plan(token, record);
+	if audit and audit.kind == "contact" then
+		-- Contact-only invites live at user level only: the audit record names the inviter.
+		keys[#keys + 1] = { user = jid_split(audit.jid or ""); token = token };
+	end
+	local ok, err = delete_keys(keys);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
 		return nil, "internal-server-error";
+	end
+	if audit and not audit.revoked_at then
+		record_revocation(token, record, by or "module");
 	end
 	return true;
 end
@@ -281,9 +423,14 @@ end
 local valid_invite_methods = {};
 local valid_invite_mt = { __index = valid_invite_methods };
 
--- Consumes the invite (deletes it; reusable invites stay). Call after it was actually used.
-function valid_invite_methods:use()
-	local ok, err = delete_keys(invites:use_plan(self));
+-- Consumes the invite (deletes it; reusable invites stay, unless `last` says this was the last
+-- use a limited one allows). Call after it was actually used.
+function valid_invite_methods:use(last)
+	local used = self;
+	if last and self.reusable then
+		used = setmetatable({ reusable = false }, { __index = self });
+	end
+	local ok, err = delete_keys(invites:use_plan(used));
 	if not ok then
 		module:log("warn", "Failed to consume invite %s: %s", self.token, err);
 		return nil, "internal-server-error";
@@ -351,6 +498,110 @@ local function remove_tokens(user, tokens)
 	return ok, err;
 end
 
+-- The lifecycle of one invite from its audit record: { state, uses_left, purge_audit }.
+local function lifecycle(token, audit)
+	local stored = token_storage:get(nil, token) ~= nil;
+	if not stored and audit.kind == "contact" then
+		stored = token_storage:get(jid_split(audit.jid or ""), token) ~= nil;
+	end
+	local last = audit.uses[#audit.uses];
+	return core.lifecycle({
+		stored = stored;
+		expires = audit.expires;
+		uses = #audit.uses;
+		max_uses = audit.max_uses;
+		reusable = audit.reusable;
+		revoked_at = audit.revoked_at;
+		last_use = last and last.at;
+	}, now(), audit_retention());
+end
+
+-- Audit records are kept for invites_audit_retention after their invite ended.
+function audit_retention() --luacheck: ignore 131/audit_retention
+	local seconds = core.option_period(module:get_option("invites_audit_retention", "90 days"));
+	return seconds or 90 * 86400;
+end
+
+function purge_audit() --luacheck: ignore 131/purge_audit
+	local audits = audit_view:get(nil);
+	if not audits then
+		return 0;
+	end
+	local keys, removed = {}, 0;
+	for token, audit in pairs(audits) do
+		if type(audit) == "table" and type(audit.uses) == "table" and lifecycle(token, audit).purge_audit then
+			keys[token] = audit_store.remove;
+			removed = removed + 1;
+		end
+	end
+	if removed > 0 then
+		local ok, err = audit_store:set_keys(nil, keys);
+		if not ok then
+			module:log("error", "Failed to purge audit records: %s", err);
+			return 0;
+		end
+		module:log("info", "Purged %d audit records", removed);
+	end
+	return removed;
+end
+
+-- Every invite with its audit record, for the admin views: { token, audit, state, uses_left }.
+-- Invites created before audit records existed (or by the stock modules) get one made up from
+-- what invite_token holds.
+function all_invites() --luacheck: ignore 131/all_invites
+	local audits, err = audit_view:get(nil);
+	if audits == nil and err then
+		return nil, "internal-server-error";
+	end
+	audits = audits or {};
+	for token, record in pairs(host_view:get(nil) or {}) do
+		if type(record) == "table" and not audits[token] then
+			audits[token] = new_audit(record);
+		end
+	end
+	for username in host_view:users() do
+		if username ~= "" then
+			for token, expires in pairs(host_view:get(username) or {}) do
+				if not audits[token] and type(expires) == "number" then
+					audits[token] = { kind = "contact"; creator = username .. "@" .. module.host; jid = username .. "@" .. module.host;
+						expires = expires; uses = {} };
+				end
+			end
+		end
+	end
+	local list = {};
+	for token, audit in pairs(audits) do
+		if type(audit) == "table" and type(audit.uses) == "table" then
+			local life = lifecycle(token, audit);
+			list[#list + 1] = { token = token; audit = audit; state = life.state; uses_left = life.uses_left };
+		end
+	end
+	table.sort(list, function (a, b)
+		return (a.audit.expires or 0) < (b.audit.expires or 0);
+	end);
+	return list;
+end
+
+-- One invite with its audit record and state, or nil and an error code.
+function inspect(token) --luacheck: ignore 131/inspect
+	if not core.check_token(token) then
+		return nil, "token-invalid";
+	end
+	local audit, err = read_audit(token);
+	if audit == nil then
+		return nil, err;
+	end
+	if not audit then
+		local record = token_storage:get(nil, token);
+		if not record then
+			return nil, "token-invalid";
+		end
+		audit = new_audit(record);
+	end
+	local life = lifecycle(token, audit);
+	return { token = token; audit = audit; state = life.state; uses_left = life.uses_left; record = token_storage:get(nil, token) };
+end
+
 local function purge_expired()
 	local removed = 0;
 	local host_records = host_view:get(nil);
@@ -373,7 +624,11 @@ local function purge_expired()
 	end
 	if removed > 0 then
 		module:log("info", "Purged %d expired invites", removed);
+		for _ = 1, removed do
+			count("expired");
+		end
 	end
+	purge_audit();
 	return removed;
 end
 
@@ -404,253 +659,40 @@ function purge() --luacheck: ignore 131/purge
 	return purge_expired();
 end
 
---- Admin shell: the `invite` section, the same verbs on 0.12 and 13
---   prosodyctl shell invite create_account HOST|JID [--role ROLE]... [--group ID]... [--admin] [--expires-after PERIOD]
---   prosodyctl shell invite create_reset JID [--expires-after PERIOD]
---   prosodyctl shell invite create_contact JID [--allow-registration] [--expires-after PERIOD]
---   prosodyctl shell invite show HOST TOKEN | delete HOST TOKEN | list HOST
--- Names, arguments and flags are stock 13's (core.shell_commands); 13 also accepts --admin here.
+--- Operator commands: the admin shell's `invite` section and prosodyctl (invites_admin.lib.lua)
+local admin = module:require "invites_admin";
+admin.register_shell();
 
--- What this release's stock modules expect: 0.12 has the shell's plain `invite` table and reads an
--- invite's roles as a set; 13 (and trunk) has shell-command items and reads roles as a list,
--- first = primary role.
-local major_version = tonumber((prosody.version or ""):match("^(%d+)%."));
-local stock_0_12 = major_version ~= nil and major_version < 13;
-
-local function stored_roles(list)
-	if not stock_0_12 then
-		return list;
-	elseif #list == 0 then
-		return nil;
-	end
-	local set = {};
-	for _, role in ipairs(list) do
-		set[role] = true;
-	end
-	return set;
+local function usage_error(verb, ...)
+	io.stderr:write("prosodyctl mod_invites ", verb, ": ", ...);
+	io.stderr:write("\n");
+	return 2;
 end
 
-local function host_module(host)
-	local mod_invites = host and require "core.modulemanager".get_module(host, "invites");
-	if not mod_invites then
-		return nil, "mod_invites not loaded on this host";
-	end
-	return mod_invites;
+-- prosodyctl loads this module on "*": point it at HOST and its storage.
+local function switch_host(host)
+	require "core.storagemanager".initialize_host(host);
+	module.host = host; --luacheck: ignore 122/module
+	invites = new_core(host);
+	open_storage();
 end
 
-local function expires_after(opts, default)
-	local text = opts.expires_after;
-	if text == nil then
-		return default;
-	end
-	local seconds, err = core.parse_period(text);
-	if not seconds then
-		return nil, "--expires-after: " .. err;
-	end
-	return seconds;
-end
+local offline_verbs = { list = true; show = true; delete = true; revoke_by = true };
 
-local function share(invite, err)
-	if not invite then
-		return nil, err;
-	end
-	return true, invite.landing_page or invite.uri;
-end
-
-local function format_time(t)
-	return os.date("%Y-%m-%d %T", t);
-end
-
--- What an invite is for, in stock 13's words: long for `show`, short for `list`.
-local function describe(invite, long)
-	local node, host = jid_split(invite.jid);
-	local data = type(invite.additional_data) == "table" and invite.additional_data or {};
-	if invite.type == "roster" then
-		return (long and "Invitation to register and become a contact of " or "Contact with ") .. invite.jid;
-	elseif data.allow_reset then
-		return "Password reset for " .. tostring(data.allow_reset) .. "@" .. tostring(host);
-	elseif node then
-		return long and ("Invitation to register on %s with username '%s'"):format(host, node)
-			or ("Register on %s with username %s"):format(host, node);
-	end
-	return (long and "Invitation to register on " or "Register on ") .. tostring(host);
-end
-
-local shell_verbs = {};
-
-function shell_verbs.create_account(_, mod, opts, user_jid)
-	local username = jid_split(user_jid);
-	local ttl, err = expires_after(opts);
-	if err then
-		return nil, err;
-	end
-	local roles = {};
-	if opts.admin then
-		roles[1] = "prosody:admin";
-	end
-	for _, role in ipairs(opts.role or {}) do
-		if not (opts.admin and role == "prosody:admin") then
-			roles[#roles + 1] = role;
-		end
-	end
-	return share(mod.create_account(username, { roles = stored_roles(roles); groups = opts.group or {} }, ttl));
-end
-
-function shell_verbs.create_reset(self, mod, opts, user_jid)
-	local username, host = jid_split(user_jid);
-	if not username then
-		return nil, "Supply the JID of the account you want to generate a password reset for";
-	end
-	local ttl, err = expires_after(opts, core.default_reset_ttl);
-	if err then
-		return nil, err;
-	end
-	if not require "core.usermanager".user_exists(username, host) then
-		return nil, "No such account: " .. user_jid;
-	end
-	local invite, create_err = mod.create_account_reset(username, ttl);
-	if not invite then
-		return nil, create_err;
-	end
-	self.session.print(invite.landing_page or invite.uri);
-	return true, ("Password reset link for %s valid until %s"):format(user_jid, format_time(invite.expires));
-end
-
-function shell_verbs.create_contact(_, mod, opts, user_jid)
-	local username = jid_split(user_jid);
-	if not username then
-		return nil, "Supply the JID of the account you want the recipient to become a contact of";
-	end
-	local allow, flag_err = core.parse_flag(opts.allow_registration);
-	if allow == nil then
-		return nil, "--allow-registration: " .. flag_err;
-	end
-	local ttl, err = expires_after(opts);
-	if err then
-		return nil, err;
-	end
-	return share(mod.create_contact(username, allow, nil, ttl));
-end
-
-function shell_verbs.show(self, mod, _, _, token)
-	local invite, err = mod.get_account_invite_info(token);
-	if not invite then
-		return nil, err;
-	end
-	local print = self.session.print;
-	print(describe(invite, true));
-	if invite.inviter then
-		print("Creator:", invite.inviter);
-	end
-	print("Created:", format_time(invite.created_at));
-	print("Expires:", format_time(invite.expires));
-	print("");
-	print("XMPP URI:", invite.uri);
-	if invite.landing_page then
-		print("Web link:", invite.landing_page);
-	end
-	local data = invite.additional_data;
-	if type(data) == "table" then
-		local roles = type(data.roles) == "table" and data.roles or {};
-		local list = {};
-		for _, role in ipairs(roles) do
-			list[#list + 1] = role;
-		end
-		for role, granted in pairs(roles) do
-			if type(role) == "string" and granted then
-				list[#list + 1] = role;
-			end
-		end
-		if list[1] then
-			print("Role:", list[1]);
-		end
-		if list[2] then
-			print("Secondary roles:", table.concat(list, ", ", 2));
-		end
-		if type(data.groups) == "table" and data.groups[1] then
-			print("Groups:", table.concat(data.groups, ", "));
-		end
-		if data.note then
-			print("Comment:", tostring(data.note));
-		end
-	end
-	return true, "Invitation valid";
-end
-
-function shell_verbs.delete(_, mod, _, _, token)
-	local ok, err = mod.delete_account_invite(token);
-	if not ok then
-		return nil, err;
-	end
-	return true, "Invitation deleted";
-end
-
-function shell_verbs.list(self, mod)
-	local print_row = require "util.human.io".table({
-		{ title = "Token"; key = "token"; width = 24 };
-		{ title = "Expires"; key = "expires"; width = 20 };
-		{ title = "Description"; key = "description"; width = "100%" };
-	}, self.session.width);
-	self.session.print(print_row());
-	local count = 0;
-	for token, invite in mod.pending_account_invites() do
-		count = count + 1;
-		self.session.print(print_row({
-			token = token;
-			expires = os.date("%Y-%m-%dT%T", invite.expires);
-			description = describe(invite);
-		}));
-	end
-	return true, ("%d pending invites"):format(count);
-end
-
--- One handler per verb, for both shells: 13 passes the fixed arguments and its parsed flags;
--- 0.12 passes every word as a string (as does a Lua call without a flags table).
-local function shell_handler(command)
-	local verb, fixed = shell_verbs[command.name], #command.args;
-	return function (self, ...)
-		local args, opts = { ... }, select(fixed + 1, ...);
-		if type(opts) ~= "table" then
-			local words = {};
-			for i = 1, select("#", ...) do
-				words[#words + 1] = args[i] ~= nil and tostring(args[i]) or nil;
-			end
-			args, opts = core.parse_shell_args(command.name, words);
-			if not args then
-				return nil, opts;
-			end
-		end
-		local target = args[1];
-		if type(target) ~= "string" then
-			return nil, "Missing argument: " .. command.args[1].name;
-		end
-		local _, host = jid_split(target);
-		local mod, err = host_module(host);
-		if not mod then
-			return nil, err;
-		end
-		return verb(self, mod, opts, table.unpack(args, 1, fixed));
-	end;
-end
-
-if not stock_0_12 then
-	-- Prosody 13: shell-command items (never the old table as well: assigning it wipes these).
-	for _, command in ipairs(core.shell_commands) do
-		command.handler = shell_handler(command);
-		module:add_item("shell-command", command);
-	end
-else
-	local console_env = module:shared("/*/admin_shell/env");
-	console_env.invite = console_env.invite or {};
-	for _, command in ipairs(core.shell_commands) do
-		console_env.invite[command.name] = shell_handler(command);
-	end
-end
-
---- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE] [--group ID]... [--expires-after PERIOD]
+--- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--uses N] [--expires-after PERIOD]
+--- prosodyctl mod_invites list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
 function module.command(arg)
-	if arg[1] ~= "generate" then
-		io.stderr:write("usage: prosodyctl mod_invites generate HOST [options] (see --help)\n");
+	local verb = arg[1];
+	if offline_verbs[verb] then
+		local host = arg[2];
+		if not (host and prosody.hosts[host]) then
+			return usage_error(verb, "host ", tostring(host), " is not defined in the configuration");
+		end
+		switch_host(host);
+		return admin.command(_ENV, verb, { table.unpack(arg, 2) });
+	end
+	if verb ~= "generate" then
+		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by HOST [options] (see generate --help)\n");
 		return 2;
 	end
 	local request, err = core.parse_generate({ table.unpack(arg, 2) });
@@ -677,10 +719,7 @@ function module.command(arg)
 		end
 	end
 
-	require "core.storagemanager".initialize_host(host);
-	module.host = host; --luacheck: ignore 122/module
-	invites = new_core(host);
-	open_storage();
+	switch_host(host);
 
 	-- Optional landing page module, so the printed link is the web page when there is one
 	local invites_page_module = module:get_option_string("invites_page_module", "invites_page");
@@ -697,10 +736,10 @@ function module.command(arg)
 
 	local invite, create_err;
 	if reset_username then
-		invite, create_err = create_account_reset(reset_username, request.expires_after);
+		invite, create_err = create_account_reset(reset_username, nil, request.expires_after, "prosodyctl");
 	else
-		invite, create_err = create_account(nil, { roles = stored_roles(request.roles); groups = request.groups },
-			request.expires_after);
+		invite, create_err = create_account(nil, { roles = admin.stored_roles(request.roles); groups = request.groups;
+			max_uses = request.uses }, request.expires_after, "prosodyctl");
 	end
 	if not invite then
 		io.stderr:write("prosodyctl mod_invites generate: could not create the invite: ", tostring(create_err), "\n");

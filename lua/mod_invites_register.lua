@@ -165,6 +165,14 @@ module:hook("user-registering", function (event)
 			reusable = invite.reusable == true;
 			still_stored = invites.still_stored(invite);
 		};
+		local usage_err;
+		presented.max_uses, presented.uses = invites.usage(invite);
+		usage_err = presented.max_uses == nil and presented.uses;
+		if usage_err then -- the uses so far could not be read: fail closed
+			event.allowed, event.reason = false, "The invite could not be checked, please try again later";
+			event.error_type, event.error_condition = "wait", "internal-server-error";
+			return;
+		end
 	end
 	local request = {
 		invite_only = invite_only;
@@ -203,10 +211,10 @@ function subscribe_both(host, user1, user2) --luacheck: ignore 131/subscribe_bot
 	subscribe(host, user2, user1);
 end
 
-local function consume(invite)
+local function consume(invite, last)
 	local ok, err;
 	if type(invite.use) == "function" then
-		ok, err = invite:use();
+		ok, err = invite:use(last);
 	else
 		ok, err = invites.use(invite.token);
 	end
@@ -252,18 +260,24 @@ module:hook("user-registered", function (event)
 	end
 	local username = event.username;
 	local inviter = prep(invite.inviter);
+	local max_uses, uses = invites.usage(invite);
 	local plan, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = username;
 		inviter = inviter;
 		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
 		still_stored = invites.still_stored(invite);
 		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
+		max_uses = max_uses;
+		uses = uses;
 	});
 	if not plan then
 		module:log("debug", "Not redeeming invite for %s: %s", username, why);
 		return;
 	end
-	consume(invite);
+	if plan.consume then
+		consume(invite, max_uses ~= nil); -- a limited reusable invite goes with its last use
+	end
+	invites.record_use(invite, username, "registered");
 	if plan.befriend then
 		module:log("debug", "Creating mutual subscription between %s and %s", plan.befriend, username);
 		subscribe_both(module.host, plan.befriend, username);
@@ -286,6 +300,7 @@ module:hook("user-password-reset", function (event)
 	});
 	if plan then
 		consume(invite);
+		invites.record_use(invite, event.username, "password-reset");
 	end
 end);
 
@@ -343,6 +358,7 @@ module:hook("presence/bare", function (event)
 	if not consume(invite) then
 		return;
 	end
+	invites.record_use(invite, contact, "contact-approved");
 	module:log("debug", "Approving inbound subscription to %s from %s", username, contact);
 	if not rostermanager.is_contact_subscribed(username, host, contact) then
 		rostermanager.set_contact_pending_in(username, host, contact, stanza);

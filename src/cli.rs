@@ -14,7 +14,7 @@ const ADMIN_ROLE: &str = "prosody:admin";
 /// Help text for `prosodyctl mod_invites generate`.
 pub const GENERATE_USAGE: &str = "\
 usage: prosodyctl mod_invites generate HOST [--admin] [--role ROLE]... [--group ID]...
-                                            [--expires-after PERIOD]
+                                            [--expires-after PERIOD] [--uses N]
        prosodyctl mod_invites generate HOST --reset USER [--expires-after PERIOD]
 
 Create an invite on HOST and print its link: the landing page if one is configured,
@@ -27,6 +27,7 @@ Options:
   --admin                 give the new account the role prosody:admin
   --role ROLE             give the new account the role ROLE; may be repeated
   -g ID, --group ID       add the new account to the group ID; may be repeated
+  --uses N                how many accounts the link may create (default: one)
   --expires-after PERIOD  how long the link stays valid: seconds, or a number and a
                           unit such as \"12h\", \"2 days\", \"1 week\" (default: the
                           host's invite_expiry, or one day for --reset)
@@ -66,6 +67,8 @@ pub enum GenerateMode {
         roles: Vec<String>,
         /// Group ids to add the new account to, in the order given, without duplicates.
         groups: Vec<String>,
+        /// `--uses N`: how many accounts it may create (`None`: one).
+        uses: Option<u32>,
     },
     /// A password reset link for an existing account.
     Reset {
@@ -122,6 +125,7 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
     let mut roles = Vec::new();
     let mut groups = Vec::new();
     let mut expires_after = None;
+    let mut uses = None;
 
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -165,6 +169,11 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
                 }
                 reset = Some(username);
             }
+            "--uses" => {
+                let value = take_value(name, inline, &mut rest)?;
+                account_flag.get_or_insert(name);
+                uses = Some(parse_uses(value)?);
+            }
             "--expires-after" => {
                 let period = take_value(name, inline, &mut rest)?;
                 if expires_after.is_some() {
@@ -183,7 +192,7 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
             return Err(usage(format!("--reset cannot be combined with {flag}")));
         }
         (Some(username), None) => GenerateMode::Reset { username: username.to_owned() },
-        (None, _) => GenerateMode::Account { roles, groups },
+        (None, _) => GenerateMode::Account { roles, groups, uses },
     };
     Ok(GenerateCommand::Generate(GenerateRequest { host, mode, expires_after }))
 }
@@ -216,7 +225,7 @@ pub const SHELL_COMMANDS: &[ShellCommand] = &[
         name: "create_account",
         desc: "Create an invitation to make an account on this server with the specified JID (supply only a hostname to allow any username)",
         args: &["user_jid"],
-        value_flags: &["expires_after"],
+        value_flags: &["expires_after", "uses"],
         array_flags: &["role", "group"],
         switches: &["admin"],
         positional_switches: &[],
@@ -241,7 +250,7 @@ pub const SHELL_COMMANDS: &[ShellCommand] = &[
     },
     ShellCommand {
         name: "show",
-        desc: "Show details of an account invitation token",
+        desc: "Show details of an invitation token: kind, creator, state, who used it",
         args: &["host", "token"],
         value_flags: &[],
         array_flags: &[],
@@ -259,14 +268,32 @@ pub const SHELL_COMMANDS: &[ShellCommand] = &[
     },
     ShellCommand {
         name: "list",
-        desc: "List pending invitations which allow account registration",
+        desc: "List pending invitations of every kind (--kind account|reset|contact|account-and-contact, --creator JID)",
         args: &["host"],
+        value_flags: &["kind", "creator"],
+        array_flags: &[],
+        switches: &[],
+        positional_switches: &[],
+    },
+    ShellCommand {
+        name: "revoke_by",
+        desc: "Revoke every pending invitation the specified account (or source, e.g. prosodyctl) created",
+        args: &["host", "creator"],
         value_flags: &[],
         array_flags: &[],
         switches: &[],
         positional_switches: &[],
     },
 ];
+
+/// Reads `--uses N`: a whole number of registrations from 1.
+pub fn parse_uses(s: &str) -> Result<u32> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| usage(format!("--uses: expected a whole number from 1, not {s}")))
+}
 
 /// A flag's value as the shell verbs receive it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +400,7 @@ mod tests {
             mode: GenerateMode::Account {
                 roles: roles.iter().map(|&r| r.to_owned()).collect(),
                 groups: groups.iter().map(|&g| g.to_owned()).collect(),
+                uses: None,
             },
             expires_after: expires,
         })
@@ -481,8 +509,24 @@ mod tests {
     }
 
     #[test]
+    fn uses() {
+        let parsed = run(&[HOST, "--uses", "20"]).unwrap();
+        let GenerateCommand::Generate(GenerateRequest { mode: GenerateMode::Account { uses, .. }, .. }) = parsed else {
+            panic!("{parsed:?}");
+        };
+        assert_eq!(uses, Some(20));
+        for bad in ["0", "-1", "x", "1.5"] {
+            assert!(matches!(run(&[HOST, "--uses", bad]), Err(Error::Usage(_))), "{bad}");
+        }
+        assert_eq!(
+            run(&[HOST, "--reset", "bob", "--uses", "2"]),
+            Err(Error::Usage("--reset cannot be combined with --uses".into()))
+        );
+    }
+
+    #[test]
     fn usage_mentions_every_flag() {
-        for flag in ["HOST", "--reset", "--admin", "--role", "--group", "-g", "--expires-after", "--help"] {
+        for flag in ["HOST", "--reset", "--admin", "--role", "--group", "-g", "--expires-after", "--uses", "--help"] {
             assert!(GENERATE_USAGE.contains(flag), "{flag}");
         }
     }

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod datetime;
 pub mod error;
 pub mod invite;
+pub mod lifecycle;
 pub mod ns;
 pub mod period;
 pub mod register;

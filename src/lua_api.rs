@@ -19,7 +19,7 @@ use crate::cli::{self, GenerateCommand, GenerateMode};
 use crate::invite::{self, InviteRequest, InviteType, Redemption, Removals, StoreKey, StoredRecord, ValidatedInvite};
 use crate::register::{ReservationEntry, Reservations};
 use crate::token::{self, TOKEN_BYTES};
-use crate::{Error, datetime, ns, period, uri};
+use crate::{Error, datetime, lifecycle, ns, period, uri};
 
 type Diagnostics = Arc<Mutex<Vec<(Level, String)>>>;
 
@@ -595,6 +595,52 @@ fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
     }
 }
 
+/// lifecycle(facts, now, retention) -> { state, uses_left? (nil: unlimited), purge_audit }
+/// facts = { stored, expires, uses, max_uses?, reusable, revoked_at?, last_use? }
+fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)) -> mlua::Result<Table> {
+    let seconds = |key: &str| -> mlua::Result<Option<i64>> { Ok(seconds(&facts.raw_get::<Value>(key)?)) };
+    let limit = use_limit(&facts)?;
+    let uses = match facts.raw_get::<Value>("uses")? {
+        Value::Integer(n) => u32::try_from(n).unwrap_or(u32::MAX),
+        _ => 0,
+    };
+    let known = lifecycle::Facts {
+        stored: bool_field(&facts, "stored"),
+        expires: seconds("expires")?.unwrap_or(0),
+        uses,
+        max_uses: limit.map(|(max_uses, _)| max_uses),
+        reusable: bool_field(&facts, "reusable"),
+        revoked_at: seconds("revoked_at")?,
+    };
+    let ended = lifecycle::ended_at(&known, seconds("last_use")?, now);
+    let table = lua.create_table()?;
+    table.set("state", lifecycle::state(&known, now).as_str())?;
+    table.set("uses_left", lifecycle::uses_left(known.max_uses, known.reusable, uses))?;
+    table.set("purge_audit", lifecycle::audit_expired(ended, u64::try_from(retention).unwrap_or(0), now))?;
+    Ok(table)
+}
+
+/// quota_check(created_at_list, pending, quota? = { count, period, period_text }, max_pending?, now)
+///   -> true | nil, message
+fn quota_check(
+    lua: &Lua,
+    (created, pending, quota, max_pending, now): (Table, u32, Option<Table>, Option<u32>, i64),
+) -> mlua::Result<MultiValue> {
+    let created: Vec<i64> = created.sequence_values::<i64>().collect::<mlua::Result<_>>()?;
+    let quota = match quota {
+        Some(quota) => Some(lifecycle::Quota {
+            count: quota.raw_get("count")?,
+            period: quota.raw_get("period")?,
+            period_text: str_field(&quota, "period_text").unwrap_or_default(),
+        }),
+        None => None,
+    };
+    match lifecycle::quota_check(&created, pending, quota.as_ref(), max_pending, now) {
+        Ok(()) => Ok(MultiValue::from_iter([Value::Boolean(true)])),
+        Err(refusal) => failure(lua, refusal.message()),
+    }
+}
+
 /// The admin shell's verbs in the shape of Prosody 13's `shell-command` items (without handlers).
 fn shell_commands(lua: &Lua) -> mlua::Result<Table> {
     let commands = lua.create_table()?;
@@ -675,9 +721,10 @@ fn parse_generate(lua: &Lua, args: Table) -> mlua::Result<MultiValue> {
             table.set("host", request.host)?;
             table.set("expires_after", request.expires_after)?;
             match request.mode {
-                GenerateMode::Account { roles, groups } => {
+                GenerateMode::Account { roles, groups, uses } => {
                     table.set("roles", lua.create_sequence_from(roles)?)?;
                     table.set("groups", lua.create_sequence_from(groups)?)?;
+                    table.set("uses", uses)?;
                 }
                 GenerateMode::Reset { username } => table.set("reset", username)?,
             }
@@ -723,6 +770,22 @@ struct Registration {
     tracer: Tracer,
     gate: PreauthGate,
     claims: Claims,
+}
+
+/// `max_uses` and `uses` of a table: the use limit and the uses recorded so far, or `None` when
+/// `max_uses` is not a positive integer (such an invite is not limited).
+fn use_limit(table: &Table) -> mlua::Result<Option<(u32, u32)>> {
+    let count = |key: &str| -> mlua::Result<Option<u32>> {
+        Ok(match table.raw_get::<Value>(key)? {
+            Value::Integer(n) => u32::try_from(n).ok(),
+            Value::Number(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => Some(n as u32),
+            _ => None,
+        })
+    };
+    let Some(max_uses) = count("max_uses")?.filter(|&n| n >= 1) else {
+        return Ok(None);
+    };
+    Ok(Some((max_uses, count("uses")?.unwrap_or(0))))
 }
 
 /// A string field of a table, or `None` for anything else (stored data may be junk).
@@ -803,7 +866,7 @@ impl UserData for Registration {
         // registering(request, holder, now) -> true, allow_reset? | false, error
         // request = { invite_only, username, account_exists, reserved_by? (token, or false when the
         //   lookup failed), invite? = { token, type, jid?, username?, allow_reset?, reusable,
-        //   still_stored } }
+        //   still_stored, max_uses?, uses? } }
         methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
             let username = str_field(&request, "username").unwrap_or_default();
             // None: the lookup failed.
@@ -820,6 +883,7 @@ impl UserData for Registration {
                     str_field(&invite, "allow_reset"),
                     bool_field(&invite, "reusable"),
                     bool_field(&invite, "still_stored"),
+                    use_limit(&invite)?,
                 )),
                 _ => None,
             };
@@ -827,14 +891,17 @@ impl UserData for Registration {
                 invite_only: bool_field(&request, "invite_only"),
                 username: &username,
                 account_exists: bool_field(&request, "account_exists"),
-                invite: invite.as_ref().map(|(token, kind, jid, name, allow_reset, reusable, still_stored)| PresentedInvite {
-                    token,
-                    kind: *kind,
-                    jid: jid.as_deref(),
-                    username: name.as_deref(),
-                    allow_reset: allow_reset.as_deref(),
-                    reusable: *reusable,
-                    still_stored: *still_stored,
+                invite: invite.as_ref().map(|(token, kind, jid, name, allow_reset, reusable, still_stored, limit)| {
+                    PresentedInvite {
+                        token,
+                        kind: *kind,
+                        jid: jid.as_deref(),
+                        username: name.as_deref(),
+                        allow_reset: allow_reset.as_deref(),
+                        reusable: *reusable,
+                        limit: *limit,
+                        still_stored: *still_stored,
+                    }
                 }),
                 reservation: match &reserved_by {
                     None => Reservation::Unknown,
@@ -845,8 +912,8 @@ impl UserData for Registration {
             let claims = &mut this.claims;
             let outcome = this.tracer.traced(|| -> Result<reg::Allowed, reg::Refusal> {
                 let allowed = reg::decide_registration(&facts)?;
-                if let Some(token) = &allowed.claim {
-                    claims.claim(token, holder, now)?;
+                if let Some(claim) = &allowed.claim {
+                    claims.claim(claim, holder, now)?;
                 }
                 Ok(allowed)
             })?;
@@ -863,7 +930,7 @@ impl UserData for Registration {
         });
 
         // registered(token, holder?, facts) -> plan | nil
-        // facts = { username, inviter?, inviter_exists, still_stored, roles? }
+        // facts = { username, inviter?, inviter_exists, still_stored, roles?, max_uses?, uses? }
         // plan = { consume = true, befriend = inviter?, roles = { role = true }? }
         methods.add_method_mut("registered", |lua, this, (token, holder, facts): (String, Option<u64>, Table)| {
             let settlement = this.claims.settle(&token, holder);
@@ -876,6 +943,7 @@ impl UserData for Registration {
                 inviter.as_deref(),
                 bool_field(&facts, "inviter_exists"),
                 bool_field(&facts, "still_stored"),
+                use_limit(&facts)?,
                 roles,
             );
             let Some(plan) = plan else {
@@ -1135,7 +1203,16 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("parse_period", lua.create_function(parse_period)?)?;
     exports.set("option_period", lua.create_function(option_period)?)?;
     exports.set("parse_flag", lua.create_function(parse_flag)?)?;
+    exports.set(
+        "parse_uses",
+        lua.create_function(|lua, text: String| match cli::parse_uses(&text) {
+            Ok(n) => Ok(MultiValue::from_iter([Value::Integer(i64::from(n))])),
+            Err(e) => failure(lua, &e.to_string()),
+        })?,
+    )?;
     exports.set("shell_commands", shell_commands(lua)?)?;
+    exports.set("lifecycle", lua.create_function(lifecycle_of)?)?;
+    exports.set("quota_check", lua.create_function(quota_check)?)?;
     exports.set("parse_shell_args", lua.create_function(parse_shell_args)?)?;
     exports.set("parse_generate", lua.create_function(parse_generate)?)?;
     exports.set("generate_usage", cli::GENERATE_USAGE)?;

@@ -290,14 +290,26 @@ pub struct PresentedInvite<'a> {
     pub username: Option<&'a str>,
     /// `additional_data.allow_reset`: the account whose password this invite resets.
     pub allow_reset: Option<&'a str>,
-    /// Reusable invites are not consumed and need no claim.
+    /// Reusable invites are not consumed and need no claim, unless they have a use limit.
     pub reusable: bool,
+    /// `additional_data.max_uses` with the uses recorded so far: `(N, used)`. Without it a
+    /// single-use invite allows one registration and a reusable one any number.
+    pub limit: Option<(u32, u32)>,
     /// Whether the host-level record is still in storage now. It is deleted when the invite is
     /// used (here, by `prosodyctl`, by a web registration) or revoked.
     pub still_stored: bool,
 }
 
 impl PresentedInvite<'_> {
+    /// How many more registrations may claim it at once: `None` for no limit.
+    pub fn slots(&self) -> Option<u32> {
+        match self.limit {
+            Some((max_uses, used)) => Some(max_uses.saturating_sub(used)),
+            None if self.reusable => None,
+            None => Some(1),
+        }
+    }
+
     /// The only username an account invite may register: the node of its jid (stock's `get`
     /// never reported it, so the restriction was lost). Contact invites name the inviter there.
     pub fn restricted_to(&self) -> Option<&str> {
@@ -394,8 +406,15 @@ impl Refusal {
 pub struct Allowed {
     /// `event.allow_reset`: the account whose password may be reset instead of creating one.
     pub allow_reset: Option<String>,
-    /// The single-use token the registering party must claim before going ahead.
-    pub claim: Option<String>,
+    /// The claim the registering party must take before going ahead (limited invites).
+    pub claim: Option<Claim>,
+}
+
+/// A claim to take on a limited invite: one of at most `slots` registrations on their way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub token: String,
+    pub slots: u32,
 }
 
 /// Decides a registration. Expiry is deliberately not looked at: XEP-0445 checks it at pre-auth
@@ -411,10 +430,10 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
             Reservation::Unknown => Err(Refusal::ReservationUnknown),
         };
     };
-    if !invite.still_stored {
+    if !invite.still_stored || invite.slots() == Some(0) {
         return Err(Refusal::InviteGone);
     }
-    let claim = (!invite.reusable).then(|| invite.token.to_owned());
+    let claim = invite.slots().map(|slots| Claim { token: invite.token.to_owned(), slots });
     if let Some(account) = invite.allow_reset {
         if r.username != account {
             return Err(Refusal::WrongUsername);
@@ -558,16 +577,17 @@ pub enum Settlement {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Claim {
+struct Held {
     holder: Holder,
     since: i64,
 }
 
-/// Single-use claims of one host: at most one registration at a time may be on its way with a
-/// given token. In-process and synchronous, so of racing streams exactly one wins.
+/// Claims on limited invites of one host: at most as many registrations at a time may be on
+/// their way with a token as it has uses left (one for a single-use invite). In-process and
+/// synchronous, so of racing streams exactly that many win.
 #[derive(Debug, Clone, Default)]
 pub struct Claims {
-    by_token: HashMap<String, Claim>,
+    by_token: HashMap<String, Vec<Held>>,
 }
 
 impl Claims {
@@ -576,47 +596,56 @@ impl Claims {
         Self::default()
     }
 
-    /// Claims `token` for `holder`. Refused while another holder's claim is younger than
-    /// [`CLAIM_LEASE`]; the same holder may claim again (a retry on the same stream).
-    pub fn claim(&mut self, token: &str, holder: Holder, now: i64) -> Result<(), Refusal> {
-        if let Some(claim) = self.by_token.get(token) {
-            if claim.holder != holder && now.saturating_sub(claim.since) < CLAIM_LEASE {
-                debug!("token {token} is claimed by holder {}", claim.holder);
-                return Err(Refusal::InUse);
-            }
+    /// Takes one of `claim.slots` claims on its token for `holder`. Refused while as many other
+    /// holders have claims younger than [`CLAIM_LEASE`]; the same holder may claim again (a
+    /// retry on the same stream).
+    pub fn claim(&mut self, claim: &Claim, holder: Holder, now: i64) -> Result<(), Refusal> {
+        let held = self.by_token.entry(claim.token.clone()).or_default();
+        held.retain(|h| h.holder != holder && now.saturating_sub(h.since) < CLAIM_LEASE);
+        if held.len() >= usize::try_from(claim.slots).unwrap_or(usize::MAX) {
+            debug!("invite claimed by {} other registrations", held.len());
+            return Err(Refusal::InUse);
         }
-        self.by_token.insert(token.to_owned(), Claim { holder, since: now });
+        held.push(Held { holder, since: now });
         Ok(())
     }
 
     /// Settles a finished registration or reset with `token` by `holder`, dropping the claim
     /// when it was this holder's.
     pub fn settle(&mut self, token: &str, holder: Option<Holder>) -> Settlement {
-        match self.by_token.get(token) {
-            None => Settlement::Unclaimed,
-            Some(claim) if Some(claim.holder) == holder => {
-                self.by_token.remove(token);
-                Settlement::Claimed
-            }
-            Some(_) => Settlement::HeldByOther,
+        let Some(held) = self.by_token.get_mut(token) else {
+            return Settlement::Unclaimed;
+        };
+        let before = held.len();
+        held.retain(|h| Some(h.holder) != holder);
+        let settlement = if held.len() < before { Settlement::Claimed } else { Settlement::HeldByOther };
+        if held.is_empty() {
+            self.by_token.remove(token);
         }
+        settlement
     }
 
     /// Releases every claim of `holder` (its stream closed without registering); returns how many.
     pub fn release(&mut self, holder: Holder) -> usize {
-        let before = self.by_token.len();
-        self.by_token.retain(|_, claim| claim.holder != holder);
-        before - self.by_token.len()
+        let before = self.len();
+        for held in self.by_token.values_mut() {
+            held.retain(|h| h.holder != holder);
+        }
+        self.by_token.retain(|_, held| !held.is_empty());
+        before - self.len()
     }
 
     /// Drops claims older than the lease.
     pub fn expire(&mut self, now: i64) {
-        self.by_token.retain(|_, claim| now.saturating_sub(claim.since) < CLAIM_LEASE);
+        for held in self.by_token.values_mut() {
+            held.retain(|h| now.saturating_sub(h.since) < CLAIM_LEASE);
+        }
+        self.by_token.retain(|_, held| !held.is_empty());
     }
 
     /// Number of live claims.
     pub fn len(&self) -> usize {
-        self.by_token.len()
+        self.by_token.values().map(Vec::len).sum()
     }
 
     /// Whether there are no claims.
@@ -639,13 +668,16 @@ pub struct Welcome {
 
 /// Plans `user-registered` for an invite registration that settled as `settlement`. `inviter`
 /// is the validated invite's inviter (contact invites), `inviter_exists` whether that account is
-/// still there, `still_stored` the storage re-check (for unclaimed single-use invites).
+/// still there, `still_stored` the storage re-check (for unclaimed single-use invites), `limit`
+/// the invite's use limit and the uses recorded before this one: the invite is consumed when
+/// this use is its last.
 pub fn welcome(
     settlement: Settlement,
     new_user: &str,
     inviter: Option<&str>,
     inviter_exists: bool,
     still_stored: bool,
+    limit: Option<(u32, u32)>,
     roles: Vec<String>,
 ) -> Option<Welcome> {
     match settlement {
@@ -654,7 +686,8 @@ pub fn welcome(
         Settlement::Unclaimed | Settlement::HeldByOther => return None,
     }
     let befriend = inviter.filter(|&inviter| inviter_exists && inviter != new_user).map(str::to_owned);
-    Some(Welcome { consume: true, befriend, roles })
+    let consume = limit.is_none_or(|(max_uses, used)| used.saturating_add(1) >= max_uses);
+    Some(Welcome { consume, befriend, roles })
 }
 
 /// One entry of an invite's `additional_data.roles`, which comes as a map (`{role = true}`, what
@@ -874,6 +907,7 @@ mod tests {
             username: node_of(jid),
             allow_reset: None,
             reusable: false,
+            limit: None,
             still_stored: true,
         }
     }
@@ -882,8 +916,8 @@ mod tests {
         Registering { invite_only: true, username, account_exists: false, invite, reservation: Reservation::Free }
     }
 
-    fn claim() -> Option<String> {
-        Some(T.to_owned())
+    fn claim() -> Option<Claim> {
+        Some(Claim { token: T.to_owned(), slots: 1 })
     }
 
     #[test]
@@ -894,7 +928,7 @@ mod tests {
         let reset = PresentedInvite { allow_reset: Some("carol"), ..invite(InviteType::Register, "carol@example.com") };
         let group = PresentedInvite { reusable: true, ..open.clone() };
         let gone = PresentedInvite { still_stored: false, ..open.clone() };
-        let ok = |claim: Option<String>| Ok(Allowed { allow_reset: None, claim });
+        let ok = |claim: Option<Claim>| Ok(Allowed { allow_reset: None, claim });
 
         let cases: Vec<(&str, Registering<'static>, Result<Allowed, Refusal>)> = vec![
             ("invite-only, no invite", registering("mallory", None), Err(Refusal::InviteOnly)),
@@ -1072,13 +1106,34 @@ mod tests {
         assert_eq!(index.reserved_by("carol", 0, read(&stored)), found("c"), "the next load finds it again");
     }
 
+    fn one(token: &str) -> Claim {
+        Claim { token: token.to_owned(), slots: 1 }
+    }
+
+    #[test]
+    fn claims_let_as_many_holders_through_as_there_are_uses_left() {
+        let mut claims = Claims::new();
+        let two = Claim { token: T.to_owned(), slots: 2 };
+        assert_eq!(claims.claim(&two, 1, 0), Ok(()));
+        assert_eq!(claims.claim(&two, 2, 0), Ok(()));
+        assert_eq!(claims.claim(&two, 3, 0), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&two, 2, 1), Ok(()), "a holder may retry");
+        assert_eq!(claims.len(), 2);
+        assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
+        // One use recorded: one slot left, held by holder 2.
+        let one_left = Claim { token: T.to_owned(), slots: 1 };
+        assert_eq!(claims.claim(&one_left, 3, 2), Err(Refusal::InUse));
+        assert_eq!(claims.release(2), 1);
+        assert_eq!(claims.claim(&one_left, 3, 2), Ok(()));
+    }
+
     #[test]
     fn claims_let_exactly_one_holder_through() {
         let mut claims = Claims::new();
-        assert_eq!(claims.claim(T, 1, 0), Ok(()));
-        assert_eq!(claims.claim(T, 2, 1), Err(Refusal::InUse));
-        assert_eq!(claims.claim(T, 1, 2), Ok(()), "the holder may retry");
-        assert_eq!(claims.claim(U, 2, 2), Ok(()), "other tokens are independent");
+        assert_eq!(claims.claim(&one(T), 1, 0), Ok(()));
+        assert_eq!(claims.claim(&one(T), 2, 1), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&one(T), 1, 2), Ok(()), "the holder may retry");
+        assert_eq!(claims.claim(&one(U), 2, 2), Ok(()), "other tokens are independent");
         assert_eq!(claims.settle(T, Some(2)), Settlement::HeldByOther);
         assert_eq!(claims.settle(T, None), Settlement::HeldByOther);
         assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
@@ -1089,16 +1144,16 @@ mod tests {
     #[test]
     fn claims_are_released_by_closing_streams_and_by_the_lease() {
         let mut claims = Claims::new();
-        claims.claim(T, 1, 0).unwrap();
-        claims.claim(U, 1, 0).unwrap();
+        claims.claim(&one(T), 1, 0).unwrap();
+        claims.claim(&one(U), 1, 0).unwrap();
         assert_eq!(claims.release(2), 0);
         assert_eq!(claims.release(1), 2);
         assert!(claims.is_empty());
-        assert_eq!(claims.claim(T, 2, 5), Ok(()), "free again after its holder left");
+        assert_eq!(claims.claim(&one(T), 2, 5), Ok(()), "free again after its holder left");
 
-        claims.claim(U, 3, 100).unwrap();
-        assert_eq!(claims.claim(U, 4, 100 + CLAIM_LEASE - 1), Err(Refusal::InUse));
-        assert_eq!(claims.claim(U, 4, 100 + CLAIM_LEASE), Ok(()), "a silent holder loses it after the lease");
+        claims.claim(&one(U), 3, 100).unwrap();
+        assert_eq!(claims.claim(&one(U), 4, 100 + CLAIM_LEASE - 1), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&one(U), 4, 100 + CLAIM_LEASE), Ok(()), "a silent holder loses it after the lease");
         claims.expire(5 + CLAIM_LEASE);
         assert_eq!(claims.len(), 1);
     }
@@ -1116,13 +1171,33 @@ mod tests {
             (Settlement::HeldByOther, Some("alice"), true, true, None),
         ];
         for (settlement, inviter, exists, stored, expected) in cases {
-            let plan = welcome(settlement, "dave", inviter, exists, stored, roles.clone());
+            let plan = welcome(settlement, "dave", inviter, exists, stored, None, roles.clone());
             assert_eq!(plan.as_ref().map(|w| w.befriend.as_deref()), expected, "{settlement:?} {inviter:?}");
             if let Some(plan) = plan {
                 assert!(plan.consume);
                 assert_eq!(plan.roles, roles);
             }
         }
+        // A limited invite is consumed by its last use only.
+        let consumed = |limit| welcome(Settlement::Claimed, "dave", None, false, true, limit, vec![]).map(|w| w.consume);
+        assert_eq!(consumed(Some((3, 0))), Some(false));
+        assert_eq!(consumed(Some((3, 1))), Some(false));
+        assert_eq!(consumed(Some((3, 2))), Some(true));
+        assert_eq!(consumed(Some((1, 0))), Some(true));
+    }
+
+    #[test]
+    fn limited_invites_register_until_used_up() {
+        let limited =
+            |max_uses, used| PresentedInvite { limit: Some((max_uses, used)), ..invite(InviteType::Register, "example.com") };
+        let allowed = decide_registration(&registering("x", Some(limited(3, 1)))).map(|a| a.claim);
+        assert_eq!(allowed, Ok(Some(Claim { token: T.to_owned(), slots: 2 })));
+        assert_eq!(decide_registration(&registering("x", Some(limited(3, 3)))), Err(Refusal::InviteGone));
+        // A reusable (group) invite with a limit is limited too.
+        let group = PresentedInvite { reusable: true, ..limited(5, 4) };
+        assert_eq!(decide_registration(&registering("x", Some(group))).map(|a| a.claim.map(|c| c.slots)), Ok(Some(1)));
+        let unlimited = PresentedInvite { reusable: true, ..invite(InviteType::Register, "example.com") };
+        assert_eq!(decide_registration(&registering("x", Some(unlimited))).map(|a| a.claim), Ok(None));
     }
 
     #[test]

@@ -126,6 +126,10 @@ function fake.load_module(name, options)
 		if stores[store] then
 			return kind == "map" and stores[store].map or stores[store].keyval;
 		end
+		if store == "invites_audit" then -- audit records: a store of their own
+			stores[store] = fake.new_storage();
+			return kind == "map" and stores[store].map or stores[store].keyval;
+		end
 		assert(store == "invite_token" or store == "roles", "unexpected store " .. tostring(store));
 		return kind == "map" and storage.map or storage.keyval;
 	end
@@ -144,6 +148,15 @@ function fake.load_module(name, options)
 	function module:shared(path) -- luacheck: ignore 212/self
 		shared[path] = shared[path] or {};
 		return shared[path];
+	end
+	-- Statistics: counters that count.
+	module.metrics = {};
+	function module:metric(_, name) -- luacheck: ignore 212/self
+		local counter = { value = 0 };
+		function counter:with_labels() return self; end
+		function counter:add(n) self.value = self.value + n; end
+		self.metrics[name] = counter;
+		return counter;
 	end
 	module.items = {};
 	function module:add_item(kind, item)

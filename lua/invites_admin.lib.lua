@@ -1,0 +1,338 @@
+-- The operator's side of mod_invites: the admin shell's `invite` section and `prosodyctl
+-- mod_invites ...`, the same verbs on 0.12 and 13 (names, arguments and flags in core.shell_commands).
+--   invite create_account HOST|JID [--role ROLE]... [--group ID]... [--admin] [--uses N] [--expires-after PERIOD]
+--   invite create_reset JID [--expires-after PERIOD]
+--   invite create_contact JID [--allow-registration] [--expires-after PERIOD]
+--   invite list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
+-- Loaded by mod_invites (module:require), in its environment.
+local jid_bare = require "util.jid".bare;
+local jid_split = require "util.jid".split;
+
+local core = module:require "invites_native";
+
+local admin = {};
+
+-- What this release's stock modules expect: 0.12 has the shell's plain `invite` table and reads an
+-- invite's roles as a set; 13 (and trunk) has shell-command items and reads roles as a list,
+-- first = primary role.
+local major_version = tonumber((prosody.version or ""):match("^(%d+)%."));
+local stock_0_12 = major_version ~= nil and major_version < 13;
+
+function admin.stored_roles(list)
+	if not stock_0_12 then
+		return list;
+	elseif #list == 0 then
+		return nil;
+	end
+	local set = {};
+	for _, role in ipairs(list) do
+		set[role] = true;
+	end
+	return set;
+end
+
+local function host_module(host)
+	local mod_invites = host and require "core.modulemanager".get_module(host, "invites");
+	if not mod_invites then
+		return nil, "mod_invites not loaded on this host";
+	end
+	return mod_invites;
+end
+
+local function expires_after(opts, default)
+	local text = opts.expires_after;
+	if text == nil then
+		return default;
+	end
+	local seconds, err = core.parse_period(text);
+	if not seconds then
+		return nil, "--expires-after: " .. err;
+	end
+	return seconds;
+end
+
+local function share(invite, err)
+	if not invite then
+		return nil, err;
+	end
+	return true, invite.landing_page or invite.uri;
+end
+
+local function format_time(t)
+	return t and os.date("%Y-%m-%d %T", t) or "-";
+end
+
+-- What an invite is for, in stock 13's words: long for `show`, short for `list`.
+local function describe(kind, jid, reset_account, long)
+	local node, host = jid_split(jid or "");
+	if kind == "contact" or kind == "account-and-contact" then
+		return (long and "Invitation to register and become a contact of " or "Contact with ") .. tostring(jid);
+	elseif kind == "reset" then
+		return "Password reset for " .. tostring(reset_account or node) .. "@" .. tostring(host);
+	elseif node then
+		return long and ("Invitation to register on %s with username '%s'"):format(host, node)
+			or ("Register on %s with username %s"):format(host, node);
+	end
+	return (long and "Invitation to register on " or "Register on ") .. tostring(host);
+end
+
+local function uses_left_text(uses_left)
+	return uses_left and tostring(uses_left) or "unlimited";
+end
+
+local verbs = {};
+
+function verbs.create_account(self, mod, opts, user_jid)
+	local username = jid_split(user_jid);
+	local ttl, err = expires_after(opts);
+	if err then
+		return nil, err;
+	end
+	local max_uses;
+	if opts.uses ~= nil then
+		max_uses, err = core.parse_uses(tostring(opts.uses));
+		if not max_uses then
+			return nil, err;
+		end
+	end
+	local roles = {};
+	if opts.admin then
+		roles[1] = "prosody:admin";
+	end
+	for _, role in ipairs(opts.role or {}) do
+		if not (opts.admin and role == "prosody:admin") then
+			roles[#roles + 1] = role;
+		end
+	end
+	return share(mod.create_account(username, {
+		roles = admin.stored_roles(roles);
+		groups = opts.group or {};
+		max_uses = max_uses;
+	}, ttl, self.source));
+end
+
+function verbs.create_reset(self, mod, opts, user_jid)
+	local username, host = jid_split(user_jid);
+	if not username then
+		return nil, "Supply the JID of the account you want to generate a password reset for";
+	end
+	local ttl, err = expires_after(opts, core.default_reset_ttl);
+	if err then
+		return nil, err;
+	end
+	if not require "core.usermanager".user_exists(username, host) then
+		return nil, "No such account: " .. user_jid;
+	end
+	local invite, create_err = mod.create_account_reset(username, nil, ttl, self.source);
+	if not invite then
+		return nil, create_err;
+	end
+	self.session.print(invite.landing_page or invite.uri);
+	return true, ("Password reset link for %s valid until %s"):format(user_jid, format_time(invite.expires));
+end
+
+function verbs.create_contact(self, mod, opts, user_jid)
+	local username = jid_split(user_jid);
+	if not username then
+		return nil, "Supply the JID of the account you want the recipient to become a contact of";
+	end
+	local allow, flag_err = core.parse_flag(opts.allow_registration);
+	if allow == nil then
+		return nil, "--allow-registration: " .. flag_err;
+	end
+	local ttl, err = expires_after(opts);
+	if err then
+		return nil, err;
+	end
+	return share(mod.create_contact(username, allow, nil, ttl, self.source));
+end
+
+function verbs.show(self, mod, _, _, token)
+	local found, err = mod.inspect(token);
+	if not found then
+		return nil, err;
+	end
+	local audit, record, print = found.audit, found.record, self.session.print;
+	local data = record and type(record.additional_data) == "table" and record.additional_data or {};
+	print(describe(audit.kind, audit.jid, data.allow_reset, true));
+	print("Kind:", audit.kind);
+	print("Creator:", audit.creator or "unknown");
+	print("State:", found.state);
+	print("Created:", format_time(audit.created_at));
+	print("Expires:", format_time(audit.expires));
+	print("Uses left:", uses_left_text(found.uses_left));
+	for _, use in ipairs(audit.uses) do
+		print("Used by:", ("%s (%s, %s)"):format(tostring(use.account), tostring(use.how), format_time(use.at)));
+	end
+	if audit.revoked_at then
+		print("Revoked:", ("%s by %s"):format(format_time(audit.revoked_at), tostring(audit.revoked_by)));
+	end
+	if record then
+		print("");
+		print("XMPP URI:", record.uri);
+		if record.landing_page then
+			print("Web link:", record.landing_page);
+		end
+		local list = {};
+		for _, role in ipairs(type(data.roles) == "table" and data.roles or {}) do
+			list[#list + 1] = role;
+		end
+		for role, granted in pairs(type(data.roles) == "table" and data.roles or {}) do
+			if type(role) == "string" and granted then
+				list[#list + 1] = role;
+			end
+		end
+		if list[1] then
+			print("Role:", list[1]);
+		end
+		if list[2] then
+			print("Secondary roles:", table.concat(list, ", ", 2));
+		end
+		if type(data.groups) == "table" and data.groups[1] then
+			print("Groups:", table.concat(data.groups, ", "));
+		end
+		if data.note then
+			print("Comment:", tostring(data.note));
+		end
+	end
+	if found.state ~= "pending" then
+		return true, "Invitation " .. found.state;
+	end
+	return true, "Invitation valid";
+end
+
+function verbs.delete(self, mod, _, _, token)
+	local ok, err = mod.delete_account_invite(token, self.source);
+	if not ok then
+		return nil, err;
+	end
+	return true, "Invitation deleted";
+end
+
+local kinds = { account = true; reset = true; contact = true; ["account-and-contact"] = true };
+
+local function pending(mod, opts)
+	if opts.kind ~= nil and not kinds[opts.kind] then
+		return nil, "--kind: one of account, reset, contact, account-and-contact";
+	end
+	local creator = opts.creator and (opts.creator:find("@", 1, true) and jid_bare(opts.creator) or opts.creator);
+	local all, err = mod.all_invites();
+	if not all then
+		return nil, err;
+	end
+	local list = {};
+	for _, item in ipairs(all) do
+		if item.state == "pending" and (opts.kind == nil or item.audit.kind == opts.kind)
+			and (creator == nil or item.audit.creator == creator) then
+			list[#list + 1] = item;
+		end
+	end
+	return list;
+end
+
+function verbs.list(self, mod, opts)
+	local list, err = pending(mod, opts);
+	if not list then
+		return nil, err;
+	end
+	local print_row = require "util.human.io".table({
+		{ title = "Token"; key = "token"; width = 24 };
+		{ title = "Kind"; key = "kind"; width = 19 };
+		{ title = "Creator"; key = "creator"; width = "100%" };
+		{ title = "Expires"; key = "expires"; width = 19 };
+		{ title = "Uses left"; key = "uses_left"; width = 9 };
+	}, math.max(self.session.width or 0, 132)); -- one invite a line, wider than a terminal if need be
+	self.session.print(print_row());
+	for _, item in ipairs(list) do
+		self.session.print(print_row({
+			token = item.token;
+			kind = item.audit.kind;
+			creator = item.audit.creator or "unknown";
+			expires = os.date("%Y-%m-%dT%T", item.audit.expires);
+			uses_left = uses_left_text(item.uses_left);
+		}));
+	end
+	return true, ("%d pending invites"):format(#list);
+end
+
+function verbs.revoke_by(self, mod, _, _, creator)
+	local list, err = pending(mod, { creator = creator });
+	if not list then
+		return nil, err;
+	end
+	for _, item in ipairs(list) do
+		local ok, delete_err = mod.delete_account_invite(item.token, self.source);
+		if not ok then
+			return nil, ("Revoked some invitations, then failed: %s"):format(delete_err);
+		end
+	end
+	return true, ("Revoked %d invitations created by %s"):format(#list, creator);
+end
+
+-- One handler per verb, for both shells: 13 passes the fixed arguments and its parsed flags;
+-- 0.12 passes every word as a string (as does a Lua call without a flags table).
+local function shell_handler(command)
+	local verb, fixed = verbs[command.name], #command.args;
+	return function (self, ...)
+		local args, opts = { ... }, select(fixed + 1, ...);
+		if type(opts) ~= "table" then
+			local words = {};
+			for i = 1, select("#", ...) do
+				words[#words + 1] = args[i] ~= nil and tostring(args[i]) or nil;
+			end
+			args, opts = core.parse_shell_args(command.name, words);
+			if not args then
+				return nil, opts;
+			end
+		end
+		local target = args[1];
+		if type(target) ~= "string" then
+			return nil, "Missing argument: " .. command.args[1].name;
+		end
+		local _, host = jid_split(target);
+		local mod, err = host_module(host);
+		if not mod then
+			return nil, err;
+		end
+		local caller = setmetatable({ source = "shell" }, { __index = self });
+		return verb(caller, mod, opts, table.unpack(args, 1, fixed));
+	end;
+end
+
+function admin.register_shell()
+	if not stock_0_12 then
+		-- Prosody 13: shell-command items (never the old table as well: assigning it wipes these).
+		for _, command in ipairs(core.shell_commands) do
+			command.handler = shell_handler(command);
+			module:add_item("shell-command", command);
+		end
+		return;
+	end
+	local console_env = module:shared("/*/admin_shell/env");
+	console_env.invite = console_env.invite or {};
+	for _, command in ipairs(core.shell_commands) do
+		console_env.invite[command.name] = shell_handler(command);
+	end
+end
+
+-- prosodyctl mod_invites list|show|delete|revoke_by HOST ...: the shell's verbs, with the
+-- server stopped or running. `mod` is mod_invites, already switched to HOST.
+function admin.command(mod, verb, words)
+	local args, opts = core.parse_shell_args(verb, words);
+	if not args then
+		io.stderr:write("prosodyctl mod_invites ", verb, ": ", opts, "\n");
+		return 2;
+	end
+	local caller = { source = "prosodyctl"; session = { print = print; width = 100 } };
+	local ok, message = verbs[verb](caller, mod, opts, table.unpack(args));
+	if not ok then
+		io.stderr:write("prosodyctl mod_invites ", verb, ": ", tostring(message), "\n");
+		return 1;
+	end
+	print(message);
+	return 0;
+end
+
+admin.verbs = verbs;
+
+return admin;
