@@ -269,6 +269,19 @@ function verbs.revoke_by(self, mod, _, _, creator)
 	return true, ("Revoked %d invitations created by %s"):format(#list, creator);
 end
 
+local commands = {};
+for _, command in ipairs(core.shell_commands) do
+	commands[command.name] = command;
+end
+
+local function missing_argument(command, args)
+	for i, arg in ipairs(command.args) do
+		if type(args[i]) ~= "string" then
+			return "Missing argument: " .. arg.name;
+		end
+	end
+end
+
 -- One handler per verb, for both shells: 13 passes the fixed arguments and its parsed flags;
 -- 0.12 passes every word as a string (as does a Lua call without a flags table).
 local function shell_handler(command)
@@ -285,11 +298,11 @@ local function shell_handler(command)
 				return nil, opts;
 			end
 		end
-		local target = args[1];
-		if type(target) ~= "string" then
-			return nil, "Missing argument: " .. command.args[1].name;
+		local missing = missing_argument(command, args);
+		if missing then
+			return nil, missing;
 		end
-		local _, host = jid_split(target);
+		local _, host = jid_split(args[1]);
 		local mod, err = host_module(host);
 		if not mod then
 			return nil, err;
@@ -319,8 +332,9 @@ end
 -- server stopped or running. `mod` is mod_invites, already switched to HOST.
 function admin.command(mod, verb, words)
 	local args, opts = core.parse_shell_args(verb, words);
-	if not args then
-		io.stderr:write("prosodyctl mod_invites ", verb, ": ", opts, "\n");
+	local missing = args and missing_argument(commands[verb], args);
+	if not args or missing then
+		io.stderr:write("prosodyctl mod_invites ", verb, ": ", missing or opts, "\n");
 		return 2;
 	end
 	local caller = { source = "prosodyctl"; session = { print = print; width = 100 } };

@@ -277,7 +277,7 @@ module:hook("user-registered", function (event)
 	if plan.consume then
 		consume(invite, max_uses ~= nil); -- a limited reusable invite goes with its last use
 	end
-	invites.record_use(invite, username, "registered");
+	invites.record_use(invite, username .. "@" .. module.host, "registered");
 	if plan.befriend then
 		module:log("debug", "Creating mutual subscription between %s and %s", plan.befriend, username);
 		subscribe_both(module.host, plan.befriend, username);
@@ -300,7 +300,7 @@ module:hook("user-password-reset", function (event)
 	});
 	if plan then
 		consume(invite);
-		invites.record_use(invite, event.username, "password-reset");
+		invites.record_use(invite, event.username .. "@" .. module.host, "password-reset");
 	end
 end);
 

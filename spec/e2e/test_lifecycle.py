@@ -1,0 +1,206 @@
+"""The invite lifecycle (README "Invite lifecycle"): an audit record per invite (who made it, who
+used it, how), every pending invite listed, any invite shown in whatever state it is in, revocation
+one by one or of everything one account created, use limits, the same on the admin shell and on
+prosodyctl with the server stopped. Extensions: stock has none of this.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+import client
+import rawxmpp
+from prosody import ProsodyServer
+
+HOST = "localhost"
+PW = "pw-lifecycle"
+TOKEN = r"[A-Za-z0-9_-]{16,}"
+
+_names = itertools.count(1)
+
+
+def new_name(prefix="user") -> str:
+    return f"{prefix}{next(_names)}"
+
+
+@pytest.fixture(scope="module")
+def srv(e2e_base_dir):
+    server = ProsodyServer(e2e_base_dir / "lifecycle", hosts={HOST: {"admins": ["admin@localhost"]}})
+    server.start()
+    for user in ("alice", "admin", "spammer"):
+        server.api("create_user", user, PW)
+    yield server
+    server.stop()
+    server.assert_no_tracebacks()
+
+
+def shell(srv, *words):
+    res = srv.prosodyctl("shell", "invite", *words)
+    return res.returncode == 0 and not res.stderr.strip(), res.stdout, res.stderr
+
+
+def show(srv, token) -> dict:
+    ok, out, err = shell(srv, "show", HOST, token)
+    assert ok, (out, err)
+    fields = {}
+    for line in out.splitlines():
+        m = re.match(r"^([A-Z][A-Za-z ]+):\s+(.*)$", line)
+        if m:
+            fields.setdefault(m.group(1), []).append(m.group(2).strip())
+    return fields
+
+
+def listed(srv, *flags) -> dict:
+    """invite list: {token: [kind, creator, expires, uses left]}."""
+    ok, out, err = shell(srv, "list", HOST, *flags)
+    assert ok, (out, err)
+    rows = {}
+    for line in out.splitlines():
+        if re.match(TOKEN + r" +\|", line):
+            cells = [c.strip() for c in line.split("|")]
+            rows[cells[0]] = cells[1:]
+    count = re.search(r"OK: (\d+) pending invites", out)
+    assert count and int(count.group(1)) == len(rows), out
+    return rows
+
+
+def token_in(text: str) -> str:
+    m = re.search(rf"preauth=({TOKEN})", text)
+    assert m, text
+    return m.group(1)
+
+
+def test_audit_names_the_creator_and_every_use(srv):
+    invite = srv.api1("create_account", None, {"source": "admin@localhost/laptop"})
+    name = new_name()
+    assert client.register(srv, name, PW, invite["token"], login=False).ok
+    fields = show(srv, invite["token"])
+    assert fields["Creator"] == ["admin@localhost"]
+    assert fields["State"] == ["used"]
+    assert len(fields["Used by"]) == 1 and fields["Used by"][0].startswith(f"{name}@{HOST} (registered, ")
+
+
+def test_contact_approval_and_password_reset_are_uses(srv):
+    contact = srv.api1("create_contact", "alice", False)
+    result = client.subscribe_with_preauth(srv, "spammer@localhost", PW, "alice@localhost", contact["token"])
+    assert result.got_subscribed, result
+    assert show(srv, contact["token"])["Used by"][0].startswith("spammer@localhost (contact-approved, ")
+
+    reset = srv.api1("create_account_reset", "admin")
+    assert client.register(srv, "admin", PW, reset["token"], login=False).registration
+    assert show(srv, reset["token"])["Used by"][0].startswith(f"admin@{HOST} (password-reset, ")
+
+
+def test_list_shows_every_kind_with_filters(srv):
+    contact_only = srv.api1("create_contact", "alice", False)
+    both = srv.api1("create_contact", "alice", True)
+    account = srv.api1("create_account", None, {"source": "admin@localhost/x"})
+    rows = listed(srv)
+    assert rows[contact_only["token"]][:2] == ["contact", "alice@localhost"]
+    assert rows[both["token"]][:2] == ["account-and-contact", "alice@localhost"]
+    assert rows[account["token"]][:2] == ["account", "admin@localhost"]
+    assert rows[account["token"]][3] == "1"
+
+    assert set(listed(srv, "--kind", "contact")) >= {contact_only["token"]}
+    assert all(r[0] == "contact" for r in listed(srv, "--kind", "contact").values())
+    by_alice = listed(srv, "--creator", "alice@localhost")
+    assert {contact_only["token"], both["token"]} <= set(by_alice) and account["token"] not in by_alice
+
+
+def test_bad_filters_and_limits_are_refused(srv):
+    ok, out, err = shell(srv, "list", HOST, "--kind", "bogus")
+    assert not ok and "--kind: one of account" in err, (out, err)
+    before = set(listed(srv))
+    ok, out, err = shell(srv, "create_account", HOST, "--uses", "0")
+    assert not ok and "--uses: expected a whole number from 1" in err, (out, err)
+    assert set(listed(srv)) == before
+
+
+def test_delete_revokes_both_halves_and_show_says_so(srv):
+    contact_only = srv.api1("create_contact", "alice", False)
+    ok, out, err = shell(srv, "delete", HOST, contact_only["token"])
+    assert ok, (out, err)
+    assert srv.api1("store_get", "alice", contact_only["token"]) is None
+    fields = show(srv, contact_only["token"])
+    assert fields["State"] == ["revoked"] and fields["Revoked"][0].endswith("by shell")
+
+
+def test_revoke_everything_one_account_created(srv):
+    made = [
+        srv.api1("create_contact", "spammer", True, {"source": "spammer@localhost/phone"}),
+        srv.api1("create_contact", "spammer", False),
+        srv.api1("create_account", None, {"source": "spammer@localhost/phone"}),
+    ]
+    keep = srv.api1("create_contact", "alice", True)
+    ok, out, err = shell(srv, "revoke_by", HOST, "spammer@localhost")
+    assert ok and "Revoked 3 invitations created by spammer@localhost" in out, (out, err)
+    for invite in made:
+        assert srv.api1("store_get", None, invite["token"]) is None
+        assert srv.api1("store_get", "spammer", invite["token"]) is None
+        assert show(srv, invite["token"])["State"] == ["revoked"]
+    assert srv.api1("store_get", None, keep["token"]) is not None
+    assert not client.register(srv, new_name(), PW, made[0]["token"], login=False).ok
+
+
+def test_use_limit_registers_exactly_n_accounts(srv):
+    ok, out, err = shell(srv, "create_account", HOST, "--uses", "2")
+    assert ok, (out, err)
+    token = token_in(out)
+    assert listed(srv)[token][3] == "2"
+    first, second, third = new_name("limited"), new_name("limited"), new_name("limited")
+    assert client.register(srv, first, PW, token, login=False).ok
+    assert listed(srv)[token][3] == "1"
+    assert client.register(srv, second, PW, token, login=False).ok
+    assert not client.register(srv, third, PW, token, login=False).ok
+    assert srv.api1("store_get", None, token) is None
+    fields = show(srv, token)
+    assert fields["State"] == ["used"] and len(fields["Used by"]) == 2
+
+
+def test_streams_racing_a_limited_invite(srv):
+    invite = srv.api1("create_account", None, {"max_uses": 2})
+    names = [new_name("racer") for _ in range(5)]
+    results = rawxmpp.race_register(srv, invite["token"], names, password=PW)
+    assert all(r["preauth_ok"] for r in results), results
+    winners = [r["username"] for r in results if r["register_ok"]]
+    assert len(winners) == 2, results
+    assert [n for n in names if srv.api1("user_exists", n)] == winners
+    assert srv.api1("store_get", None, invite["token"]) is None
+
+
+def test_a_limited_group_invite_stops_at_its_limit(srv):
+    group = srv.api1("create_group", ["team"], {"max_uses": 1}, 3600)
+    assert group["reusable"] is True
+    assert client.register(srv, new_name("team"), PW, group["token"], login=False).ok
+    assert not client.register(srv, new_name("team"), PW, group["token"], login=False).ok
+
+
+def test_prosodyctl_verbs_work_with_the_server_stopped(make_server):
+    srv = make_server()
+    srv.api("create_user", "alice", PW)
+    contact = srv.api1("create_contact", "alice", False)
+    account = srv.api1("create_account", None, {"source": "alice@localhost/x"})
+    srv.stop()
+
+    res = srv.prosodyctl("mod_invites", "list", HOST, "--creator", "alice@localhost")
+    assert res.returncode == 0 and "2 pending invites" in res.stdout, res
+    assert contact["token"] in res.stdout and account["token"] in res.stdout
+    res = srv.prosodyctl("mod_invites", "show", HOST, contact["token"])
+    assert res.returncode == 0 and re.search(r"State:\s+pending", res.stdout), res
+    res = srv.prosodyctl("mod_invites", "delete", HOST, contact["token"])
+    assert res.returncode == 0 and "Invitation deleted" in res.stdout, res
+    res = srv.prosodyctl("mod_invites", "revoke_by", HOST, "alice@localhost")
+    assert res.returncode == 0 and "Revoked 1 invitations" in res.stdout, res
+    res = srv.prosodyctl("mod_invites", "show", HOST, account["token"])
+    assert re.search(r"Revoked:.* by prosodyctl", res.stdout), res
+    for words, reason in [(["list", "nosuch.invalid"], "not defined"), (["show", HOST], "Missing argument"),
+                          (["list", HOST, "--frob"], "Unknown parameter: --frob")]:
+        res = srv.prosodyctl("mod_invites", *words)
+        assert res.returncode != 0 and reason in res.stderr, (words, res)
+
+    srv.start()
+    assert srv.api1("store_get", None, account["token"]) is None
+    assert srv.api1("store_get", "alice", contact["token"]) is None
