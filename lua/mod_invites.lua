@@ -582,6 +582,25 @@ function all_invites() --luacheck: ignore 131/all_invites
 	return list;
 end
 
+-- What one creator made: the creation times of their invites (pending or not, while audit
+-- records are kept) and how many are pending. For quotas and "My invites".
+function created_by(creator) --luacheck: ignore 131/created_by
+	local all, err = all_invites();
+	if not all then
+		return nil, err;
+	end
+	local times, mine = {}, {};
+	for _, item in ipairs(all) do
+		if item.audit.creator == creator then
+			times[#times + 1] = item.audit.created_at;
+			if item.state == "pending" then
+				mine[#mine + 1] = item;
+			end
+		end
+	end
+	return times, mine;
+end
+
 -- One invite with its audit record and state, or nil and an error code.
 function inspect(token) --luacheck: ignore 131/inspect
 	if not core.check_token(token) then

@@ -70,6 +70,7 @@ if has_permissions then
 	end
 	set_default(allow_user_invites and "prosody:registered" or "prosody:admin", ":invite-users", true);
 	set_default("prosody:admin", ":create-account", true);
+	set_default("prosody:admin", ":manage", true); -- lists and revokes anyone's invites, no quota
 	local allowed = {};
 	for _, role in ipairs(allow_roles) do
 		allowed[role] = true;
@@ -157,6 +158,46 @@ local function stage(data)
 	return nil;
 end
 
+-- Admins (on 13: holders of invites_adhoc:manage) see and revoke every invite and have no quota.
+local function is_manager(data)
+	if has_permissions then
+		return may(":manage", data);
+	end
+	return usermanager.is_admin(jid_bare(data.from), module.host) == true;
+end
+
+-- invites_user_quota = { count = 5, period = "1 week" } and invites_user_max_pending = N, for
+-- everyone else: nil when the requester may create another invite, else the command error.
+local quota;
+do
+	local configured = module:get_option("invites_user_quota");
+	if type(configured) == "table" and math.type(configured.count) == "integer" then
+		local period, err = core.option_period(configured.period or "1 week");
+		if period then
+			quota = { count = configured.count; period = period; period_text = tostring(configured.period or "1 week") };
+		else
+			module:log("error", "Ignoring invites_user_quota: %s", err);
+		end
+	elseif configured ~= nil then
+		module:log("error", "Ignoring invites_user_quota: expected { count = N, period = \"1 week\" }");
+	end
+end
+local max_pending = module:get_option_number("invites_user_max_pending");
+
+local function over_quota(data)
+	if (quota == nil and max_pending == nil) or is_manager(data) then
+		return nil;
+	end
+	local created, pending = invites.created_by(jid_bare(data.from));
+	if not created then
+		return failed(pending);
+	end
+	local ok, message = core.quota_check(created, #pending, quota, max_pending, os.time());
+	if not ok then
+		return failed("quota-exceeded", message);
+	end
+end
+
 local function form_errors(errors)
 	local lines = {};
 	for field, message in pairs(errors) do
@@ -173,6 +214,10 @@ local function contact_invite(_, data)
 	if allow_registration == nil then
 		return failed(err);
 	end
+	local refused = over_quota(data);
+	if refused then
+		return refused;
+	end
 	local username = jid_split(data.from);
 	local invite, create_err = invites.create_contact(username, allow_registration, { source = data.from });
 	if not invite then
@@ -187,12 +232,23 @@ module:provides("adhoc", adhoc_lib.new("Create new contact invite", ns.invite_co
 
 --- Create new account invite (two steps, XEP-0401 0.6.0)
 
-local account_form = dataforms.new({
+local account_fields = {
 	title = "Create an account invite";
 	instructions = "Optionally reserve a username for the new account, and choose whether it becomes your contact.";
 	{ name = "username"; type = "text-single"; label = "Username"; desc = "Leave empty to let the invitee choose"; };
 	{ name = "roster-subscription"; type = "boolean"; label = "Add the new account to my contacts"; value = false; };
-});
+};
+local account_form = dataforms.new(account_fields);
+-- Admins may also let one invite create several accounts.
+local manager_account_fields = {};
+for k, v in pairs(account_fields) do
+	manager_account_fields[k] = v;
+end
+manager_account_fields[#manager_account_fields + 1] = {
+	name = "uses"; type = "text-single"; datatype = "xs:integer"; label = "Accounts it may create";
+	desc = "Leave empty for one";
+};
+local manager_account_form = dataforms.new(manager_account_fields);
 
 local function trimmed(s)
 	return type(s) == "string" and s:match("^%s*(.-)%s*$") or nil;
@@ -202,8 +258,10 @@ local function account_invite(_, data)
 	local step = stage(data);
 	if step == "cancel" then
 		return { status = "canceled" };
-	elseif step == "form" then
-		return { status = "executing"; actions = { "complete", default = "complete" }; form = account_form };
+	end
+	local form = is_manager(data) and manager_account_form or account_form;
+	if step == "form" then
+		return { status = "executing"; actions = { "complete", default = "complete" }; form = form };
 	elseif step ~= "submit" then
 		return bad_action();
 	end
@@ -211,10 +269,23 @@ local function account_invite(_, data)
 	local fields = {};
 	if data.form then
 		local errors;
-		fields, errors = account_form:data(data.form);
+		fields, errors = form:data(data.form);
 		if errors then
 			return failed("bad-request", form_errors(errors));
 		end
+	end
+	local max_uses;
+	local uses = fields.uses ~= nil and trimmed(tostring(fields.uses)) or ""; -- xs:integer may come as a number
+	if uses ~= "" then
+		local err;
+		max_uses, err = core.parse_uses(uses);
+		if not max_uses then
+			return failed("bad-request", err);
+		end
+	end
+	local refused = over_quota(data);
+	if refused then
+		return refused;
 	end
 	local raw = trimmed(fields.username);
 	local username, name_err = adhoc.requested_username(raw, raw and nodeprep(raw, true));
@@ -236,7 +307,7 @@ local function account_invite(_, data)
 		return failed(plan_err);
 	end
 
-	local additional_data = { source = data.from };
+	local additional_data = { source = data.from; max_uses = max_uses };
 	if plan.subscribe then
 		-- Read back by mod_invites' get() as the invite's inviter, whom registration befriends.
 		additional_data.roster_subscription = jid_bare(data.from);
@@ -351,3 +422,142 @@ module:hook("iq-set/host/" .. ns.commands .. ":command", function (event)
 	end
 	return adhoc_lib.handle_cmd(command, event.origin, event.stanza);
 end, 501);
+
+--- Lifecycle commands (the project's own nodes, urn:x-prosody-invites:commands#...):
+--   #list    "List invites"    admins: every pending invite, a page at a time, tick to revoke
+--   #revoke  "Revoke invite"   admins: one token
+--   #mine    "My invites"      local users: their own pending invites, tick to revoke
+
+local PAGE_SIZE = 50;
+
+local function invite_label(item)
+	local audit = item.audit;
+	local left = item.uses_left and tostring(item.uses_left) or "unlimited";
+	return ("%s · %s · by %s · until %s · %s left"):format(item.token:sub(1, 8) .. "…", audit.kind, tostring(audit.creator),
+		os.date("!%Y-%m-%d %H:%M", audit.expires), left);
+end
+
+local function revoke_selected(data, tokens, allowed)
+	local revoked = 0;
+	for _, token in ipairs(tokens or {}) do
+		if allowed[token] then
+			local ok, err = invites.delete_account_invite(token, jid_bare(data.from));
+			if not ok then
+				return failed(err);
+			end
+			revoked = revoked + 1;
+		end
+	end
+	module:log("info", "%s revoked %d invites", jid_bare(data.from), revoked);
+	return { status = "completed"; info = ("Revoked %d invites"):format(revoked) };
+end
+
+-- A paged list of `items` with a multi-select; completing it revokes what was ticked.
+local function invite_list(data, state, items, title)
+	local step = stage(data);
+	if step == "cancel" then
+		return { status = "canceled" };
+	end
+	local page = state and state.page or 1;
+	local allowed = {};
+	for _, item in ipairs(items) do
+		allowed[item.token] = true;
+	end
+	if data.form and data.action ~= "next" and data.action ~= "prev" then
+		local selected = dataforms.new({ { name = "invites"; type = "list-multi" } }):data(data.form);
+		return revoke_selected(data, selected and selected.invites, allowed);
+	end
+	if data.action == "next" then
+		page = page + 1;
+	elseif data.action == "prev" then
+		page = math.max(page - 1, 1);
+	end
+	local pages = math.max(math.ceil(#items / PAGE_SIZE), 1);
+	page = math.min(page, pages);
+	local options = {};
+	for i = (page - 1) * PAGE_SIZE + 1, math.min(page * PAGE_SIZE, #items) do
+		options[#options + 1] = { label = invite_label(items[i]); value = items[i].token };
+	end
+	local form = dataforms.new({
+		title = title;
+		instructions = ("%d pending invites (page %d of %d). Tick invites and complete to revoke them."):format(#items, page, pages);
+		{ name = "invites"; type = "list-multi"; label = "Invites"; options = options };
+	});
+	local actions = { "complete", default = "complete" };
+	if page < pages then
+		table.insert(actions, 1, "next");
+	end
+	if page > 1 then
+		table.insert(actions, 1, "prev");
+	end
+	return { status = "executing"; actions = actions; form = form }, { page = page };
+end
+
+local function pending_invites(filter)
+	local all, err = invites.all_invites();
+	if not all then
+		return nil, err;
+	end
+	local list = {};
+	for _, item in ipairs(all) do
+		if item.state == "pending" and filter(item) then
+			list[#list + 1] = item;
+		end
+	end
+	return list;
+end
+
+local function list_invites(_, data, state)
+	if not is_manager(data) then
+		return failed("forbidden");
+	end
+	local items, err = pending_invites(function () return true; end);
+	if not items then
+		return failed(err);
+	end
+	return invite_list(data, state, items, "Pending invites");
+end
+
+local function my_invites(_, data, state)
+	local requester = requester_of(data.from, data);
+	if not requester["local"] then
+		return failed("not-local-user");
+	end
+	local _, mine = invites.created_by(jid_bare(data.from));
+	if not mine then
+		return failed("internal-server-error");
+	end
+	return invite_list(data, state, mine, "My pending invites");
+end
+
+local revoke_form = dataforms.new({
+	title = "Revoke an invite";
+	{ name = "token"; type = "text-single"; label = "Invite token"; required = true };
+});
+
+local function revoke_invite(_, data)
+	if not is_manager(data) then
+		return failed("forbidden");
+	end
+	local step = stage(data);
+	if step == "cancel" then
+		return { status = "canceled" };
+	elseif step == "form" then
+		return { status = "executing"; actions = { "complete", default = "complete" }; form = revoke_form };
+	elseif step ~= "submit" or not data.form then
+		return failed("bad-request", "A token is required");
+	end
+	local fields, errors = revoke_form:data(data.form);
+	if errors then
+		return failed("bad-request", form_errors(errors));
+	end
+	local found = invites.inspect(trimmed(fields.token));
+	if not found or found.state ~= "pending" then
+		return failed("token-invalid");
+	end
+	return revoke_selected(data, { found.token }, { [found.token] = true });
+end
+
+module:provides("adhoc", adhoc_lib.new("List invites", ns.list_command, list_invites, "admin"));
+module:provides("adhoc", adhoc_lib.new("Revoke invite", ns.revoke_command, revoke_invite, "admin"));
+module:provides("adhoc", adhoc_lib.new("My invites", ns.mine_command, my_invites, "local_user"));

@@ -114,6 +114,10 @@ module:hook("stream-features", function (event)
 	event.features:add_child(ibr_token_feature);
 end);
 
+-- Refused pre-auth attempts, by error condition (statistics: stats:show(), mod_http_openmetrics).
+local refused_counter = prosody.process_type == "prosody"
+	and module:metric("counter", "preauth_refused", "", "Refused invite pre-auth attempts", { "condition" });
+
 -- XEP-0445: the client presents its token before registering
 module:hook("stanza/iq/" .. ns.pars .. ":preauth", function (event)
 	local origin, stanza = event.origin, event.stanza;
@@ -131,6 +135,9 @@ module:hook("stanza/iq/" .. ns.pars .. ":preauth", function (event)
 			return true;
 		end
 		refusal = state:preauth_failed(ip, err, now());
+	end
+	if refused_counter then
+		refused_counter:with_labels(refusal.condition):add(1);
 	end
 	-- While throttled, every attempt would be logged; once is enough.
 	local level = refusal.condition == "policy-violation" and "debug" or "info";

@@ -99,6 +99,11 @@ local function load_adhoc(opts)
 		if config[key] == nil then return default; end
 		return config[key];
 	end
+	function module:get_option(key, default) -- luacheck: ignore 212/self
+		if config[key] == nil then return default; end
+		return config[key];
+	end
+	module.get_option_number = module.get_option;
 	function module:get_option_set(key, default) -- luacheck: ignore 212/self
 		return set.new(config[key] or default);
 	end
@@ -219,7 +224,7 @@ describe("mod_invites_adhoc", function ()
 			});
 			assert.same({
 				"prosody:registered invites_adhoc:invite-users true", "prosody:admin invites_adhoc:create-account true",
-				"trusted invites_adhoc:invite-users true", "inviter invites_adhoc:create-account true",
+				"prosody:admin invites_adhoc:manage true", "trusted invites_adhoc:invite-users true", "inviter invites_adhoc:create-account true",
 				-- deny_user_invites_by_roles: an explicit "no" on the role, which wins over inheritance
 				"guest invites_adhoc:invite-users false",
 			}, m.defaults);
@@ -230,7 +235,8 @@ describe("mod_invites_adhoc", function ()
 
 		it("promises ibr=y to holders of mod_invites_adhoc:invite-users", function ()
 			local m = load_adhoc({ grants = { [":invite-users"] = { ["alice@example.com"] = true } } });
-			assert.same({ "prosody:admin invites_adhoc:invite-users true", "prosody:admin invites_adhoc:create-account true" }, m.defaults);
+			assert.same({ "prosody:admin invites_adhoc:invite-users true", "prosody:admin invites_adhoc:create-account true",
+				"prosody:admin invites_adhoc:manage true" }, m.defaults);
 			m.run(CONTACT, "alice@example.com/x");
 			assert.is_true(m.calls[1][3]);
 		end);

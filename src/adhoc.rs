@@ -284,6 +284,9 @@ pub fn command_error(code: &str, host: &str, detail: Option<&str>) -> CommandErr
         "unknown-account" => ("cancel", "item-not-found", format!("There is no such account on {host}")),
         "invalid-username" => ("modify", "bad-request", "The username is not valid".to_owned()),
         "bad-request" => ("modify", "bad-request", "The submitted form could not be used".to_owned()),
+        "quota-exceeded" => ("wait", "resource-constraint", "You cannot create more invites now".to_owned()),
+        "token-invalid" => ("cancel", "item-not-found", "There is no such invite".to_owned()),
+        "forbidden" => ("auth", "forbidden", "You may not do this".to_owned()),
         _ => ("wait", "internal-server-error", "The invite could not be created, please try again later".to_owned()),
     };
     let text = detail.filter(|d| !d.is_empty()).map_or(text, str::to_owned);

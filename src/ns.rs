@@ -14,6 +14,14 @@ pub const INVITE_COMMAND_ACCOUNT: &str = "urn:xmpp:invite#create-account";
 pub const INVITE_COMMAND_RESET: &str = "urn:xmpp:invite#create-reset";
 /// Prosody 13's node for the same command, answered too.
 pub const PROSODY_RESET_COMMAND: &str = "xmpp:prosody.im/mod_invites_adhoc#password-reset";
+/// This project's own ad-hoc nodes (not XSF-registered: an informal `urn:x-` name).
+pub const LIFECYCLE_COMMANDS: &str = "urn:x-prosody-invites:commands";
+/// Ad-hoc node "List invites" (admins).
+pub const LIST_COMMAND: &str = "urn:x-prosody-invites:commands#list";
+/// Ad-hoc node "Revoke invite" (admins).
+pub const REVOKE_COMMAND: &str = "urn:x-prosody-invites:commands#revoke";
+/// Ad-hoc node "My invites" (every local user).
+pub const MINE_COMMAND: &str = "urn:x-prosody-invites:commands#mine";
 /// XEP-0401 0.6.0: FORM_TYPE of the invitation result form.
 pub const INVITATION_FORM: &str = "urn:xmpp:invite#invitation";
 /// XEP-0077: in-band registration.
@@ -36,6 +44,10 @@ pub const ALL: &[(&str, &str)] = &[
     ("invite_command_account", INVITE_COMMAND_ACCOUNT),
     ("invite_command_reset", INVITE_COMMAND_RESET),
     ("prosody_reset_command", PROSODY_RESET_COMMAND),
+    ("lifecycle_commands", LIFECYCLE_COMMANDS),
+    ("list_command", LIST_COMMAND),
+    ("revoke_command", REVOKE_COMMAND),
+    ("mine_command", MINE_COMMAND),
     ("invitation_form", INVITATION_FORM),
     ("register", REGISTER),
     ("data_forms", DATA_FORMS),

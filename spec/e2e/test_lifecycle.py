@@ -11,9 +11,10 @@ import re
 
 import pytest
 
+import adhoc_client
 import client
 import rawxmpp
-from prosody import ProsodyServer
+from prosody import DEFAULT_MODULES, ProsodyServer
 
 HOST = "localhost"
 PW = "pw-lifecycle"
@@ -204,3 +205,120 @@ def test_prosodyctl_verbs_work_with_the_server_stopped(make_server):
     srv.start()
     assert srv.api1("store_get", None, account["token"]) is None
     assert srv.api1("store_get", "alice", contact["token"]) is None
+
+
+# ---------------------------------------------------------------------- ad-hoc commands
+
+LIST = "urn:x-prosody-invites:commands#list"
+REVOKE = "urn:x-prosody-invites:commands#revoke"
+MINE = "urn:x-prosody-invites:commands#mine"
+CONTACT = "urn:xmpp:invite#invite"
+ACCOUNT = "urn:xmpp:invite#create-account"
+
+
+def options_in(result) -> set:
+    """The values of the list-multi field's options in a command's form."""
+    return set(re.findall(r"<(?:\w+:)?value>(" + TOKEN + r")</(?:\w+:)?value>", result.xml or ""))
+
+
+def contact_token(result) -> str:
+    assert result.ok, result.xml
+    return token_in(result.form.value("uri"))
+
+
+def test_admin_lists_and_revokes_with_ad_hoc_commands(srv):
+    first = srv.api1("create_contact", "alice", True)
+    second = srv.api1("create_contact", "alice", True)
+    listing, revoked = adhoc_client.steps(srv, "admin@localhost/x", PW, LIST, [("execute", None),
+                                                                            ("complete", {"invites": [first["token"]]})])
+    assert listing.status == "executing", listing.xml
+    assert {first["token"], second["token"]} <= options_in(listing)
+    assert revoked.status == "completed" and ("info", "Revoked 1 invites") in revoked.notes, revoked.xml
+    assert srv.api1("store_get", None, first["token"]) is None
+    assert srv.api1("store_get", None, second["token"]) is not None
+
+    result = adhoc_client.steps(srv, "admin@localhost/x", PW, REVOKE, [("execute", None),
+                                                                     ("complete", {"token": second["token"]})])[-1]
+    assert result.status == "completed", result.xml
+    assert srv.api1("store_get", "alice", second["token"]) is None
+    again = adhoc_client.steps(srv, "admin@localhost/x", PW, REVOKE, [("execute", None),
+                                                                    ("complete", {"token": second["token"]})])[-1]
+    assert again.error is not None and again.error.condition == "item-not-found", again.xml
+
+
+def test_users_see_and_revoke_only_their_own(srv):
+    mine = contact_token(client.adhoc(srv, "alice@localhost", PW, CONTACT))
+    theirs = srv.api1("create_account", None, {"source": "admin@localhost/x"})["token"]
+    listing, done = adhoc_client.steps(srv, "alice@localhost/x", PW, MINE, [("execute", None),
+                                                                          ("complete", {"invites": [mine, theirs]})])
+    assert mine in options_in(listing) and theirs not in options_in(listing), listing.xml
+    assert ("info", "Revoked 1 invites") in done.notes, done.xml
+    assert srv.api1("store_get", "alice", mine) is None
+    assert srv.api1("store_get", None, theirs) is not None
+    refused = client.adhoc(srv, "alice@localhost", PW, LIST)
+    assert not refused.listed and not refused.ok, refused.xml
+
+
+def test_admins_may_give_an_account_invite_several_uses(srv):
+    result = client.adhoc(srv, "admin@localhost", PW, ACCOUNT, {"uses": "3"})
+    assert result.ok, result.xml
+    token = token_in(result.form.value("uri"))
+    assert srv.api1("store_get", None, token)["additional_data"]["max_uses"] == 3
+
+
+def test_quotas_for_users(make_server):
+    srv = make_server(hosts={HOST: {"admins": ["admin@localhost"],
+                                    "invites_user_quota": {"count": 2, "period": "1 week"}}})
+    for user in ("alice", "admin"):
+        srv.api("create_user", user, PW)
+    for _ in range(2):
+        assert client.adhoc(srv, "alice@localhost", PW, CONTACT).ok
+    refused = client.adhoc(srv, "alice@localhost", PW, CONTACT)
+    assert refused.error is not None and refused.error.condition == "resource-constraint", refused.xml
+    assert re.fullmatch(r"You can create 2 invites per week; the next one is possible on \d{4}-\d\d-\d\d",
+                        refused.error.text), refused.error.text
+    for _ in range(3):
+        assert client.adhoc(srv, "admin@localhost", PW, CONTACT).ok, "admins have no quota"
+
+
+def test_pending_limit_for_users(make_server):
+    srv = make_server(hosts={HOST: {"invites_user_max_pending": 1}})
+    srv.api("create_user", "alice", PW)
+    first = contact_token(client.adhoc(srv, "alice@localhost", PW, CONTACT))
+    refused = client.adhoc(srv, "alice@localhost", PW, CONTACT)
+    assert refused.error is not None and "outstanding" in refused.error.text, refused.xml
+    assert srv.api1("delete_account_invite", first)
+    assert client.adhoc(srv, "alice@localhost", PW, CONTACT).ok
+
+
+# ---------------------------------------------------------------------- events and statistics
+
+
+def test_events_for_other_modules(srv):
+    before = len(srv.api1("lifecycle_events") or [])
+    used = srv.api1("create_account")
+    name = new_name("evented")
+    assert client.register(srv, name, PW, used["token"], login=False).ok
+    revoked = srv.api1("create_account")
+    assert srv.api1("delete_account_invite", revoked["token"], "admin@localhost")
+    events = (srv.api1("lifecycle_events") or [])[before:]
+    assert {"event": "invite-used", "token": used["token"], "username": f"{name}@{HOST}", "how": "registered"} in events
+    assert {"event": "invite-revoked", "token": revoked["token"], "by": "admin@localhost"} in events
+
+
+def test_counters_in_prosodys_statistics(make_server):
+    srv = make_server(modules=[*DEFAULT_MODULES, "http_openmetrics"],
+                      options={"statistics": "internal", "statistics_interval": "manual"})
+    invite = srv.api1("create_account")
+    assert client.register(srv, new_name("counted"), PW, invite["token"], login=False).ok
+    srv.api1("delete_account_invite", srv.api1("create_contact", "nobody", False)["token"])
+    assert not client.register(srv, new_name(), PW, "NoSuchToken0123456789abc", login=False).preauth
+    metrics = srv.http_get("/metrics").body.decode()
+    for line in ['prosody_mod_invites__created_total{host="localhost",kind="account"} 1',
+                 'prosody_mod_invites__created_total{host="localhost",kind="contact"} 1',
+                 'prosody_mod_invites__used_total{host="localhost",how="registered"} 1',
+                 'prosody_mod_invites__revoked_total{host="localhost"} 1',
+                 'prosody_mod_invites_register__preauth_refused_total{host="localhost",condition="item-not-found"} 1']:
+        assert line in metrics, (line, [m for m in metrics.splitlines() if "invites" in m and not m.startswith("#")])
+    shown = srv.prosodyctl("shell", "stats:show('invites')")
+    assert "prosody_mod_invites/created" in shown.stdout and "kind=account" in shown.stdout, shown

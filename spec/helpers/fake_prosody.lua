@@ -151,11 +151,13 @@ function fake.load_module(name, options)
 	end
 	-- Statistics: counters that count.
 	module.metrics = {};
-	function module:metric(_, name) -- luacheck: ignore 212/self
-		local counter = { value = 0 };
-		function counter:with_labels() return self; end
-		function counter:add(n) self.value = self.value + n; end
-		self.metrics[name] = counter;
+	local counter_methods = {
+		with_labels = function (counter) return counter; end;
+		add = function (counter, n) counter.value = counter.value + n; end;
+	};
+	function module:metric(_, metric_name)
+		local counter = setmetatable({ value = 0 }, { __index = counter_methods });
+		self.metrics[metric_name] = counter;
 		return counter;
 	end
 	module.items = {};

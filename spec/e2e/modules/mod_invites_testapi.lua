@@ -155,6 +155,21 @@ function helpers.user_roles(username)
 	return list;
 end
 
+-- The lifecycle events mod_invites fired on this host, in order.
+local lifecycle_events = {};
+module:hook("invite-used", function (event)
+	lifecycle_events[#lifecycle_events + 1] = {
+		event = "invite-used"; token = event.invite and event.invite.token; username = event.username; how = event.how;
+	};
+end);
+module:hook("invite-revoked", function (event)
+	lifecycle_events[#lifecycle_events + 1] = { event = "invite-revoked"; token = event.token; by = event.by };
+end);
+
+function helpers.lifecycle_events()
+	return lifecycle_events;
+end
+
 function helpers.create_user(username, password)
 	return usermanager.create_user(username, password, host);
 end
