@@ -322,3 +322,20 @@ def test_counters_in_prosodys_statistics(make_server):
         assert line in metrics, (line, [m for m in metrics.splitlines() if "invites" in m and not m.startswith("#")])
     shown = srv.prosodyctl("shell", "stats:show('invites')")
     assert "prosody_mod_invites/created" in shown.stdout and "kind=account" in shown.stdout, shown
+
+
+def test_audit_records_are_kept_for_the_retention_then_purged(make_server):
+    srv = make_server(hosts={HOST: {"invites_audit_retention": "30 days"}})
+    used, pending = srv.api1("create_account"), srv.api1("create_account")
+    assert client.register(srv, new_name("kept"), PW, used["token"], login=False).ok
+    audit = srv.api1("audit_get", used["token"])
+    assert audit["kind"] == "account" and len(audit["uses"]) == 1
+    srv.api("purge")
+    assert srv.api1("audit_get", used["token"]) is not None, "kept while within the retention"
+    day = 86400
+    audit["uses"][0]["at"] -= 31 * day
+    audit["expires"] -= 31 * day
+    srv.api("audit_set", used["token"], audit)
+    srv.api("purge")
+    assert srv.api1("audit_get", used["token"]) is None
+    assert srv.api1("audit_get", pending["token"]) is not None, "a pending invite keeps its record"

@@ -155,6 +155,15 @@ function helpers.user_roles(username)
 	return list;
 end
 
+-- The audit record of a token (store invites_audit), to read or backdate.
+function helpers.audit_get(token)
+	return module:open_store("invites_audit", "map"):get(nil, token);
+end
+
+function helpers.audit_set(token, record)
+	return module:open_store("invites_audit", "map"):set(nil, token, record);
+end
+
 -- The lifecycle events mod_invites fired on this host, in order.
 local lifecycle_events = {};
 module:hook("invite-used", function (event)
