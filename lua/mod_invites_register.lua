@@ -163,8 +163,9 @@ module:hook("user-registering", function (event)
 			username = prep(invite.username);
 			allow_reset = prep(additional_data.allow_reset);
 			reusable = invite.reusable == true;
-			still_stored = invites.still_stored(invite);
 		};
+		local stored, stored_err = invites.still_stored(invite);
+		presented.still_stored, presented.storage_failed = stored == true, stored_err ~= nil;
 	end
 	local request = {
 		invite_only = invite_only;
@@ -211,9 +212,41 @@ local function consume(invite)
 		ok, err = invites.use(invite.token);
 	end
 	if not ok then
-		module:log("warn", "Failed to consume invite %s: %s", tostring(invite.token), tostring(err));
+		module:log("error", "Failed to consume invite %s: %s", core.redact(invite.token), tostring(err));
 	end
 	return ok;
+end
+
+-- Invites whose consume failed after a registration, by token: their claims stay (nobody
+-- registers with them) and the consume is retried when the stream ends and by the timer.
+local owed = {};
+
+-- Consumes the invite a registration used and settles its claim: dropped once consumed, kept
+-- while the consume is owed.
+local function consume_claimed(invite)
+	local token = tostring(invite.token);
+	local ok = consume(invite);
+	state:consumed(token, not not ok, now());
+	owed[token] = not ok and invite or nil;
+	return ok;
+end
+
+local function retry_owed()
+	for _, invite in pairs(owed) do
+		consume_claimed(invite);
+	end
+end
+
+-- A reload keeps the owed consumes (and so their claims).
+function module.save()
+	return { owed = owed };
+end
+
+function module.restore(saved)
+	for token, invite in pairs(type(saved) == "table" and type(saved.owed) == "table" and saved.owed or {}) do
+		owed[token] = invite;
+		state:consumed(token, false, now());
+	end
 end
 
 local function apply_roles(username, plan)
@@ -256,14 +289,14 @@ module:hook("user-registered", function (event)
 		username = username;
 		inviter = inviter;
 		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
-		still_stored = invites.still_stored(invite);
+		still_stored = invites.still_stored(invite) ~= false; -- unknown: consume to be safe
 		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
 	});
 	if not plan then
 		module:log("debug", "Not redeeming invite for %s: %s", username, why);
 		return;
 	end
-	consume(invite);
+	consume_claimed(invite);
 	if plan.befriend then
 		module:log("debug", "Creating mutual subscription between %s and %s", plan.befriend, username);
 		subscribe_both(module.host, plan.befriend, username);
@@ -282,10 +315,10 @@ module:hook("user-password-reset", function (event)
 	end
 	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = event.username;
-		still_stored = invites.still_stored(invite);
+		still_stored = invites.still_stored(invite) ~= false;
 	});
 	if plan then
-		consume(invite);
+		consume_claimed(invite);
 	end
 end);
 
@@ -294,6 +327,7 @@ module:hook_global("c2s-closed", function (event)
 	local id = event.session and holder_ids[event.session];
 	if id then
 		state:release(id);
+		retry_owed();
 	end
 end);
 
@@ -371,6 +405,7 @@ end, 1);
 
 if prosody.process_type == "prosody" then
 	module:add_timer(300, function ()
+		retry_owed();
 		state:tidy(now());
 		return 300;
 	end);

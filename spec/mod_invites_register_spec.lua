@@ -350,6 +350,55 @@ describe("mod_invites_register", function ()
 			assert.is_false(event.allowed);
 		end);
 
+		it("keeps the claim when consuming the invite fails, so the invite registers once", function ()
+			local invite = assert(invites.create_account());
+			local a, b = with_invite(invite), with_invite(invite);
+			storage.fail_writes = true;
+			assert.is_true((ibr(a, "first")), "the account exists; only the consume failed");
+			storage.fail_writes = false;
+			assert.is_truthy(storage.data[""][invite.token], "still stored: the consume failed");
+			local entry = logged("Failed to consume invite");
+			assert.equal("error", entry.level);
+			local ok, refused = ibr(b, "second");
+			assert.is_false(ok);
+			assert.equal("not-allowed", refused.error_condition);
+			assert.is_false((ibr(a, "third")), "not twice on the holder's stream either");
+			assert.is_nil(managers.accounts.second);
+			assert.is_nil(managers.accounts.third);
+			-- The stream ends: the consume is retried, and the invite is gone for good.
+			fake.fire_global(module, "c2s-closed", { session = a });
+			assert.is_nil(storage.data[""]);
+			assert.is_false((ibr(b, "second")));
+		end);
+
+		it("keeps a failed consume's claim after the stream ends while storage stays down", function ()
+			local invite = assert(invites.create_account());
+			local a, b = with_invite(invite), with_invite(invite);
+			storage.fail_writes = true;
+			assert.is_true((ibr(a, "first")));
+			fake.fire_global(module, "c2s-closed", { session = a });
+			storage.fail_writes = false;
+			assert.is_truthy(storage.data[""][invite.token]);
+			assert.is_false((ibr(b, "second")));
+			-- The housekeeping timer retries it.
+			module.timers[1].callback();
+			assert.is_nil(storage.data[""]);
+		end);
+
+		it("answers wait/internal-server-error when it cannot tell whether the invite is still stored", function ()
+			local invite = assert(invites.create_account());
+			local s = with_invite(invite);
+			-- Validated by another instance of mod_invites (a reload): the memory cannot tell, storage must.
+			s.validated_invite = setmetatable({}, { __index = s.validated_invite });
+			storage.fail_reads = true;
+			local ok, event = ibr(s, "dave");
+			storage.fail_reads = false;
+			assert.is_false(ok);
+			assert.same({ "wait", "internal-server-error" }, { event.error_type, event.error_condition });
+			assert.is_nil(managers.accounts.dave);
+			assert.is_true((ibr(s, "dave")), "fine once storage answers again");
+		end);
+
 		it("leaves a registration refused by someone else alone", function ()
 			local invite = assert(invites.create_account());
 			local s = with_invite(invite);
@@ -359,6 +408,10 @@ describe("mod_invites_register", function ()
 	end);
 
 	describe("XEP-0379", function ()
+		before_each(function ()
+			managers.accounts.alice = true; -- the inviter
+		end);
+
 		local function subscribe(to, token, from)
 			local presence = st.presence({ type = "subscribe", to = to, from = from or "bob@remote.example/phone" })
 				:tag("preauth", { xmlns = "urn:xmpp:pars:0", token = token }):up();

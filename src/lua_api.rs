@@ -372,7 +372,8 @@ impl UserData for Invites {
                         fields = read;
                         Ok(stored)
                     });
-                    let stored = read.inspect_err(|e| tracing::warn!("ignoring invite {token:?}: {e}"))?;
+                    let stored =
+                        read.inspect_err(|e| tracing::warn!("ignoring invite {:?}: {e}", token.as_deref().map(token::redact)))?;
                     let redemption = match username.as_deref() {
                         None => Redemption::Account,
                         Some(username) => Redemption::Contact { username, user_expiry: seconds(&user_expiry) },
@@ -556,6 +557,15 @@ fn check_token(lua: &Lua, token: Value) -> mlua::Result<MultiValue> {
         }
         _ => failure(lua, Error::TokenInvalid.code()),
     }
+}
+
+/// `core.redact(token)`: what a log line may show of a token (a short prefix); any other value
+/// is shown as its type.
+fn redact(_lua: &Lua, value: Value) -> mlua::Result<String> {
+    Ok(match &value {
+        Value::String(s) => token::redact(&s.to_string_lossy()),
+        other => format!("<{}>", other.type_name()),
+    })
 }
 
 fn parse_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
@@ -803,7 +813,7 @@ impl UserData for Registration {
         // registering(request, holder, now) -> true, allow_reset? | false, error
         // request = { invite_only, username, account_exists, reserved_by? (token, or false when the
         //   lookup failed), invite? = { token, type, jid?, username?, allow_reset?, reusable,
-        //   still_stored } }
+        //   still_stored, storage_failed } }
         methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
             let username = str_field(&request, "username").unwrap_or_default();
             // None: the lookup failed.
@@ -820,6 +830,7 @@ impl UserData for Registration {
                     str_field(&invite, "allow_reset"),
                     bool_field(&invite, "reusable"),
                     bool_field(&invite, "still_stored"),
+                    bool_field(&invite, "storage_failed"),
                 )),
                 _ => None,
             };
@@ -827,14 +838,17 @@ impl UserData for Registration {
                 invite_only: bool_field(&request, "invite_only"),
                 username: &username,
                 account_exists: bool_field(&request, "account_exists"),
-                invite: invite.as_ref().map(|(token, kind, jid, name, allow_reset, reusable, still_stored)| PresentedInvite {
-                    token,
-                    kind: *kind,
-                    jid: jid.as_deref(),
-                    username: name.as_deref(),
-                    allow_reset: allow_reset.as_deref(),
-                    reusable: *reusable,
-                    still_stored: *still_stored,
+                invite: invite.as_ref().map(|(token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed)| {
+                    PresentedInvite {
+                        token,
+                        kind: *kind,
+                        jid: jid.as_deref(),
+                        username: name.as_deref(),
+                        allow_reset: allow_reset.as_deref(),
+                        reusable: *reusable,
+                        still_stored: *still_stored,
+                        storage_failed: *storage_failed,
+                    }
                 }),
                 reservation: match &reserved_by {
                     None => Reservation::Unknown,
@@ -899,6 +913,16 @@ impl UserData for Registration {
             }
             Ok(MultiValue::from_iter([Value::Table(table)]))
         });
+
+        // consumed(token, ok, now): the consume of a registration's invite succeeded (the claim is
+        // dropped) or failed (the claim stays, spent, until a retry succeeds).
+        methods.add_method_mut("consumed", |_, this, (token, ok, now): (String, bool, i64)| {
+            this.claims.consumed(&token, ok, now);
+            Ok(())
+        });
+
+        // unsettled() -> { token, ... } whose consume failed and is owed
+        methods.add_method("unsettled", |lua, this, ()| lua.create_sequence_from(this.claims.unsettled()));
 
         // release(holder) -> number of claims released
         methods.add_method_mut("release", |_, this, holder: u64| Ok(this.claims.release(holder)));
@@ -1132,6 +1156,7 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("version", env!("CARGO_PKG_VERSION"))?;
     exports.set("new", lua.create_function(new_invites)?)?;
     exports.set("check_token", lua.create_function(check_token)?)?;
+    exports.set("redact", lua.create_function(redact)?)?;
     exports.set("parse_period", lua.create_function(parse_period)?)?;
     exports.set("option_period", lua.create_function(option_period)?)?;
     exports.set("parse_flag", lua.create_function(parse_flag)?)?;

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use tracing::{debug, info};
 
 use crate::invite::{InviteType, is_current, node_of};
-use crate::token::check_token;
+use crate::token::{check_token, redact};
 
 /// Text of the pre-auth error, as the stock module words it.
 pub const INVALID_TOKEN_TEXT: &str = "The invite token is invalid or expired";
@@ -295,6 +295,9 @@ pub struct PresentedInvite<'a> {
     /// Whether the host-level record is still in storage now. It is deleted when the invite is
     /// used (here, by `prosodyctl`, by a web registration) or revoked.
     pub still_stored: bool,
+    /// Whether storage failed when asked if the record is still stored (then `still_stored`
+    /// means nothing and the registration must wait).
+    pub storage_failed: bool,
 }
 
 impl PresentedInvite<'_> {
@@ -353,6 +356,8 @@ pub enum Refusal {
     InUse,
     /// Whether the username is reserved could not be told (storage failed).
     ReservationUnknown,
+    /// Whether the invite is still valid could not be told (storage failed).
+    InviteUnknown,
 }
 
 impl Refusal {
@@ -371,6 +376,9 @@ impl Refusal {
             Self::ReservationUnknown => {
                 StanzaError::new("wait", "internal-server-error", "The username could not be checked, please try again later")
             }
+            Self::InviteUnknown => {
+                StanzaError::new("wait", "internal-server-error", "The invite could not be checked, please try again later")
+            }
         }
     }
 
@@ -385,6 +393,7 @@ impl Refusal {
             Self::AccountExists => "account exists and the invite does not reset it",
             Self::InUse => "invite claimed by another registration",
             Self::ReservationUnknown => "reservations could not be read",
+            Self::InviteUnknown => "the invite could not be read",
         }
     }
 }
@@ -411,6 +420,9 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
             Reservation::Unknown => Err(Refusal::ReservationUnknown),
         };
     };
+    if invite.storage_failed {
+        return Err(Refusal::InviteUnknown);
+    }
     if !invite.still_stored {
         return Err(Refusal::InviteGone);
     }
@@ -533,7 +545,7 @@ impl Reservations {
             match read(&token)? {
                 Some(entry) if entry.token == token && entry.reserves(now) == Some(username) => return Ok(Some(token)),
                 _ => {
-                    debug!("invite {token} no longer reserves {username}");
+                    debug!("invite {} no longer reserves {username}", redact(&token));
                     self.remove(&token);
                 }
             }
@@ -561,6 +573,9 @@ pub enum Settlement {
 struct Claim {
     holder: Holder,
     since: i64,
+    /// The holder registered with it and the consume that settles it has not succeeded yet:
+    /// nobody may claim it again (the holder neither), whatever the lease or the stream.
+    spent: bool,
 }
 
 /// Single-use claims of one host: at most one registration at a time may be on its way with a
@@ -580,38 +595,56 @@ impl Claims {
     /// [`CLAIM_LEASE`]; the same holder may claim again (a retry on the same stream).
     pub fn claim(&mut self, token: &str, holder: Holder, now: i64) -> Result<(), Refusal> {
         if let Some(claim) = self.by_token.get(token) {
-            if claim.holder != holder && now.saturating_sub(claim.since) < CLAIM_LEASE {
-                debug!("token {token} is claimed by holder {}", claim.holder);
+            if claim.spent || (claim.holder != holder && now.saturating_sub(claim.since) < CLAIM_LEASE) {
+                debug!("token {} is claimed by holder {}", redact(token), claim.holder);
                 return Err(Refusal::InUse);
             }
         }
-        self.by_token.insert(token.to_owned(), Claim { holder, since: now });
+        self.by_token.insert(token.to_owned(), Claim { holder, since: now, spent: false });
         Ok(())
     }
 
-    /// Settles a finished registration or reset with `token` by `holder`, dropping the claim
-    /// when it was this holder's.
+    /// Settles a finished registration or reset with `token` by `holder`. A claim of this holder
+    /// is kept, spent, until [`Claims::consumed`] says the invite was consumed: were storage to
+    /// fail the consume, the invite must not register again meanwhile.
     pub fn settle(&mut self, token: &str, holder: Option<Holder>) -> Settlement {
-        match self.by_token.get(token) {
+        match self.by_token.get_mut(token) {
             None => Settlement::Unclaimed,
-            Some(claim) if Some(claim.holder) == holder => {
-                self.by_token.remove(token);
+            Some(claim) if Some(claim.holder) == holder && !claim.spent => {
+                claim.spent = true;
                 Settlement::Claimed
             }
             Some(_) => Settlement::HeldByOther,
         }
     }
 
+    /// The consume of `token` succeeded (`true`): its claim is dropped. It failed (`false`): the
+    /// claim stays, spent, so that no registration uses the invite until a retry succeeds.
+    pub fn consumed(&mut self, token: &str, ok: bool, now: i64) {
+        if ok {
+            self.by_token.remove(token);
+        } else {
+            let claim = self.by_token.entry(token.to_owned()).or_insert(Claim { holder: 0, since: now, spent: true });
+            claim.spent = true;
+        }
+    }
+
+    /// Tokens whose consume failed and is still owed.
+    pub fn unsettled(&self) -> Vec<String> {
+        self.by_token.iter().filter(|(_, claim)| claim.spent).map(|(token, _)| token.clone()).collect()
+    }
+
     /// Releases every claim of `holder` (its stream closed without registering); returns how many.
+    /// Spent claims stay: their consume is still owed.
     pub fn release(&mut self, holder: Holder) -> usize {
         let before = self.by_token.len();
-        self.by_token.retain(|_, claim| claim.holder != holder);
+        self.by_token.retain(|_, claim| claim.holder != holder || claim.spent);
         before - self.by_token.len()
     }
 
-    /// Drops claims older than the lease.
+    /// Drops claims older than the lease, except spent ones.
     pub fn expire(&mut self, now: i64) {
-        self.by_token.retain(|_, claim| now.saturating_sub(claim.since) < CLAIM_LEASE);
+        self.by_token.retain(|_, claim| claim.spent || now.saturating_sub(claim.since) < CLAIM_LEASE);
     }
 
     /// Number of live claims.
@@ -875,6 +908,7 @@ mod tests {
             allow_reset: None,
             reusable: false,
             still_stored: true,
+            storage_failed: false,
         }
     }
 
@@ -894,6 +928,7 @@ mod tests {
         let reset = PresentedInvite { allow_reset: Some("carol"), ..invite(InviteType::Register, "carol@example.com") };
         let group = PresentedInvite { reusable: true, ..open.clone() };
         let gone = PresentedInvite { still_stored: false, ..open.clone() };
+        let unreadable = PresentedInvite { still_stored: false, storage_failed: true, ..open.clone() };
         let ok = |claim: Option<String>| Ok(Allowed { allow_reset: None, claim });
 
         let cases: Vec<(&str, Registering<'static>, Result<Allowed, Refusal>)> = vec![
@@ -957,6 +992,7 @@ mod tests {
                 Err(Refusal::InviteGone),
             ),
             ("reusable invite needs no claim", registering("x", Some(group)), ok(None)),
+            ("storage failed: wait, not gone", registering("x", Some(unreadable)), Err(Refusal::InviteUnknown)),
         ];
         for (name, request, expected) in cases {
             assert_eq!(decide_registration(&request), expected, "{name}");
@@ -985,6 +1021,7 @@ mod tests {
             Refusal::AccountExists,
             Refusal::InUse,
             Refusal::ReservationUnknown,
+            Refusal::InviteUnknown,
         ];
         for refusal in all {
             let e = refusal.error();
@@ -1082,8 +1119,29 @@ mod tests {
         assert_eq!(claims.settle(T, Some(2)), Settlement::HeldByOther);
         assert_eq!(claims.settle(T, None), Settlement::HeldByOther);
         assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
+        assert_eq!(claims.settle(T, Some(1)), Settlement::HeldByOther, "spent until consumed");
+        claims.consumed(T, true, 3);
         assert_eq!(claims.settle(T, Some(1)), Settlement::Unclaimed);
         assert_eq!(claims.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_consume_keeps_the_claim_until_a_retry_succeeds() {
+        let mut claims = Claims::new();
+        claims.claim(T, 1, 0).unwrap();
+        assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
+        claims.consumed(T, false, 1);
+        assert_eq!(claims.claim(T, 2, 2), Err(Refusal::InUse));
+        assert_eq!(claims.claim(T, 1, 2), Err(Refusal::InUse), "not twice on the holder's stream");
+        assert_eq!(claims.release(1), 0, "the stream ends: the consume is still owed");
+        claims.expire(CLAIM_LEASE * 10);
+        assert_eq!(claims.claim(T, 2, CLAIM_LEASE * 10), Err(Refusal::InUse), "no lease for a spent claim");
+        assert_eq!(claims.unsettled(), vec![T.to_owned()]);
+        claims.consumed(T, true, 3);
+        assert!(claims.is_empty() && claims.unsettled().is_empty());
+        // An unclaimed registration whose consume failed is held as well.
+        claims.consumed(U, false, 4);
+        assert_eq!(claims.claim(U, 5, 5), Err(Refusal::InUse));
     }
 
     #[test]
