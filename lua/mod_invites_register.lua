@@ -60,6 +60,7 @@ local state = core.new_registration(module.host, function (level, message)
 end, {
 	max_failures = module:get_option_number("invites_preauth_max_failures", 10);
 	failure_window = window_option();
+	ipv6_prefix = module:get_option_number("invites_preauth_ipv6_prefix", 64);
 	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
 });
 

@@ -944,7 +944,7 @@ fn opt_plain_string(value: &Value) -> Option<String> {
 }
 
 /// `core.new_registration(host, log, options?)`; options: `max_failures`, `failure_window`,
-/// `exempt` (list of addresses or CIDR networks).
+/// `exempt` (list of addresses or CIDR networks), `ipv6_prefix`.
 /// `host` mirrors `core.new`; the rules need no host name.
 fn new_registration(_lua: &Lua, (_host, log, options): (String, Function, Option<Table>)) -> mlua::Result<Registration> {
     let tracer = Tracer::new(log);
@@ -955,6 +955,9 @@ fn new_registration(_lua: &Lua, (_host, log, options): (String, Function, Option
         }
         if let Some(window) = seconds(&options.raw_get("failure_window")?) {
             config.window = window.max(0);
+        }
+        if let Some(prefix) = seconds(&options.raw_get("ipv6_prefix")?) {
+            config.ipv6_prefix = u8::try_from(prefix.clamp(0, 128)).unwrap_or(128);
         }
         if let Value::Table(list) = options.raw_get::<Value>("exempt")? {
             let entries: Vec<String> = list.sequence_values::<Value>().flatten().filter_map(|v| opt_plain_string(&v)).collect();

@@ -8,8 +8,8 @@
 //! reads storage and configuration, hooks the events and carries out the decisions.
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
 
 use tracing::{debug, info};
 
@@ -33,8 +33,13 @@ pub const DEFAULT_MAX_FAILURES: u32 = 10;
 /// Default window, in seconds, over which failed pre-auth attempts are counted.
 pub const DEFAULT_FAILURE_WINDOW: i64 = 600;
 
-/// Addresses kept in the throttle at most; the stalest are forgotten first beyond this.
+/// Networks kept in the throttle at most; the least recently failing is forgotten first beyond
+/// this.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// Default prefix length IPv6 addresses are counted by: a /64 is what one customer gets, and a
+/// client can rotate through all of it (`invites_preauth_ipv6_prefix`).
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 /// An XMPP stanza error to send back: RFC 6120 type, defined condition and human text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +119,20 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     })
 }
 
+/// The throttle's key for an address: an IPv4 address itself (IPv4-mapped IPv6 included), an
+/// IPv6 address's network of `ipv6_prefix` bits, or unparseable text as it is.
+fn network_key(ip: &str, ipv6_prefix: u8) -> String {
+    match parse_ip(ip) {
+        Some(IpAddr::V6(v6)) => {
+            let bits = ipv6_prefix.min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            format!("{}/{bits}", Ipv6Addr::from(u128::from(v6) & mask))
+        }
+        Some(v4) => v4.to_string(),
+        None => ip.to_owned(),
+    }
+}
+
 fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, bits) = match text.split_once('/') {
         Some((addr, bits)) => (addr, Some(bits.parse::<u8>().ok()?)),
@@ -151,13 +170,24 @@ pub struct ThrottleConfig {
     pub window: i64,
     /// Addresses never throttled (by default loopback, like Prosody's registration limits).
     pub exempt: Exemptions,
+    /// IPv6 addresses are counted per network of this prefix length (IPv4 per address).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
         let (exempt, _) = Exemptions::parse(["127.0.0.1", "::1"]);
-        Self { max_failures: DEFAULT_MAX_FAILURES, window: DEFAULT_FAILURE_WINDOW, exempt }
+        Self { max_failures: DEFAULT_MAX_FAILURES, window: DEFAULT_FAILURE_WINDOW, exempt, ipv6_prefix: DEFAULT_IPV6_PREFIX }
     }
+}
+
+/// The failures of one network, and when it last failed in the least-recently-used order.
+#[derive(Debug, Clone, Default)]
+struct Tracked {
+    /// Times of the latest failures, oldest first, at most `max_failures` kept.
+    times: VecDeque<i64>,
+    /// Its key in [`PreauthGate::order`].
+    stamp: u64,
 }
 
 /// The pre-auth gate of one host: answers pre-auth iqs and throttles addresses that keep
@@ -166,14 +196,18 @@ impl Default for ThrottleConfig {
 #[derive(Debug, Clone, Default)]
 pub struct PreauthGate {
     config: ThrottleConfig,
-    /// Times of the latest failures per address, oldest first, at most `max_failures` kept.
-    failures: HashMap<String, VecDeque<i64>>,
+    /// Failures per network (an IPv4 address, an IPv6 prefix).
+    failures: HashMap<String, Tracked>,
+    /// Networks by the stamp of their latest failure: the first is the least recently used.
+    order: BTreeMap<u64, String>,
+    /// The next stamp.
+    clock: u64,
 }
 
 impl PreauthGate {
     /// A gate with these settings.
     pub fn new(config: ThrottleConfig) -> Self {
-        Self { config, failures: HashMap::new() }
+        Self { config, failures: HashMap::new(), order: BTreeMap::new(), clock: 0 }
     }
 
     fn tracked(&self, ip: Option<&str>) -> Option<String> {
@@ -181,14 +215,13 @@ impl PreauthGate {
         if self.config.max_failures == 0 || self.config.exempt.contains(ip) {
             return None;
         }
-        // One key per address however it is spelled.
-        Some(parse_ip(ip).map_or_else(|| ip.to_owned(), |ip| ip.to_string()))
+        Some(network_key(ip, self.config.ipv6_prefix))
     }
 
     /// Whether `ip` is throttled at `now`.
     pub fn throttled(&self, ip: Option<&str>, now: i64) -> bool {
         let Some(key) = self.tracked(ip) else { return false };
-        self.failures.get(&key).is_some_and(|times| self.full(times, now))
+        self.failures.get(&key).is_some_and(|tracked| self.full(&tracked.times, now))
     }
 
     fn full(&self, times: &VecDeque<i64>, now: i64) -> bool {
@@ -232,22 +265,25 @@ impl PreauthGate {
         }
     }
 
-    /// Records a failed attempt from `ip`; returns true when this failure throttles the address.
+    /// Records a failed attempt from `ip`; returns true when this failure throttles its network.
+    /// At the cap, the network that failed least recently is forgotten (no scan).
     pub fn record_failure(&mut self, ip: Option<&str>, now: i64) -> bool {
         let Some(key) = self.tracked(ip) else { return false };
         let window = self.config.window;
         if !self.failures.contains_key(&key) && self.failures.len() >= MAX_TRACKED_ADDRESSES {
-            self.forget_stale(now);
-            if self.failures.len() >= MAX_TRACKED_ADDRESSES {
-                let stalest = self.failures.iter().min_by_key(|(_, t)| t.back().copied()).map(|(k, _)| k.clone());
-                if let Some(stalest) = stalest {
-                    self.failures.remove(&stalest);
-                }
+            if let Some((_, oldest)) = self.order.pop_first() {
+                self.failures.remove(&oldest);
             }
         }
-        let was_full = self.failures.get(&key).is_some_and(|times| self.full(times, now));
+        let was_full = self.failures.get(&key).is_some_and(|tracked| self.full(&tracked.times, now));
         let max = usize::try_from(self.config.max_failures).unwrap_or(usize::MAX);
-        let times = self.failures.entry(key).or_default();
+        let stamp = self.clock;
+        self.clock = self.clock.wrapping_add(1);
+        let tracked = self.failures.entry(key.clone()).or_insert_with(|| Tracked { times: VecDeque::new(), stamp });
+        self.order.remove(&tracked.stamp);
+        tracked.stamp = stamp;
+        self.order.insert(stamp, key.clone());
+        let times = &mut tracked.times;
         while times.front().is_some_and(|&t| now.saturating_sub(t) >= window) {
             times.pop_front();
         }
@@ -257,15 +293,22 @@ impl PreauthGate {
         }
         let full = times.len() >= max;
         if full && !was_full {
-            info!("address {} throttled after {max} failed invite attempts", ip.unwrap_or("?"));
+            info!("network {key} throttled after {max} failed invite attempts");
         }
         full && !was_full
     }
 
-    /// Drops addresses whose failures all lie outside the window.
+    /// Drops networks whose failures all lie outside the window.
     pub fn forget_stale(&mut self, now: i64) {
         let window = self.config.window;
-        self.failures.retain(|_, times| times.back().is_some_and(|&t| now.saturating_sub(t) < window));
+        let order = &mut self.order;
+        self.failures.retain(|_, tracked| {
+            let keep = tracked.times.back().is_some_and(|&t| now.saturating_sub(t) < window);
+            if !keep {
+                order.remove(&tracked.stamp);
+            }
+            keep
+        });
     }
 
     /// Number of addresses with failures on record.
@@ -776,7 +819,7 @@ mod tests {
     fn gate(max: u32, window: i64, exempt: &[&str]) -> PreauthGate {
         let (exempt, bad) = Exemptions::parse(exempt.iter().copied());
         assert!(bad.is_empty());
-        PreauthGate::new(ThrottleConfig { max_failures: max, window, exempt })
+        PreauthGate::new(ThrottleConfig { max_failures: max, window, exempt, ipv6_prefix: DEFAULT_IPV6_PREFIX })
     }
 
     fn condition(step: &PreauthStep) -> Option<&'static str> {
@@ -887,6 +930,67 @@ mod tests {
         let (all_v4, _) = Exemptions::parse(["0.0.0.0/0"]);
         assert!(all_v4.contains("203.0.113.9"));
         assert!(!all_v4.contains("2001:db8::1"));
+    }
+
+    #[test]
+    fn ipv6_is_counted_per_prefix_and_ipv4_per_address() {
+        let mut g = gate(2, 60, &[]);
+        g.record_failure(Some("2001:db8:1:2::1"), 0);
+        assert!(g.record_failure(Some("2001:db8:1:2:ffff:ffff:ffff:ffff"), 0), "same /64");
+        assert!(g.throttled(Some("2001:db8:1:2::abcd"), 0));
+        assert!(!g.throttled(Some("2001:db8:1:3::1"), 0), "the next /64");
+        g.record_failure(Some("192.0.2.1"), 0);
+        assert!(!g.record_failure(Some("192.0.2.2"), 0), "IPv4 per address");
+        assert!(!g.throttled(Some("192.0.2.3"), 0));
+        // IPv4-mapped addresses are IPv4.
+        assert!(g.record_failure(Some("::ffff:192.0.2.1"), 0));
+
+        let per_address = |prefix| {
+            let config = ThrottleConfig { max_failures: 2, window: 60, exempt: Exemptions::default(), ipv6_prefix: prefix };
+            PreauthGate::new(config)
+        };
+        let mut g = per_address(128);
+        g.record_failure(Some("2001:db8::1"), 0);
+        assert!(!g.record_failure(Some("2001:db8::2"), 0), "/128: per address");
+        let mut g = per_address(48);
+        g.record_failure(Some("2001:db8:1:2::1"), 0);
+        assert!(g.record_failure(Some("2001:db8:1:ffff::1"), 0), "/48");
+        let mut g = per_address(200);
+        g.record_failure(Some("2001:db8::1"), 0);
+        assert!(!g.record_failure(Some("2001:db8::2"), 0), "beyond 128 means 128");
+        assert_eq!(network_key("2001:db8::1", 0), "::/0");
+        assert_eq!(network_key("not an address", 64), "not an address");
+    }
+
+    #[test]
+    fn the_least_recently_failing_network_is_forgotten_at_the_cap() {
+        let mut g = gate(5, 1_000_000, &[]);
+        let ip = |i: usize| format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+        for i in 0..MAX_TRACKED_ADDRESSES {
+            g.record_failure(Some(&ip(i)), 0);
+        }
+        // All failed at the same second: recency, not time, decides. 0 failed again lately.
+        g.record_failure(Some(&ip(0)), 0);
+        g.record_failure(Some("192.0.2.1"), 0);
+        assert_eq!(g.tracked_addresses(), MAX_TRACKED_ADDRESSES);
+        assert!(g.failures.contains_key(&ip(0)), "used recently: kept");
+        assert!(!g.failures.contains_key(&ip(1)), "least recently used: forgotten");
+        assert_eq!(g.order.len(), g.failures.len());
+        g.forget_stale(10_000_000);
+        assert_eq!((g.tracked_addresses(), g.order.len()), (0, 0));
+    }
+
+    #[test]
+    fn new_networks_at_the_cap_cost_no_scan() {
+        // 50 000 new networks past the cap: a scan of the table each would take minutes here.
+        let mut g = gate(5, 1_000_000, &[]);
+        let started = std::time::Instant::now();
+        for i in 0..(MAX_TRACKED_ADDRESSES + 50_000) {
+            let ip = format!("2001:db8:{:x}:{:x}::1", i >> 16, i & 0xffff);
+            g.record_failure(Some(&ip), 0);
+        }
+        assert_eq!(g.tracked_addresses(), MAX_TRACKED_ADDRESSES);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
     #[test]
