@@ -418,12 +418,13 @@ local function purge_expired()
 	elseif read_err then
 		module:log("error", "Failed to read invites to purge: %s", read_err);
 	end
-	local users, users_err = host_view:users();
+	-- An iterator triple (internal storage hands back lfs.dir's), or nil and an error.
+	local users, users_state, users_init = host_view:users();
 	if not users then
-		module:log("error", "Failed to list users with invites to purge: %s", users_err);
+		module:log("error", "Failed to list users with invites to purge: %s", users_state);
 		users = function () end;
 	end
-	for username in users do
+	for username in users, users_state, users_init do
 		if username ~= "" then -- COMPAT: mod_storage_sql lists host-level rows as user ""
 			local entries, err = host_view:get(username);
 			local tokens = entries and invites:purge_plan(entries, now()) or {};

@@ -208,6 +208,20 @@ describe("mod_invites_register", function ()
 			assert.is_true(preauth(session(), invite.token).ok, "the window passed");
 		end);
 
+		it("counts IPv6 failures per /64 by default, per invites_preauth_ipv6_prefix otherwise", function ()
+			load({ invites_preauth_max_failures = 2 });
+			local invite = assert(invites.create_account());
+			preauth(session("2001:db8:0:1::a"), "bad1");
+			preauth(session("2001:db8:0:1::b"), "bad2");
+			assert.equal("policy-violation", preauth(session("2001:db8:0:1::c"), invite.token).condition);
+			assert.is_true(preauth(session("2001:db8:0:2::a"), invite.token).ok, "another /64");
+			load({ invites_preauth_max_failures = 2, invites_preauth_ipv6_prefix = 128 });
+			invite = assert(invites.create_account());
+			preauth(session("2001:db8:0:1::a"), "bad1");
+			preauth(session("2001:db8:0:1::b"), "bad2");
+			assert.is_true(preauth(session("2001:db8:0:1::c"), invite.token).ok, "per address");
+		end);
+
 		it("exempts loopback by default", function ()
 			local invite = assert(invites.create_account());
 			for _ = 1, 20 do preauth(session("127.0.0.1"), "bad"); end
