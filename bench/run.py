@@ -17,6 +17,8 @@ median over rounds of each round's median.
   4  peak resident set (VmHWM) of each server after figure 1
   5  event-loop blocking: worst timer lateness while junk-token pre-auth requests arrive with
      10 000 outstanding invites, and the internal-storage reads they caused
+  6  soak (ours only): 10 000 invite registrations at concurrency 20 with 5 % junk pre-auth
+     streams mixed in; registrations/s and the server's RSS and Lua heap at start and end
 
 Prints one line per figure entry (median stock, median ours, ratio ours/stock) and writes
 target/bench.json. Python standard library only.
@@ -311,6 +313,76 @@ async def register_all(port, host, jobs, concurrency):
     return time.monotonic() - t0, latencies, failures
 
 
+async def soak_all(port, host, jobs, concurrency):
+    """jobs: [(token, username or None)]; None: a junk pre-auth stream that must be refused.
+    Returns (wall seconds, registrations, junk refused, failures)."""
+    queue = list(reversed(jobs))
+    done, refused, failures = [0], [0], []
+
+    async def worker():
+        while queue:
+            token, username = queue.pop()
+            client = RawClient(port, host)
+            try:
+                await client.open()
+                pre = await client.preauth(token)
+                if username is None:
+                    if pre == "error":
+                        refused[0] += 1
+                    else:
+                        failures.append((token, pre))
+                    continue
+                reg = await client.register(username, "bench-pw") if pre == "result" else "skipped"
+                if pre == "result" and reg == "result":
+                    done[0] += 1
+                else:
+                    failures.append((username, pre, reg))
+            except (OSError, TimeoutError, ConnectionError, asyncio.TimeoutError) as e:
+                failures.append((username, "error", repr(e)))
+            finally:
+                await client.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.monotonic() - t0, done[0], refused[0], failures
+
+
+def figure6(benches, count, junk_share, concurrency, result):
+    """Soak: `count` registrations with junk pre-auth streams mixed in (every 1/junk_share-th)."""
+    t0 = time.monotonic()
+    b = benches["ours"]
+    run_id = int(time.time()) % 100000
+    heap_start = b.call(INT, "gc")["lua_memory_kib"]
+    mem_start = b.memory()
+    tokens = b.call(INT, "pool", n=count)["tokens"]
+    unknown = [f"Soak{n:04d}UnknownToken_{n:04d}"[:24] for n in range(64)]
+    junk = JUNK_TOKENS + unknown
+    # One junk stream after every `per` registrations: junk_share of all pre-auth streams.
+    per = max(1, round((1 - junk_share) / junk_share)) if junk_share > 0 else 0
+    jobs = []
+    for i, token in enumerate(tokens):
+        jobs.append((token, f"s{run_id}n{i}"))
+        if per and (i + 1) % per == 0:
+            jobs.append((junk[i % len(junk)], None))
+    wall, done, refused, fails = asyncio.run(soak_all(b.server.c2s_port, INT, jobs, concurrency))
+    if fails:
+        log(f"    soak: {len(fails)} failures, e.g. {fails[:2]}")
+    mem_end = b.memory()
+    heap_end = b.call(INT, "gc")["lua_memory_kib"]
+    b.call(INT, "fill", n=0)
+    result["figure6"] = {
+        "registrations": done, "junk_streams": sum(1 for _, u in jobs if u is None), "junk_refused": refused,
+        "failures": len(fails), "concurrency": concurrency, "seconds": round(wall, 1),
+        "registrations_per_s": done / wall if wall else None,
+        "rss_mib": {"start": mem_start["VmRSS"] / 1024, "end": mem_end["VmRSS"] / 1024},
+        "lua_heap_kib": {"start": heap_start, "end": heap_end},
+    }
+    f = result["figure6"]
+    log(f"  figure 6 soak: {done} registrations + {f['junk_streams']} junk pre-auth in {wall:.1f}s "
+        f"({f['registrations_per_s']:.1f}/s), RSS {f['rss_mib']['start']:.1f} -> {f['rss_mib']['end']:.1f} MiB, "
+        f"Lua heap {heap_start:.0f} -> {heap_end:.0f} KiB, {len(fails)} failures ({time.monotonic() - t0:.1f}s)")
+
+
 def percentile(values, p):
     if not values:
         return None
@@ -566,7 +638,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and few samples (debugging the bench)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved stock/ours rounds (default 5, at least 3 for the record)")
-    parser.add_argument("--figures", default="1,2,3,4,5", help="comma-separated subset, e.g. 1,4")
+    parser.add_argument("--figures", default="1,2,3,4,5,6", help="comma-separated subset, e.g. 1,4")
     parser.add_argument("--json", default=str(REPO / "target" / "bench.json"), help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories")
     parser.add_argument("--prosody", choices=["12", "13"], default="12",
@@ -601,10 +673,12 @@ def main() -> int:
         sizes, expired_n = [0, 100, 1000], 500
         reg_plan = [(1, 10), (20, 40)]
         stall_size, stall_plan = 1000, {"junk": (4, 5), "unknown": (2, 3)}
+        soak_count = 200
     else:
         sizes, expired_n = [0, 1000, 10000], 5000
         reg_plan = [(1, 60), (20, 200)]
         stall_size, stall_plan = 10000, {"junk": (6, 6), "unknown": (2, 3)}
+        soak_count = 10000
 
     started = time.monotonic()
     result = {
@@ -650,6 +724,8 @@ def main() -> int:
             figure5(benches, stall_size, stall_plan, args.rounds, result)
         if 2 in figures:
             figure2(benches, reg_plan, args.rounds, result)
+        if 6 in figures:
+            figure6(benches, soak_count, 0.05, 20, result)
         for impl, srv in servers.items():
             srv.check_tracebacks = True
             bad = srv.tracebacks()

@@ -58,17 +58,18 @@ local function prep_username(username)
 	return nodeprep(username);
 end
 
+-- Deletes keys in order, stopping at the first failure: plans put the key that makes an invite
+-- invalid first, so a failure half-way leaves a dead invite, never a usable half.
 local function delete_keys(keys)
-	local ok, err = true, nil;
 	for _, key in ipairs(keys) do
 		local deleted, set_err = token_storage:set(key.user, key.token, nil);
 		if not deleted then
-			ok, err = nil, set_err;
+			return nil, set_err;
 		elseif key.user == nil then
 			invites:removed(key.token, now());
 		end
 	end
-	return ok, err;
+	return true;
 end
 
 -- Prosody 13's landing page templates: `invites_page` (e.g. a deployment of a static invite page
@@ -402,12 +403,15 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 	if not core.check_token(token) then
 		return true; -- nothing by that name can exist
 	end
-	local record = token_storage:get(nil, token);
+	local record, read_err = read_record(token);
+	if read_err then
+		return nil, read_err; -- without the record, the inviter's half could not be found
+	end
 	local audit = read_audit(token);
 	local keys = invites:revoke_plan(token, record);
 	if audit and audit.kind == "contact" then
 		-- Contact-only invites live at user level only: the audit record names the inviter.
-		keys[#keys + 1] = { user = jid_split(audit.jid or ""); token = token };
+		table.insert(keys, 1, { user = jid_split(audit.jid or ""); token = token });
 	end
 	local ok, err = delete_keys(keys);
 	if not ok then
@@ -423,22 +427,49 @@ end
 local valid_invite_methods = {};
 local valid_invite_mt = { __index = valid_invite_methods };
 
--- Consumes the invite (deletes it; reusable invites stay, unless `last` says this was the last
--- use a limited one allows). Call after it was actually used.
-function valid_invite_methods:use(last)
-	local used = self;
-	if last and self.reusable then
-		used = setmetatable({ reusable = false }, { __index = self });
-	end
-	local ok, err = delete_keys(invites:use_plan(used));
+-- Consumes the invite (deletes it; reusable invites stay). Call after it was actually used.
+function valid_invite_methods:use()
+	local ok, err = delete_keys(invites:use_plan(self));
 	if not ok then
-		module:log("warn", "Failed to consume invite %s: %s", self.token, err);
+		module:log("error", "Failed to consume invite %s: %s", core.redact(self.token), err);
 		return nil, "internal-server-error";
 	end
 	return true;
 end
 
--- Returns a validated invite, or nil and "no-token" / "token-invalid" / "token-expired".
+local function account_exists(username)
+	local usermanager = require "core.usermanager";
+	return usermanager.user_exists(username, module.host);
+end
+
+-- Deletions made outside the server (prosodyctl deluser on 0.12 never tells it) count: a contact
+-- invite is valid only while its inviter's entry (which deleting the account purges) and account
+-- exist; an invite whose creator asked to befriend the invitee, only while the creator exists.
+local function check_inviter(invite, token, contact_path)
+	local inviter = contact_path and invite.username or invite.inviter;
+	if type(inviter) ~= "string" then
+		return true;
+	end
+	if invite.type == "roster" and not contact_path then
+		local entry, err = token_storage:get(inviter, token);
+		if entry == nil then
+			if err then
+				module:log("warn", "Failed to read invite: %s", err);
+				return nil, "internal-server-error";
+			end
+			module:log("debug", "Contact invite %s of %s: the inviter's entry is gone", core.redact(token), inviter);
+			return nil, "token-invalid";
+		end
+	end
+	if not account_exists(inviter) then
+		module:log("debug", "Invite %s of %s: the inviter's account is gone", core.redact(token), inviter);
+		return nil, "token-invalid";
+	end
+	return true;
+end
+
+-- Returns a validated invite, or nil and "no-token" / "token-invalid" / "token-expired"
+-- ("internal-server-error" when storage failed).
 -- With a username, the token is checked as a contact invite of that local user (XEP-0379).
 function get(token, username)
 	local plausible, err = core.check_token(token);
@@ -447,8 +478,13 @@ function get(token, username)
 	end
 	local user_expiry;
 	if username ~= nil then
-		user_expiry = token_storage:get(username, token);
+		local read_err;
+		user_expiry, read_err = token_storage:get(username, token);
 		if user_expiry == nil then -- not this user's contact token; spare the host-level read
+			if read_err then
+				module:log("warn", "Failed to read invite: %s", read_err);
+				return nil, "internal-server-error";
+			end
 			return nil, "token-invalid";
 		end
 	end
@@ -456,12 +492,17 @@ function get(token, username)
 	if not invite then
 		return nil, invalid_err;
 	end
+	local inviter_ok, inviter_err = check_inviter(invite, token, username ~= nil);
+	if not inviter_ok then
+		return nil, inviter_err;
+	end
 	validated_at[invite] = now();
 	return setmetatable(invite, valid_invite_mt);
 end
 
 -- Whether the host-level record of an invite get() returned is still stored (not used or revoked
--- since): known without a read when this process removed nothing of it since, else read.
+-- since): known without a read when this process removed nothing of it since, else read;
+-- nil and "internal-server-error" when storage cannot tell.
 function still_stored(invite) --luacheck: ignore 131/still_stored
 	local token = type(invite) == "table" and invite.token;
 	if type(token) ~= "string" then
@@ -471,7 +512,11 @@ function still_stored(invite) --luacheck: ignore 131/still_stored
 	if known ~= nil then
 		return known;
 	end
-	return read_record(token) ~= nil;
+	local record, err = read_record(token);
+	if err then
+		return nil, err;
+	end
+	return record ~= nil;
 end
 
 function use(token) --luacheck: ignore 131/use
@@ -621,23 +666,40 @@ function inspect(token) --luacheck: ignore 131/inspect
 	return { token = token; audit = audit; state = life.state; uses_left = life.uses_left; record = token_storage:get(nil, token) };
 end
 
+-- Storage failures leave the invites for the next purge; each is logged, none raises.
 local function purge_expired()
 	local removed = 0;
-	local host_records = host_view:get(nil);
+	local host_records, read_err = host_view:get(nil);
 	if host_records then
 		local tokens = invites:purge_plan(host_records, now());
-		if remove_tokens(nil, tokens) then
+		local ok, err = remove_tokens(nil, tokens);
+		if ok then
 			removed = removed + #tokens;
+		else
+			module:log("error", "Failed to purge expired invites: %s", err);
 		end
 		-- Also picks up what other processes stored meanwhile.
 		invites:reservations_load(host_records, now());
+	elseif read_err then
+		module:log("error", "Failed to read invites to purge: %s", read_err);
 	end
-	for username in host_view:users() do
+	-- An iterator triple (internal storage hands back lfs.dir's), or nil and an error.
+	local users, users_state, users_init = host_view:users();
+	if not users then
+		module:log("error", "Failed to list users with invites to purge: %s", users_state);
+		users = function () end;
+	end
+	for username in users, users_state, users_init do
 		if username ~= "" then -- COMPAT: mod_storage_sql lists host-level rows as user ""
-			local entries = host_view:get(username);
+			local entries, err = host_view:get(username);
 			local tokens = entries and invites:purge_plan(entries, now()) or {};
-			if remove_tokens(username, tokens) then
+			local ok, remove_err = remove_tokens(username, tokens);
+			if entries == nil and err then
+				module:log("error", "Failed to read invites of %s to purge: %s", username, err);
+			elseif ok then
 				removed = removed + #tokens;
+			else
+				module:log("error", "Failed to purge expired invites of %s: %s", username, remove_err);
 			end
 		end
 	end
@@ -665,11 +727,18 @@ module:hook_global("user-deleted", function (event)
 		return;
 	end
 	local username = event.username;
-	local host_records = host_view:get(nil) or {};
-	remove_tokens(nil, invites:deleted_user_plan(host_records, username));
+	local host_records, read_err = host_view:get(nil);
+	if host_records == nil and read_err then
+		module:log("error", "Failed to read invites to remove those of deleted user %s: %s", username, read_err);
+	elseif host_records then
+		local ok, err = remove_tokens(nil, invites:deleted_user_plan(host_records, username));
+		if not ok then
+			module:log("error", "Failed to remove account invites of deleted user %s: %s", username, err);
+		end
+	end
 	local ok, err = host_view:set(username, nil); -- the user's own contact invites
 	if not ok then
-		module:log("warn", "Failed to remove invites of deleted user %s: %s", username, err);
+		module:log("error", "Failed to remove invites of deleted user %s: %s", username, err);
 	end
 end);
 

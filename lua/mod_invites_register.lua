@@ -60,6 +60,7 @@ local state = core.new_registration(module.host, function (level, message)
 end, {
 	max_failures = module:get_option_number("invites_preauth_max_failures", 10);
 	failure_window = window_option();
+	ipv6_prefix = module:get_option_number("invites_preauth_ipv6_prefix", 64);
 	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
 });
 
@@ -170,16 +171,14 @@ module:hook("user-registering", function (event)
 			username = prep(invite.username);
 			allow_reset = prep(additional_data.allow_reset);
 			reusable = invite.reusable == true;
-			still_stored = invites.still_stored(invite);
 		};
-		local usage_err;
-		presented.max_uses, presented.uses = invites.usage(invite);
-		usage_err = presented.max_uses == nil and presented.uses;
-		if usage_err then -- the uses so far could not be read: fail closed
-			event.allowed, event.reason = false, "The invite could not be checked, please try again later";
-			event.error_type, event.error_condition = "wait", "internal-server-error";
-			return;
+		local stored, stored_err = invites.still_stored(invite);
+		presented.still_stored, presented.storage_failed = stored == true, stored_err ~= nil;
+		local max_uses, uses = invites.usage(invite);
+		if max_uses == nil and uses ~= nil then -- the uses so far could not be read: fail closed
+			presented.storage_failed = true;
 		end
+		presented.max_uses, presented.uses = max_uses, uses;
 	end
 	local request = {
 		invite_only = invite_only;
@@ -218,17 +217,49 @@ function subscribe_both(host, user1, user2) --luacheck: ignore 131/subscribe_bot
 	subscribe(host, user2, user1);
 end
 
-local function consume(invite, last)
+local function consume(invite)
 	local ok, err;
 	if type(invite.use) == "function" then
-		ok, err = invite:use(last);
+		ok, err = invite:use();
 	else
 		ok, err = invites.use(invite.token);
 	end
 	if not ok then
-		module:log("warn", "Failed to consume invite %s: %s", tostring(invite.token), tostring(err));
+		module:log("error", "Failed to consume invite %s: %s", core.redact(invite.token), tostring(err));
 	end
 	return ok;
+end
+
+-- Invites whose consume failed after a registration, by token: their claims stay (nobody
+-- registers with them) and the consume is retried when the stream ends and by the timer.
+local owed = {};
+
+-- Consumes the invite a registration used and settles its claim: dropped once consumed, kept
+-- while the consume is owed.
+local function consume_claimed(invite)
+	local token = tostring(invite.token);
+	local ok = consume(invite);
+	state:consumed(token, not not ok, now());
+	owed[token] = not ok and invite or nil;
+	return ok;
+end
+
+local function retry_owed()
+	for _, invite in pairs(owed) do
+		consume_claimed(invite);
+	end
+end
+
+-- A reload keeps the owed consumes (and so their claims).
+function module.save()
+	return { owed = owed };
+end
+
+function module.restore(saved)
+	for token, invite in pairs(type(saved) == "table" and type(saved.owed) == "table" and saved.owed or {}) do
+		owed[token] = invite;
+		state:consumed(token, false, now());
+	end
 end
 
 local function apply_roles(username, plan)
@@ -272,7 +303,7 @@ module:hook("user-registered", function (event)
 		username = username;
 		inviter = inviter;
 		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
-		still_stored = invites.still_stored(invite);
+		still_stored = invites.still_stored(invite) ~= false; -- unknown: consume to be safe
 		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
 		max_uses = max_uses;
 		uses = uses;
@@ -282,7 +313,11 @@ module:hook("user-registered", function (event)
 		return;
 	end
 	if plan.consume then
-		consume(invite, max_uses ~= nil); -- a limited reusable invite goes with its last use
+		-- A limited reusable (group) invite goes with its last use too.
+		consume_claimed(max_uses and invite.reusable and setmetatable({ reusable = false }, { __index = invite }) or invite);
+	else
+		-- A use that leaves uses over: the audit record below counts it, nothing to consume.
+		state:consumed(tostring(invite.token), true, now());
 	end
 	invites.record_use(invite, username .. "@" .. module.host, "registered");
 	if plan.befriend then
@@ -303,10 +338,10 @@ module:hook("user-password-reset", function (event)
 	end
 	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = event.username;
-		still_stored = invites.still_stored(invite);
+		still_stored = invites.still_stored(invite) ~= false;
 	});
 	if plan then
-		consume(invite);
+		consume_claimed(invite);
 		invites.record_use(invite, event.username .. "@" .. module.host, "password-reset");
 	end
 end);
@@ -316,6 +351,7 @@ module:hook_global("c2s-closed", function (event)
 	local id = event.session and holder_ids[event.session];
 	if id then
 		state:release(id);
+		retry_owed();
 	end
 end);
 
@@ -394,6 +430,7 @@ end, 1);
 
 if prosody.process_type == "prosody" then
 	module:add_timer(300, function ()
+		retry_owed();
 		state:tidy(now());
 		return 300;
 	end);

@@ -208,6 +208,20 @@ describe("mod_invites_register", function ()
 			assert.is_true(preauth(session(), invite.token).ok, "the window passed");
 		end);
 
+		it("counts IPv6 failures per /64 by default, per invites_preauth_ipv6_prefix otherwise", function ()
+			load({ invites_preauth_max_failures = 2 });
+			local invite = assert(invites.create_account());
+			preauth(session("2001:db8:0:1::a"), "bad1");
+			preauth(session("2001:db8:0:1::b"), "bad2");
+			assert.equal("policy-violation", preauth(session("2001:db8:0:1::c"), invite.token).condition);
+			assert.is_true(preauth(session("2001:db8:0:2::a"), invite.token).ok, "another /64");
+			load({ invites_preauth_max_failures = 2, invites_preauth_ipv6_prefix = 128 });
+			invite = assert(invites.create_account());
+			preauth(session("2001:db8:0:1::a"), "bad1");
+			preauth(session("2001:db8:0:1::b"), "bad2");
+			assert.is_true(preauth(session("2001:db8:0:1::c"), invite.token).ok, "per address");
+		end);
+
 		it("exempts loopback by default", function ()
 			local invite = assert(invites.create_account());
 			for _ = 1, 20 do preauth(session("127.0.0.1"), "bad"); end
@@ -350,6 +364,55 @@ describe("mod_invites_register", function ()
 			assert.is_false(event.allowed);
 		end);
 
+		it("keeps the claim when consuming the invite fails, so the invite registers once", function ()
+			local invite = assert(invites.create_account());
+			local a, b = with_invite(invite), with_invite(invite);
+			storage.fail_writes = true;
+			assert.is_true((ibr(a, "first")), "the account exists; only the consume failed");
+			storage.fail_writes = false;
+			assert.is_truthy(storage.data[""][invite.token], "still stored: the consume failed");
+			local entry = logged("Failed to consume invite");
+			assert.equal("error", entry.level);
+			local ok, refused = ibr(b, "second");
+			assert.is_false(ok);
+			assert.equal("not-allowed", refused.error_condition);
+			assert.is_false((ibr(a, "third")), "not twice on the holder's stream either");
+			assert.is_nil(managers.accounts.second);
+			assert.is_nil(managers.accounts.third);
+			-- The stream ends: the consume is retried, and the invite is gone for good.
+			fake.fire_global(module, "c2s-closed", { session = a });
+			assert.is_nil(storage.data[""]);
+			assert.is_false((ibr(b, "second")));
+		end);
+
+		it("keeps a failed consume's claim after the stream ends while storage stays down", function ()
+			local invite = assert(invites.create_account());
+			local a, b = with_invite(invite), with_invite(invite);
+			storage.fail_writes = true;
+			assert.is_true((ibr(a, "first")));
+			fake.fire_global(module, "c2s-closed", { session = a });
+			storage.fail_writes = false;
+			assert.is_truthy(storage.data[""][invite.token]);
+			assert.is_false((ibr(b, "second")));
+			-- The housekeeping timer retries it.
+			module.timers[1].callback();
+			assert.is_nil(storage.data[""]);
+		end);
+
+		it("answers wait/internal-server-error when it cannot tell whether the invite is still stored", function ()
+			local invite = assert(invites.create_account());
+			local s = with_invite(invite);
+			-- Validated by another instance of mod_invites (a reload): the memory cannot tell, storage must.
+			s.validated_invite = setmetatable({}, { __index = s.validated_invite });
+			storage.fail_reads = true;
+			local ok, event = ibr(s, "dave");
+			storage.fail_reads = false;
+			assert.is_false(ok);
+			assert.same({ "wait", "internal-server-error" }, { event.error_type, event.error_condition });
+			assert.is_nil(managers.accounts.dave);
+			assert.is_true((ibr(s, "dave")), "fine once storage answers again");
+		end);
+
 		it("leaves a registration refused by someone else alone", function ()
 			local invite = assert(invites.create_account());
 			local s = with_invite(invite);
@@ -359,6 +422,10 @@ describe("mod_invites_register", function ()
 	end);
 
 	describe("XEP-0379", function ()
+		before_each(function ()
+			managers.accounts.alice = true; -- the inviter
+		end);
+
 		local function subscribe(to, token, from)
 			local presence = st.presence({ type = "subscribe", to = to, from = from or "bob@remote.example/phone" })
 				:tag("preauth", { xmlns = "urn:xmpp:pars:0", token = token }):up();

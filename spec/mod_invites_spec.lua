@@ -146,6 +146,107 @@ describe("mod_invites", function ()
 		assert.same({ nil, "no-token" }, { invites.delete_account_invite(nil) });
 	end);
 
+	it("refuses to revoke an invite it cannot read, and keeps both halves", function ()
+		local invite = assert(invites.create_contact("alice", true));
+		module.storage.fail_reads = true;
+		assert.same({ nil, "internal-server-error" }, { invites.delete_account_invite(invite.token) });
+		module.storage.fail_reads = false;
+		assert.is_truthy(store()[""][invite.token]);
+		assert.is_truthy(store().alice[invite.token]);
+		assert.is_true(invites.delete_account_invite(invite.token));
+		assert.is_nil(store().alice);
+	end);
+
+	it("reports a failed read in still_stored as a failure, not as gone", function ()
+		local invite = assert(invites.get(assert(invites.create_account()).token));
+		-- A copy: this instance never validated it, so storage must answer.
+		local copy = {};
+		for k, v in pairs(invite) do copy[k] = v; end
+		module.storage.fail_reads = true;
+		assert.same({ nil, "internal-server-error" }, { invites.still_stored(copy) });
+		module.storage.fail_reads = false;
+		assert.is_true(invites.still_stored(copy));
+	end);
+
+	it("reports read and remove failures of the user-deleted clean-up at error level", function ()
+		local contact = assert(invites.create_contact("alice", true));
+		module.storage.fail_reads = true;
+		assert.has_no.errors(function ()
+			fake.fire_global(module, "user-deleted", { host = "example.com", username = "alice" });
+		end);
+		module.storage.fail_reads = false;
+		local logged_error;
+		for _, entry in ipairs(module.logs) do
+			if entry.level == "error" and entry.message:match("alice") then logged_error = entry; end
+		end
+		assert.is_truthy(logged_error, "read failure logged at error");
+		local mark = #module.logs;
+		module.storage.fail_writes = true;
+		fake.fire_global(module, "user-deleted", { host = "example.com", username = "alice" });
+		module.storage.fail_writes = false;
+		local errors = 0;
+		for i = mark + 1, #module.logs do
+			if module.logs[i].level == "error" then errors = errors + 1; end
+		end
+		assert.is_true(errors >= 1, "remove failure logged at error");
+		assert.is_truthy(store()[""][contact.token]);
+	end);
+
+	describe("after an inviter was deleted outside the server (prosodyctl deluser)", function ()
+		after_each(function ()
+			fake.deleted_accounts = {};
+		end);
+
+		it("refuses contact invites whose inviter's entry was purged", function ()
+			local contact = assert(invites.create_contact("alice", false));
+			local ibr = assert(invites.create_contact("alice", true));
+			store().alice = nil; -- deluser purges the user's stores; the host-level record stays
+			assert.same({ nil, "token-invalid" }, { invites.get(contact.token, "alice") });
+			assert.same({ nil, "token-invalid" }, { invites.get(ibr.token) });
+			assert.is_truthy(store()[""][ibr.token]);
+		end);
+
+		it("refuses contact invites of an account that no longer exists, even with the entry left", function ()
+			local contact = assert(invites.create_contact("alice", false));
+			local ibr = assert(invites.create_contact("alice", true));
+			assert.is_truthy(invites.get(ibr.token));
+			fake.deleted_accounts.alice = true;
+			assert.same({ nil, "token-invalid" }, { invites.get(contact.token, "alice") });
+			assert.same({ nil, "token-invalid" }, { invites.get(ibr.token) });
+		end);
+
+		it("refuses account invites whose creator asked to befriend the invitee and is gone", function ()
+			local befriend = assert(invites.create_account(nil, { roster_subscription = "alice@example.com" }));
+			local plain = assert(invites.create_account(nil, { source = "alice@example.com" }));
+			fake.deleted_accounts.alice = true;
+			assert.same({ nil, "token-invalid" }, { invites.get(befriend.token) });
+			assert.is_truthy(invites.get(plain.token), "nobody to befriend: nothing to check");
+		end);
+
+		it("answers internal-server-error when the inviter's entry cannot be read", function ()
+			local ibr = assert(invites.create_contact("alice", true));
+			local contact = assert(invites.create_contact("alice", false));
+			module.storage.fail_reads = true;
+			assert.same({ nil, "internal-server-error" }, { invites.get(ibr.token) });
+			assert.same({ nil, "internal-server-error" }, { invites.get(contact.token, "alice") });
+		end);
+	end);
+
+	it("revokes the inviter's half first and stops at a failure, leaving no usable half", function ()
+		local ibr = assert(invites.create_contact("alice", true));
+		local map = module.storage.map;
+		local real_set_keys = map.set_keys;
+		map.set_keys = function (self, user, keydatas)
+			if user == nil then return nil, "simulated host-level failure"; end
+			return real_set_keys(self, user, keydatas);
+		end;
+		local ok, err = invites.delete_account_invite(ibr.token);
+		map.set_keys = real_set_keys;
+		assert.same({ nil, "internal-server-error" }, { ok, err });
+		assert.is_nil(store().alice, "the inviter's half went first");
+		assert.same({ nil, "token-invalid" }, { invites.get(ibr.token) }, "the host half left behind is dead");
+	end);
+
 	it("lists pending account invites, soonest expiry first", function ()
 		local late = assert(invites.create_account(nil, nil, 7200));
 		local soon = assert(invites.create_account(nil, nil, 60));

@@ -9,7 +9,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use crate::token::check_token;
+use crate::token::{check_token, redact};
 use crate::uri::invite_uri;
 use crate::{Error, Result};
 use tracing::debug;
@@ -240,7 +240,7 @@ pub fn validate(
     let token = check_token(token.ok_or(Error::NoToken)?)?;
     let (kind, username, inviter, jid, expires) = match redemption {
         Redemption::Account => {
-            let record = record.ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown token {token}"))?;
+            let record = record.ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown token {}", redact(token)))?;
             let node = node_of(&record.jid).map(str::to_owned);
             let inviter = match record.kind {
                 InviteType::Roster => node.clone(),
@@ -251,14 +251,15 @@ pub fn validate(
             (record.kind, node, inviter, record.jid.clone(), record.expires)
         }
         Redemption::Contact { username, user_expiry } => {
-            let expires =
-                user_expiry.ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown contact token {token} for {username}"))?;
+            let expires = user_expiry
+                .ok_or(Error::TokenInvalid)
+                .inspect_err(|_| debug!("unknown contact token {} for {username}", redact(token)))?;
             let kind = record.map_or(InviteType::Roster, |r| r.kind);
             (kind, Some(username.to_owned()), None, format!("{username}@{host}"), expires)
         }
     };
     if !is_current(expires, now) {
-        debug!("expired token {token}");
+        debug!("expired token {}", redact(token));
         return Err(Error::TokenExpired);
     }
     let uri = match record.and_then(|r| r.uri.clone()) {
@@ -281,30 +282,35 @@ pub fn validate(
 
 /// The keys that using `invite` deletes. Reusable invites are not consumed. Invites are
 /// deleted, never marked used, so the stock module cannot see them as valid again.
+///
+/// The inviter's half of a contact invite goes first: a contact invite is valid only while that
+/// half exists, so a deletion that fails half-way leaves a dead invite, never a usable half.
 pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
     if invite.reusable {
         return Vec::new();
     }
     let mut keys = Vec::with_capacity(2);
-    if invite.host_level {
-        keys.push(StoreKey { user: None, token: invite.token.clone() });
-    }
     if invite.kind == InviteType::Roster {
         let owner = node_of(&invite.jid).or(invite.username.as_deref());
         if let Some(owner) = owner {
             keys.push(StoreKey { user: Some(owner.to_owned()), token: invite.token.clone() });
         }
     }
+    if invite.host_level {
+        keys.push(StoreKey { user: None, token: invite.token.clone() });
+    }
     keys
 }
 
 /// The keys that revoking `token` deletes: both halves of a contact invite that allows
-/// registration (stock deleted only the host half, leaving the token able to subscribe).
+/// registration (stock deleted only the host half, leaving the token able to subscribe), the
+/// inviter's half first (see [`use_plan`]).
 pub fn revoke_plan(token: &str, record: Option<&StoredRecord>) -> Vec<StoreKey> {
-    let mut keys = vec![StoreKey { user: None, token: token.to_owned() }];
+    let mut keys = Vec::with_capacity(2);
     if let Some(owner) = record.filter(|r| r.kind == InviteType::Roster).and_then(|r| node_of(&r.jid)) {
         keys.push(StoreKey { user: Some(owner.to_owned()), token: token.to_owned() });
     }
+    keys.push(StoreKey { user: None, token: token.to_owned() });
     keys
 }
 
@@ -530,7 +536,7 @@ mod tests {
     fn use_deletes_both_halves_and_spares_reusable_invites() {
         let record = stored(&create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap());
         let v = validate(Some(T), HOST, Some(&record), Redemption::Account, 1).unwrap();
-        let both = vec![StoreKey { user: None, token: T.into() }, StoreKey { user: Some("alice".into()), token: T.into() }];
+        let both = vec![StoreKey { user: Some("alice".into()), token: T.into() }, StoreKey { user: None, token: T.into() }];
         assert_eq!(use_plan(&v), both);
         assert_eq!(revoke_plan(T, Some(&record)), both);
         assert_eq!(revoke_plan(T, None), vec![StoreKey { user: None, token: T.into() }]);

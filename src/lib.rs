@@ -25,5 +25,7 @@ pub mod token;
 pub mod uri;
 
 mod lua_api;
+#[cfg(test)]
+mod proptests;
 
 pub use error::{Error, Result};

@@ -372,7 +372,8 @@ impl UserData for Invites {
                         fields = read;
                         Ok(stored)
                     });
-                    let stored = read.inspect_err(|e| tracing::warn!("ignoring invite {token:?}: {e}"))?;
+                    let stored =
+                        read.inspect_err(|e| tracing::warn!("ignoring invite {:?}: {e}", token.as_deref().map(token::redact)))?;
                     let redemption = match username.as_deref() {
                         None => Redemption::Account,
                         Some(username) => Redemption::Contact { username, user_expiry: seconds(&user_expiry) },
@@ -556,6 +557,15 @@ fn check_token(lua: &Lua, token: Value) -> mlua::Result<MultiValue> {
         }
         _ => failure(lua, Error::TokenInvalid.code()),
     }
+}
+
+/// `core.redact(token)`: what a log line may show of a token (a short prefix); any other value
+/// is shown as its type.
+fn redact(_lua: &Lua, value: Value) -> mlua::Result<String> {
+    Ok(match &value {
+        Value::String(s) => token::redact(&s.to_string_lossy()),
+        other => format!("<{}>", other.type_name()),
+    })
 }
 
 fn parse_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
@@ -866,7 +876,7 @@ impl UserData for Registration {
         // registering(request, holder, now) -> true, allow_reset? | false, error
         // request = { invite_only, username, account_exists, reserved_by? (token, or false when the
         //   lookup failed), invite? = { token, type, jid?, username?, allow_reset?, reusable,
-        //   still_stored, max_uses?, uses? } }
+        //   still_stored, storage_failed, max_uses?, uses? } }
         methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
             let username = str_field(&request, "username").unwrap_or_default();
             // None: the lookup failed.
@@ -883,6 +893,7 @@ impl UserData for Registration {
                     str_field(&invite, "allow_reset"),
                     bool_field(&invite, "reusable"),
                     bool_field(&invite, "still_stored"),
+                    bool_field(&invite, "storage_failed"),
                     use_limit(&invite)?,
                 )),
                 _ => None,
@@ -891,8 +902,8 @@ impl UserData for Registration {
                 invite_only: bool_field(&request, "invite_only"),
                 username: &username,
                 account_exists: bool_field(&request, "account_exists"),
-                invite: invite.as_ref().map(|(token, kind, jid, name, allow_reset, reusable, still_stored, limit)| {
-                    PresentedInvite {
+                invite: invite.as_ref().map(
+                    |(token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed, limit)| PresentedInvite {
                         token,
                         kind: *kind,
                         jid: jid.as_deref(),
@@ -901,8 +912,9 @@ impl UserData for Registration {
                         reusable: *reusable,
                         limit: *limit,
                         still_stored: *still_stored,
-                    }
-                }),
+                        storage_failed: *storage_failed,
+                    },
+                ),
                 reservation: match &reserved_by {
                     None => Reservation::Unknown,
                     Some(None) => Reservation::Free,
@@ -968,6 +980,16 @@ impl UserData for Registration {
             Ok(MultiValue::from_iter([Value::Table(table)]))
         });
 
+        // consumed(token, ok, now): the consume of a registration's invite succeeded (the claim is
+        // dropped) or failed (the claim stays, spent, until a retry succeeds).
+        methods.add_method_mut("consumed", |_, this, (token, ok, now): (String, bool, i64)| {
+            this.claims.consumed(&token, ok, now);
+            Ok(())
+        });
+
+        // unsettled() -> { token, ... } whose consume failed and is owed
+        methods.add_method("unsettled", |lua, this, ()| lua.create_sequence_from(this.claims.unsettled()));
+
         // release(holder) -> number of claims released
         methods.add_method_mut("release", |_, this, holder: u64| Ok(this.claims.release(holder)));
 
@@ -988,7 +1010,7 @@ fn opt_plain_string(value: &Value) -> Option<String> {
 }
 
 /// `core.new_registration(host, log, options?)`; options: `max_failures`, `failure_window`,
-/// `exempt` (list of addresses or CIDR networks).
+/// `exempt` (list of addresses or CIDR networks), `ipv6_prefix`.
 /// `host` mirrors `core.new`; the rules need no host name.
 fn new_registration(_lua: &Lua, (_host, log, options): (String, Function, Option<Table>)) -> mlua::Result<Registration> {
     let tracer = Tracer::new(log);
@@ -999,6 +1021,9 @@ fn new_registration(_lua: &Lua, (_host, log, options): (String, Function, Option
         }
         if let Some(window) = seconds(&options.raw_get("failure_window")?) {
             config.window = window.max(0);
+        }
+        if let Some(prefix) = seconds(&options.raw_get("ipv6_prefix")?) {
+            config.ipv6_prefix = u8::try_from(prefix.clamp(0, 128)).unwrap_or(128);
         }
         if let Value::Table(list) = options.raw_get::<Value>("exempt")? {
             let entries: Vec<String> = list.sequence_values::<Value>().flatten().filter_map(|v| opt_plain_string(&v)).collect();
@@ -1200,6 +1225,7 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("version", env!("CARGO_PKG_VERSION"))?;
     exports.set("new", lua.create_function(new_invites)?)?;
     exports.set("check_token", lua.create_function(check_token)?)?;
+    exports.set("redact", lua.create_function(redact)?)?;
     exports.set("parse_period", lua.create_function(parse_period)?)?;
     exports.set("option_period", lua.create_function(option_period)?)?;
     exports.set("parse_flag", lua.create_function(parse_flag)?)?;

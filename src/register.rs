@@ -8,13 +8,13 @@
 //! reads storage and configuration, hooks the events and carries out the decisions.
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
 
 use tracing::{debug, info};
 
 use crate::invite::{InviteType, is_current, node_of};
-use crate::token::check_token;
+use crate::token::{check_token, redact};
 
 /// Text of the pre-auth error, as the stock module words it.
 pub const INVALID_TOKEN_TEXT: &str = "The invite token is invalid or expired";
@@ -33,8 +33,13 @@ pub const DEFAULT_MAX_FAILURES: u32 = 10;
 /// Default window, in seconds, over which failed pre-auth attempts are counted.
 pub const DEFAULT_FAILURE_WINDOW: i64 = 600;
 
-/// Addresses kept in the throttle at most; the stalest are forgotten first beyond this.
+/// Networks kept in the throttle at most; the least recently failing is forgotten first beyond
+/// this.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// Default prefix length IPv6 addresses are counted by: a /64 is what one customer gets, and a
+/// client can rotate through all of it (`invites_preauth_ipv6_prefix`).
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 /// An XMPP stanza error to send back: RFC 6120 type, defined condition and human text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +119,20 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     })
 }
 
+/// The throttle's key for an address: an IPv4 address itself (IPv4-mapped IPv6 included), an
+/// IPv6 address's network of `ipv6_prefix` bits, or unparseable text as it is.
+fn network_key(ip: &str, ipv6_prefix: u8) -> String {
+    match parse_ip(ip) {
+        Some(IpAddr::V6(v6)) => {
+            let bits = ipv6_prefix.min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            format!("{}/{bits}", Ipv6Addr::from(u128::from(v6) & mask))
+        }
+        Some(v4) => v4.to_string(),
+        None => ip.to_owned(),
+    }
+}
+
 fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, bits) = match text.split_once('/') {
         Some((addr, bits)) => (addr, Some(bits.parse::<u8>().ok()?)),
@@ -151,13 +170,24 @@ pub struct ThrottleConfig {
     pub window: i64,
     /// Addresses never throttled (by default loopback, like Prosody's registration limits).
     pub exempt: Exemptions,
+    /// IPv6 addresses are counted per network of this prefix length (IPv4 per address).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
         let (exempt, _) = Exemptions::parse(["127.0.0.1", "::1"]);
-        Self { max_failures: DEFAULT_MAX_FAILURES, window: DEFAULT_FAILURE_WINDOW, exempt }
+        Self { max_failures: DEFAULT_MAX_FAILURES, window: DEFAULT_FAILURE_WINDOW, exempt, ipv6_prefix: DEFAULT_IPV6_PREFIX }
     }
+}
+
+/// The failures of one network, and when it last failed in the least-recently-used order.
+#[derive(Debug, Clone, Default)]
+struct Tracked {
+    /// Times of the latest failures, oldest first, at most `max_failures` kept.
+    times: VecDeque<i64>,
+    /// Its key in [`PreauthGate::order`].
+    stamp: u64,
 }
 
 /// The pre-auth gate of one host: answers pre-auth iqs and throttles addresses that keep
@@ -166,14 +196,18 @@ impl Default for ThrottleConfig {
 #[derive(Debug, Clone, Default)]
 pub struct PreauthGate {
     config: ThrottleConfig,
-    /// Times of the latest failures per address, oldest first, at most `max_failures` kept.
-    failures: HashMap<String, VecDeque<i64>>,
+    /// Failures per network (an IPv4 address, an IPv6 prefix).
+    failures: HashMap<String, Tracked>,
+    /// Networks by the stamp of their latest failure: the first is the least recently used.
+    order: BTreeMap<u64, String>,
+    /// The next stamp.
+    clock: u64,
 }
 
 impl PreauthGate {
     /// A gate with these settings.
     pub fn new(config: ThrottleConfig) -> Self {
-        Self { config, failures: HashMap::new() }
+        Self { config, failures: HashMap::new(), order: BTreeMap::new(), clock: 0 }
     }
 
     fn tracked(&self, ip: Option<&str>) -> Option<String> {
@@ -181,14 +215,13 @@ impl PreauthGate {
         if self.config.max_failures == 0 || self.config.exempt.contains(ip) {
             return None;
         }
-        // One key per address however it is spelled.
-        Some(parse_ip(ip).map_or_else(|| ip.to_owned(), |ip| ip.to_string()))
+        Some(network_key(ip, self.config.ipv6_prefix))
     }
 
     /// Whether `ip` is throttled at `now`.
     pub fn throttled(&self, ip: Option<&str>, now: i64) -> bool {
         let Some(key) = self.tracked(ip) else { return false };
-        self.failures.get(&key).is_some_and(|times| self.full(times, now))
+        self.failures.get(&key).is_some_and(|tracked| self.full(&tracked.times, now))
     }
 
     fn full(&self, times: &VecDeque<i64>, now: i64) -> bool {
@@ -232,22 +265,25 @@ impl PreauthGate {
         }
     }
 
-    /// Records a failed attempt from `ip`; returns true when this failure throttles the address.
+    /// Records a failed attempt from `ip`; returns true when this failure throttles its network.
+    /// At the cap, the network that failed least recently is forgotten (no scan).
     pub fn record_failure(&mut self, ip: Option<&str>, now: i64) -> bool {
         let Some(key) = self.tracked(ip) else { return false };
         let window = self.config.window;
         if !self.failures.contains_key(&key) && self.failures.len() >= MAX_TRACKED_ADDRESSES {
-            self.forget_stale(now);
-            if self.failures.len() >= MAX_TRACKED_ADDRESSES {
-                let stalest = self.failures.iter().min_by_key(|(_, t)| t.back().copied()).map(|(k, _)| k.clone());
-                if let Some(stalest) = stalest {
-                    self.failures.remove(&stalest);
-                }
+            if let Some((_, oldest)) = self.order.pop_first() {
+                self.failures.remove(&oldest);
             }
         }
-        let was_full = self.failures.get(&key).is_some_and(|times| self.full(times, now));
+        let was_full = self.failures.get(&key).is_some_and(|tracked| self.full(&tracked.times, now));
         let max = usize::try_from(self.config.max_failures).unwrap_or(usize::MAX);
-        let times = self.failures.entry(key).or_default();
+        let stamp = self.clock;
+        self.clock = self.clock.wrapping_add(1);
+        let tracked = self.failures.entry(key.clone()).or_insert_with(|| Tracked { times: VecDeque::new(), stamp });
+        self.order.remove(&tracked.stamp);
+        tracked.stamp = stamp;
+        self.order.insert(stamp, key.clone());
+        let times = &mut tracked.times;
         while times.front().is_some_and(|&t| now.saturating_sub(t) >= window) {
             times.pop_front();
         }
@@ -257,15 +293,22 @@ impl PreauthGate {
         }
         let full = times.len() >= max;
         if full && !was_full {
-            info!("address {} throttled after {max} failed invite attempts", ip.unwrap_or("?"));
+            info!("network {key} throttled after {max} failed invite attempts");
         }
         full && !was_full
     }
 
-    /// Drops addresses whose failures all lie outside the window.
+    /// Drops networks whose failures all lie outside the window.
     pub fn forget_stale(&mut self, now: i64) {
         let window = self.config.window;
-        self.failures.retain(|_, times| times.back().is_some_and(|&t| now.saturating_sub(t) < window));
+        let order = &mut self.order;
+        self.failures.retain(|_, tracked| {
+            let keep = tracked.times.back().is_some_and(|&t| now.saturating_sub(t) < window);
+            if !keep {
+                order.remove(&tracked.stamp);
+            }
+            keep
+        });
     }
 
     /// Number of addresses with failures on record.
@@ -298,6 +341,9 @@ pub struct PresentedInvite<'a> {
     /// Whether the host-level record is still in storage now. It is deleted when the invite is
     /// used (here, by `prosodyctl`, by a web registration) or revoked.
     pub still_stored: bool,
+    /// Whether storage failed when asked if the record is still stored (then `still_stored`
+    /// means nothing and the registration must wait).
+    pub storage_failed: bool,
 }
 
 impl PresentedInvite<'_> {
@@ -365,6 +411,8 @@ pub enum Refusal {
     InUse,
     /// Whether the username is reserved could not be told (storage failed).
     ReservationUnknown,
+    /// Whether the invite is still valid could not be told (storage failed).
+    InviteUnknown,
 }
 
 impl Refusal {
@@ -383,6 +431,9 @@ impl Refusal {
             Self::ReservationUnknown => {
                 StanzaError::new("wait", "internal-server-error", "The username could not be checked, please try again later")
             }
+            Self::InviteUnknown => {
+                StanzaError::new("wait", "internal-server-error", "The invite could not be checked, please try again later")
+            }
         }
     }
 
@@ -397,6 +448,7 @@ impl Refusal {
             Self::AccountExists => "account exists and the invite does not reset it",
             Self::InUse => "invite claimed by another registration",
             Self::ReservationUnknown => "reservations could not be read",
+            Self::InviteUnknown => "the invite could not be read",
         }
     }
 }
@@ -430,6 +482,9 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
             Reservation::Unknown => Err(Refusal::ReservationUnknown),
         };
     };
+    if invite.storage_failed {
+        return Err(Refusal::InviteUnknown);
+    }
     if !invite.still_stored || invite.slots() == Some(0) {
         return Err(Refusal::InviteGone);
     }
@@ -552,7 +607,7 @@ impl Reservations {
             match read(&token)? {
                 Some(entry) if entry.token == token && entry.reserves(now) == Some(username) => return Ok(Some(token)),
                 _ => {
-                    debug!("invite {token} no longer reserves {username}");
+                    debug!("invite {} no longer reserves {username}", redact(&token));
                     self.remove(&token);
                 }
             }
@@ -580,6 +635,9 @@ pub enum Settlement {
 struct Held {
     holder: Holder,
     since: i64,
+    /// The holder registered with it and the consume that settles it has not succeeded yet:
+    /// nobody may claim it again (the holder neither), whatever the lease or the stream.
+    spent: bool,
 }
 
 /// Claims on limited invites of one host: at most as many registrations at a time may be on
@@ -596,49 +654,73 @@ impl Claims {
         Self::default()
     }
 
-    /// Takes one of `claim.slots` claims on its token for `holder`. Refused while as many other
-    /// holders have claims younger than [`CLAIM_LEASE`]; the same holder may claim again (a
-    /// retry on the same stream).
+    /// Takes one of `claim.slots` claims on its token for `holder`. Refused while as many claims
+    /// of other holders younger than [`CLAIM_LEASE`], and spent claims of anyone, are held; the
+    /// same holder may claim again (a retry on the same stream) unless its claim is spent.
     pub fn claim(&mut self, claim: &Claim, holder: Holder, now: i64) -> Result<(), Refusal> {
         let held = self.by_token.entry(claim.token.clone()).or_default();
-        held.retain(|h| h.holder != holder && now.saturating_sub(h.since) < CLAIM_LEASE);
+        held.retain(|h| h.spent || (h.holder != holder && now.saturating_sub(h.since) < CLAIM_LEASE));
         if held.len() >= usize::try_from(claim.slots).unwrap_or(usize::MAX) {
-            debug!("invite claimed by {} other registrations", held.len());
+            debug!("token {} is claimed by {} other registrations", redact(&claim.token), held.len());
             return Err(Refusal::InUse);
         }
-        held.push(Held { holder, since: now });
+        held.push(Held { holder, since: now, spent: false });
         Ok(())
     }
 
-    /// Settles a finished registration or reset with `token` by `holder`, dropping the claim
-    /// when it was this holder's.
+    /// Settles a finished registration or reset with `token` by `holder`. A claim of this holder
+    /// is kept, spent, until [`Claims::consumed`] says the invite was consumed: were storage to
+    /// fail the consume, the invite must not register again meanwhile.
     pub fn settle(&mut self, token: &str, holder: Option<Holder>) -> Settlement {
         let Some(held) = self.by_token.get_mut(token) else {
             return Settlement::Unclaimed;
         };
-        let before = held.len();
-        held.retain(|h| Some(h.holder) != holder);
-        let settlement = if held.len() < before { Settlement::Claimed } else { Settlement::HeldByOther };
+        match held.iter_mut().find(|h| Some(h.holder) == holder && !h.spent) {
+            Some(mine) => {
+                mine.spent = true;
+                Settlement::Claimed
+            }
+            None => Settlement::HeldByOther,
+        }
+    }
+
+    /// The write that settles a use of `token` succeeded (`true`): one spent claim is dropped. It
+    /// failed (`false`): the claim stays spent, so that no registration uses the invite until a
+    /// retry succeeds.
+    pub fn consumed(&mut self, token: &str, ok: bool, now: i64) {
+        let held = self.by_token.entry(token.to_owned()).or_default();
+        if ok {
+            if let Some(index) = held.iter().position(|h| h.spent) {
+                held.remove(index);
+            }
+        } else if !held.iter().any(|h| h.spent) {
+            held.push(Held { holder: 0, since: now, spent: true });
+        }
         if held.is_empty() {
             self.by_token.remove(token);
         }
-        settlement
+    }
+
+    /// Tokens whose consume failed and is still owed.
+    pub fn unsettled(&self) -> Vec<String> {
+        self.by_token.iter().filter(|(_, held)| held.iter().any(|h| h.spent)).map(|(token, _)| token.clone()).collect()
     }
 
     /// Releases every claim of `holder` (its stream closed without registering); returns how many.
+    /// Spent claims stay: their consume is still owed.
     pub fn release(&mut self, holder: Holder) -> usize {
         let before = self.len();
         for held in self.by_token.values_mut() {
-            held.retain(|h| h.holder != holder);
+            held.retain(|h| h.holder != holder || h.spent);
         }
         self.by_token.retain(|_, held| !held.is_empty());
         before - self.len()
     }
 
-    /// Drops claims older than the lease.
+    /// Drops claims older than the lease, except spent ones.
     pub fn expire(&mut self, now: i64) {
         for held in self.by_token.values_mut() {
-            held.retain(|h| now.saturating_sub(h.since) < CLAIM_LEASE);
+            held.retain(|h| h.spent || now.saturating_sub(h.since) < CLAIM_LEASE);
         }
         self.by_token.retain(|_, held| !held.is_empty());
     }
@@ -776,7 +858,7 @@ mod tests {
     fn gate(max: u32, window: i64, exempt: &[&str]) -> PreauthGate {
         let (exempt, bad) = Exemptions::parse(exempt.iter().copied());
         assert!(bad.is_empty());
-        PreauthGate::new(ThrottleConfig { max_failures: max, window, exempt })
+        PreauthGate::new(ThrottleConfig { max_failures: max, window, exempt, ipv6_prefix: DEFAULT_IPV6_PREFIX })
     }
 
     fn condition(step: &PreauthStep) -> Option<&'static str> {
@@ -890,6 +972,67 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_is_counted_per_prefix_and_ipv4_per_address() {
+        let mut g = gate(2, 60, &[]);
+        g.record_failure(Some("2001:db8:1:2::1"), 0);
+        assert!(g.record_failure(Some("2001:db8:1:2:ffff:ffff:ffff:ffff"), 0), "same /64");
+        assert!(g.throttled(Some("2001:db8:1:2::abcd"), 0));
+        assert!(!g.throttled(Some("2001:db8:1:3::1"), 0), "the next /64");
+        g.record_failure(Some("192.0.2.1"), 0);
+        assert!(!g.record_failure(Some("192.0.2.2"), 0), "IPv4 per address");
+        assert!(!g.throttled(Some("192.0.2.3"), 0));
+        // IPv4-mapped addresses are IPv4.
+        assert!(g.record_failure(Some("::ffff:192.0.2.1"), 0));
+
+        let per_address = |prefix| {
+            let config = ThrottleConfig { max_failures: 2, window: 60, exempt: Exemptions::default(), ipv6_prefix: prefix };
+            PreauthGate::new(config)
+        };
+        let mut g = per_address(128);
+        g.record_failure(Some("2001:db8::1"), 0);
+        assert!(!g.record_failure(Some("2001:db8::2"), 0), "/128: per address");
+        let mut g = per_address(48);
+        g.record_failure(Some("2001:db8:1:2::1"), 0);
+        assert!(g.record_failure(Some("2001:db8:1:ffff::1"), 0), "/48");
+        let mut g = per_address(200);
+        g.record_failure(Some("2001:db8::1"), 0);
+        assert!(!g.record_failure(Some("2001:db8::2"), 0), "beyond 128 means 128");
+        assert_eq!(network_key("2001:db8::1", 0), "::/0");
+        assert_eq!(network_key("not an address", 64), "not an address");
+    }
+
+    #[test]
+    fn the_least_recently_failing_network_is_forgotten_at_the_cap() {
+        let mut g = gate(5, 1_000_000, &[]);
+        let ip = |i: usize| format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+        for i in 0..MAX_TRACKED_ADDRESSES {
+            g.record_failure(Some(&ip(i)), 0);
+        }
+        // All failed at the same second: recency, not time, decides. 0 failed again lately.
+        g.record_failure(Some(&ip(0)), 0);
+        g.record_failure(Some("192.0.2.1"), 0);
+        assert_eq!(g.tracked_addresses(), MAX_TRACKED_ADDRESSES);
+        assert!(g.failures.contains_key(&ip(0)), "used recently: kept");
+        assert!(!g.failures.contains_key(&ip(1)), "least recently used: forgotten");
+        assert_eq!(g.order.len(), g.failures.len());
+        g.forget_stale(10_000_000);
+        assert_eq!((g.tracked_addresses(), g.order.len()), (0, 0));
+    }
+
+    #[test]
+    fn new_networks_at_the_cap_cost_no_scan() {
+        // 50 000 new networks past the cap: a scan of the table each would take minutes here.
+        let mut g = gate(5, 1_000_000, &[]);
+        let started = std::time::Instant::now();
+        for i in 0..(MAX_TRACKED_ADDRESSES + 50_000) {
+            let ip = format!("2001:db8:{:x}:{:x}::1", i >> 16, i & 0xffff);
+            g.record_failure(Some(&ip), 0);
+        }
+        assert_eq!(g.tracked_addresses(), MAX_TRACKED_ADDRESSES);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
     fn throttle_memory_is_bounded() {
         let mut g = gate(5, 60, &[]);
         for i in 0..(MAX_TRACKED_ADDRESSES + 50) {
@@ -909,6 +1052,7 @@ mod tests {
             reusable: false,
             limit: None,
             still_stored: true,
+            storage_failed: false,
         }
     }
 
@@ -928,6 +1072,7 @@ mod tests {
         let reset = PresentedInvite { allow_reset: Some("carol"), ..invite(InviteType::Register, "carol@example.com") };
         let group = PresentedInvite { reusable: true, ..open.clone() };
         let gone = PresentedInvite { still_stored: false, ..open.clone() };
+        let unreadable = PresentedInvite { still_stored: false, storage_failed: true, ..open.clone() };
         let ok = |claim: Option<Claim>| Ok(Allowed { allow_reset: None, claim });
 
         let cases: Vec<(&str, Registering<'static>, Result<Allowed, Refusal>)> = vec![
@@ -991,6 +1136,7 @@ mod tests {
                 Err(Refusal::InviteGone),
             ),
             ("reusable invite needs no claim", registering("x", Some(group)), ok(None)),
+            ("storage failed: wait, not gone", registering("x", Some(unreadable)), Err(Refusal::InviteUnknown)),
         ];
         for (name, request, expected) in cases {
             assert_eq!(decide_registration(&request), expected, "{name}");
@@ -1019,6 +1165,7 @@ mod tests {
             Refusal::AccountExists,
             Refusal::InUse,
             Refusal::ReservationUnknown,
+            Refusal::InviteUnknown,
         ];
         for refusal in all {
             let e = refusal.error();
@@ -1120,6 +1267,7 @@ mod tests {
         assert_eq!(claims.claim(&two, 2, 1), Ok(()), "a holder may retry");
         assert_eq!(claims.len(), 2);
         assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
+        claims.consumed(T, true, 1);
         // One use recorded: one slot left, held by holder 2.
         let one_left = Claim { token: T.to_owned(), slots: 1 };
         assert_eq!(claims.claim(&one_left, 3, 2), Err(Refusal::InUse));
@@ -1137,8 +1285,29 @@ mod tests {
         assert_eq!(claims.settle(T, Some(2)), Settlement::HeldByOther);
         assert_eq!(claims.settle(T, None), Settlement::HeldByOther);
         assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
+        assert_eq!(claims.settle(T, Some(1)), Settlement::HeldByOther, "spent until consumed");
+        claims.consumed(T, true, 3);
         assert_eq!(claims.settle(T, Some(1)), Settlement::Unclaimed);
         assert_eq!(claims.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_consume_keeps_the_claim_until_a_retry_succeeds() {
+        let mut claims = Claims::new();
+        claims.claim(&one(T), 1, 0).unwrap();
+        assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
+        claims.consumed(T, false, 1);
+        assert_eq!(claims.claim(&one(T), 2, 2), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&one(T), 1, 2), Err(Refusal::InUse), "not twice on the holder's stream");
+        assert_eq!(claims.release(1), 0, "the stream ends: the consume is still owed");
+        claims.expire(CLAIM_LEASE * 10);
+        assert_eq!(claims.claim(&one(T), 2, CLAIM_LEASE * 10), Err(Refusal::InUse), "no lease for a spent claim");
+        assert_eq!(claims.unsettled(), vec![T.to_owned()]);
+        claims.consumed(T, true, 3);
+        assert!(claims.is_empty() && claims.unsettled().is_empty());
+        // An unclaimed registration whose consume failed is held as well.
+        claims.consumed(U, false, 4);
+        assert_eq!(claims.claim(&one(U), 5, 5), Err(Refusal::InUse));
     }
 
     #[test]

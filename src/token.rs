@@ -39,6 +39,20 @@ pub fn check_token(token: &str) -> Result<&str> {
     if plausible { Ok(token) } else { Err(Error::TokenInvalid) }
 }
 
+/// Characters of a token that logs may show: enough to tell invites apart, far too few to
+/// redeem one (tokens are bearer secrets).
+pub const SHOWN_CHARS: usize = 6;
+
+/// A token as logs may carry it: its first [`SHOWN_CHARS`] characters and "…". Anything else a
+/// caller passes (junk of any length or encoding) is cut the same way.
+pub fn redact(token: &str) -> String {
+    let mut shown: String = token.chars().take(SHOWN_CHARS).collect();
+    if shown.len() < token.len() {
+        shown.push('…');
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +99,14 @@ mod tests {
             assert_eq!(check_token(token).is_ok(), *ok, "{token:?}");
         }
         assert_eq!(check_token(""), Err(Error::TokenInvalid));
+    }
+
+    #[test]
+    fn redaction_keeps_a_short_prefix_only() {
+        assert_eq!(redact("Xo3gdOvANs77aUhUX40RFxTZ"), "Xo3gdO…");
+        assert_eq!(redact("abc"), "abc");
+        assert_eq!(redact("abcdef"), "abcdef");
+        assert_eq!(redact("jööööööö"), "jööööö…");
+        assert_eq!(redact(""), "");
     }
 }

@@ -7,6 +7,14 @@ package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
 
 local fake = {};
 
+-- core.usermanager unless a spec installs its own: every account exists but those in
+-- fake.deleted_accounts (as prosodyctl deluser would leave them).
+fake.deleted_accounts = {};
+fake.usermanager = {
+	user_exists = function (username) return fake.deleted_accounts[username] == nil; end;
+};
+package.loaded["core.usermanager"] = package.loaded["core.usermanager"] or fake.usermanager;
+
 fake.plugin_dir = os.getenv("INVITES_PLUGIN_DIR") or "target/plugins";
 
 function fake.new_storage()

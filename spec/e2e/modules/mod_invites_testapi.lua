@@ -233,6 +233,40 @@ function helpers.now()
 	return os.time();
 end
 
+-- Storage faults of mod_storage_test_faulty (stores configured `storage = { STORE = "test_faulty" }`):
+-- the next `count` calls of `op` ("get", "set", "users") on `store` fail (all of them without a
+-- count), after `skip` calls went through; scope "all", "user" (user-level only) or "host".
+function helpers.set_fault(store, op, scope, count, skip)
+	local faults = module:shared("/*/storage_test_faulty/faults");
+	faults[store] = faults[store] or {};
+	faults[store][op] = { scope = scope or "all", count = count, skip = skip };
+	return true;
+end
+
+function helpers.clear_faults()
+	local faults = module:shared("/*/storage_test_faulty/faults");
+	for store in pairs(faults) do
+		faults[store] = nil;
+	end
+	return true;
+end
+
+-- The failures produced so far: [{store, op, user}], and forgets them.
+function helpers.fault_hits()
+	local hits = module:shared("/*/storage_test_faulty/hits");
+	local list = {};
+	for i, hit in ipairs(hits) do
+		list[i] = hit;
+		hits[i] = nil;
+	end
+	return list;
+end
+
+-- Reloads one of this host's modules (module:reload), as an operator would mid-flow.
+function helpers.reload_module(name)
+	return modulemanager.reload(host, name);
+end
+
 local function call(fn_name, args, nargs)
 	local fn = helpers[fn_name];
 	if not fn then

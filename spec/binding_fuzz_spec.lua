@@ -1,0 +1,133 @@
+-- Random Lua values thrown at every function the native binding exports (src/lua_api.rs): each
+-- call must return (a value, or nil and a code) or raise a Lua error, never crash the Lua state,
+-- never panic in Rust. Seeded, so a failure can be replayed.
+local fake = require "helpers.fake_prosody";
+
+local core = assert(package.loadlib(fake.plugin_dir .. "/invites_core.so", "luaopen_invites_core"))();
+
+-- The userdata methods, read from the binding's source so that new ones are covered too.
+local function method_names()
+	local f = assert(io.open("src/lua_api.rs"));
+	local source = f:read("a");
+	f:close();
+	local names = {};
+	for name in source:gmatch('add_method[_mut]*%(%s*"([%w_]+)"') do
+		names[#names + 1] = name;
+	end
+	return names;
+end
+
+local SEED = tonumber(os.getenv("FUZZ_SEED") or "") or 20261130;
+local ROUNDS = tonumber(os.getenv("FUZZ_ROUNDS") or "") or 300;
+
+local function values(objects)
+	local deep = {};
+	local node = deep;
+	for _ = 1, 200 do
+		node.next = { "x", node };
+		node = node.next;
+	end
+	local cyclic = {};
+	cyclic.self, cyclic[1] = cyclic, cyclic;
+	local hostile = setmetatable({}, {
+		__index = function () error("hostile __index"); end;
+		__newindex = function () error("hostile __newindex"); end;
+		__len = function () error("hostile __len"); end;
+		__pairs = function () error("hostile __pairs"); end;
+	});
+	local list = {
+		nil, false, true, 0, 1, -1, 42, 2^53, -2^63, math.maxinteger, math.mininteger, 0/0, math.huge, -math.huge,
+		1.5, -0.0, "", "x", "localhost", "alice@localhost", "Xo3gdOvANs77aUhUX40RFxTZ", "set", "subscribe",
+		"register", "roster", "--role", "1 week", "never", "2026-11-30T00:00:00Z", "xmpp:a@b?roster;preauth=T",
+		"\0", "\255\254\253", "caf\195", ("\192\128"):rep(10), ("a"):rep(300), ("x"):rep(1024 * 1024),
+		{}, { 1, 2, 3 }, { "a", "b" }, { token = "T", type = "register", jid = "localhost", expires = 1 },
+		{ type = "roster", jid = "alice@localhost", expires = "soon", additional_data = { roles = { 1, true } } },
+		{ [true] = 1, [1.5] = 2, [{}] = 3 }, deep, cyclic, hostile, print, error, function () return nil, "x"; end,
+		coroutine.create(function () end), io.stdout,
+	};
+	list.n = 51;
+	for _, object in ipairs(objects) do
+		list.n = list.n + 1;
+		list[list.n] = object;
+	end
+	return list;
+end
+
+local function pick(list)
+	return list[math.random(1, list.n)];
+end
+
+describe("the native binding under random input", function ()
+	local invites = core.new("example.com", function () end, 0);
+	local registration = core.new_registration("example.com", function () end, {});
+	local policy = core.adhoc.policy({});
+	local objects = { invites, registration, policy };
+	-- A callback that calls back into the binding while it is busy.
+	local reentrant = function (...) return invites:reserved_by("x", 0, print, print), ...; end;
+	local pool = values({ invites, registration, policy, reentrant });
+
+	local function check(name, ok, ...)
+		if not ok then
+			local err = tostring((...));
+			assert.not_matches("[Pp]anic", err, name);
+		end
+		return ok;
+	end
+
+	it("survives every exported function called with random arguments", function ()
+		math.randomseed(SEED);
+		local functions = {};
+		for name, f in pairs(core) do
+			if type(f) == "function" then functions[#functions + 1] = { "core." .. name, f }; end
+		end
+		for name, f in pairs(core.adhoc) do
+			if type(f) == "function" then functions[#functions + 1] = { "core.adhoc." .. name, f }; end
+		end
+		table.sort(functions, function (a, b) return a[1] < b[1]; end);
+		assert.is_true(#functions >= 20, "every export found");
+		local calls, errors = 0, 0;
+		for _ = 1, ROUNDS do
+			for _, entry in ipairs(functions) do
+				local n = math.random(0, 6);
+				local args = {};
+				for i = 1, n do args[i] = pick(pool); end
+				calls = calls + 1;
+				if not check(entry[1], pcall(entry[2], table.unpack(args, 1, n))) then errors = errors + 1; end
+			end
+		end
+		assert.is_true(calls > 0 and errors > 0 and errors < calls, ("%d calls, %d errors"):format(calls, errors));
+	end);
+
+	it("survives every method called on every object, with random arguments and random selves", function ()
+		math.randomseed(SEED + 1);
+		local names = method_names();
+		assert.is_true(#names >= 20, "methods found in src/lua_api.rs");
+		local found = 0;
+		for _ = 1, ROUNDS do
+			for _, name in ipairs(names) do
+				for _, object in ipairs(objects) do
+					local ok, method = pcall(function () return object[name]; end);
+					if ok and type(method) == "function" then
+						found = found + 1;
+						local n = math.random(0, 6);
+						local args = {};
+						for i = 1, n do args[i] = pick(pool); end
+						local self = math.random() < 0.8 and object or pick(pool);
+						check(name, pcall(method, self, table.unpack(args, 1, n)));
+					end
+				end
+			end
+		end
+		assert.is_true(found >= #names * ROUNDS, "each method belongs to some object");
+	end);
+
+	it("leaves the Lua state and the objects working", function ()
+		assert.is_true(core.check_token("Xo3gdOvANs77aUhUX40RFxTZ"));
+		assert.same({ nil, "token-invalid" }, { core.check_token(("x"):rep(1024 * 1024)) });
+		local record = assert(invites:create("register", nil, true, 60, nil, 100));
+		assert.equal("example.com", record.jid);
+		assert.equal(7 * 86400, core.parse_period("1 week"));
+		assert.is_false((registration:preauth("192.0.2.1", "set", "junk!", 0)));
+		collectgarbage();
+	end);
+end);
