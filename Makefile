@@ -18,7 +18,7 @@ NATIVE = target/release/libinvites_core.so
 SHIMS = $(wildcard lua/*.lua)
 VENV = .venv
 # lua-bitop and lua-unbound: what Prosody 13 needs beyond 0.12's dependencies (bookworm packages).
-DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 python3-venv chromium libjs-bootstrap4 libjs-jquery lua-bitop lua-unbound
+DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 lua-dbi-postgresql postgresql python3-venv chromium libjs-bootstrap4 libjs-jquery lua-bitop lua-unbound
 # Prosody 13 in a private prefix (tools/prosody13.sh); the stamp records its versions.
 PROSODY13 = target/prosody13/stamp
 # Which Prosody to use: HOST=12 (Debian's 0.12) or HOST=13 (target/prosody13); PROSODY=… is the

@@ -4,8 +4,12 @@
 Tiers: rustfmt, clippy, the luacheck and one-binding-file checks, cargo's unit tests, busted
 specs (which load the built library), and the end-to-end suite against a real Prosody, once per
 host: the system's Prosody 0.12 and the Prosody 13 of target/prosody13 (tools/prosody13.sh), each
-its own tier named after the release it runs. The two end-to-end tiers run at the same time (each
-server has its own ports and directories); their outputs are shown one after the other.
+its own tier named after the release it runs. Then the PostgreSQL tiers, one per host: the
+storage-compatibility, registration, XEP-0379 and purge tests (POSTGRES_TESTS) with storage =
+"sql" on a private PostgreSQL this script starts (spec/e2e/postgres.py: initdb in a temporary
+directory, a loopback port, stopped by pid at the end; each Prosody server gets a database of its
+own on it). All end-to-end tiers run at the same time (each server has its own ports, directories
+and database); their outputs are shown one after the other.
 Each tier's own output is shown as it runs; its counts are read from the runner's summary.
 """
 import argparse
@@ -20,9 +24,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spec" / "e2e"))
+import postgres  # noqa: E402  (a private PostgreSQL for the PostgreSQL tiers)
 import prosody  # noqa: E402  (the e2e harness: which Prosody a host is)
 
 HOSTS = ("12", "13")
+
+# What the PostgreSQL tiers run, with storage = "sql" on PostgreSQL (E2E_SQL_DRIVER) as every
+# server's default (E2E_DEFAULT_STORAGE); the storage-compatibility variants that name internal
+# storage are left out (POSTGRES_DESELECT). test_postgres.py is collected only in these tiers.
+POSTGRES_TESTS = [
+    "spec/e2e/test_storage_compat.py",
+    "spec/e2e/test_register.py",
+    "spec/e2e/test_xep0379.py",
+    "spec/e2e/test_mod_invites.py::test_expired_invites_are_purged_on_a_timer",
+    "spec/e2e/test_mod_invites.py::test_deleting_a_user_removes_their_invites",
+    "spec/e2e/test_mod_invites.py::test_sqlite_storage",
+    "spec/e2e/test_mod_invites.py::test_sqlite_delete_revokes_both_halves",
+    "spec/e2e/test_postgres.py",
+]
+POSTGRES_DESELECT = "not internal"
+POSTGRES_ENV = {"E2E_SQL_DRIVER": "PostgreSQL", "E2E_DEFAULT_STORAGE": "sql"}
 
 
 def show(cmd, out, seconds=None):
@@ -77,13 +98,15 @@ def busted():
 class E2E:
     """One host's end-to-end run: a pytest process started now, its counts read when done."""
 
-    def __init__(self, venv, host):
+    def __init__(self, venv, host, kind="end-to-end", extra_env=None, tests=("spec/e2e",)):
         self.host = host
-        self.env = dict(os.environ, **prosody.host_env(host))
+        self.kind = kind
+        self.env = dict(os.environ, **prosody.host_env(host), **(extra_env or {}))
         self.version = prosody._version_of(self.env["PROSODYCTL_BIN"])
-        self.report = ROOT / "target" / f"e2e-report-{host}.xml"
+        suffix = "" if kind == "end-to-end" else f"-{kind}"
+        self.report = ROOT / "target" / f"e2e-report-{host}{suffix}.xml"
         self.report.unlink(missing_ok=True)
-        self.cmd = [str(Path(venv) / "bin" / "pytest"), "spec/e2e", "-q", "-rfEs", "-p", "no:cacheprovider",
+        self.cmd = [str(Path(venv) / "bin" / "pytest"), *tests, "-q", "-rfEs", "-p", "no:cacheprovider",
                     f"--junitxml={self.report}"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
@@ -98,13 +121,13 @@ class E2E:
 
     @property
     def name(self):
-        return f"end-to-end {self.version}"
+        return f"{self.kind} {self.version}"
 
     def result(self):
         self.reader.join()
         code = self.proc.returncode
-        show([f"{k}={self.env[k]}" for k in ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR")] + self.cmd, self.out,
-             self.seconds)
+        shown = ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR", postgres.ENV, *POSTGRES_ENV)
+        show([f"{k}={self.env[k]}" for k in shown if k in self.env] + self.cmd, self.out, self.seconds)
         if not self.report.exists():
             return 0, 1, 0
         suites = ET.parse(self.report).getroot()
@@ -120,13 +143,16 @@ class E2E:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--venv", default=".venv")
-    parser.add_argument("--only", choices=["lint", "unit", "e2e"])
+    parser.add_argument("--only", choices=["lint", "unit", "e2e", "postgresql"],
+                        help="one group of tiers (e2e: the end-to-end tiers without the PostgreSQL ones)")
     parser.add_argument("--host", choices=HOSTS, action="append",
                         help="end-to-end against this Prosody only: 12 (the system's 0.12) or 13 (target/prosody13)")
     parser.add_argument("--serial", action="store_true", help="run the hosts' end-to-end tiers one after the other")
     args = parser.parse_args()
     hosts = args.host or list(HOSTS)
-    for host in hosts if args.only in (None, "e2e") else ():
+    with_e2e = args.only in (None, "e2e")
+    with_pg = args.only in (None, "postgresql")
+    for host in hosts if with_e2e or with_pg else ():
         try:
             prosody._version_of(prosody.host_env(host)["PROSODYCTL_BIN"])
         except (OSError, prosody.ServerError) as e:
@@ -156,16 +182,36 @@ def main():
     for name, tier in tiers:
         t0 = time.monotonic()
         record(name, tier(), time.monotonic() - t0)
-    if args.only in (None, "e2e"):
+    pg = None
+    try:
         runs = []
-        for host in dict.fromkeys(hosts):
-            runs.append(E2E(args.venv, host))
+        if with_pg:
+            try:
+                pg = postgres.PostgresServer().start()
+                print(f"\n=== PostgreSQL {postgres.bin_dir()} on 127.0.0.1:{pg.port} ({pg.dir})", flush=True)
+            except (OSError, postgres.PostgresError) as e:
+                print(f"\n=== PostgreSQL could not start: {e}", flush=True)
+                for host in dict.fromkeys(hosts):
+                    record(f"postgresql {prosody._version_of(prosody.host_env(host)['PROSODYCTL_BIN'])}",
+                           (0, 1, 0), 0)
+        starts = []
+        if with_e2e:
+            starts += [lambda host=host: E2E(args.venv, host) for host in dict.fromkeys(hosts)]
+        if pg is not None:
+            starts += [lambda host=host: E2E(args.venv, host, "postgresql", {**pg.env(), **POSTGRES_ENV},
+                                             [*POSTGRES_TESTS, "-k", POSTGRES_DESELECT])
+                       for host in dict.fromkeys(hosts)]
+        for start in starts:
+            runs.append(start())
             if args.serial:
                 counts = runs[-1].result()
                 record(runs[-1].name, counts, runs[-1].seconds)
         for e2e in () if args.serial else runs:
             counts = e2e.result()
             record(e2e.name, counts, e2e.seconds)
+    finally:
+        if pg is not None:
+            pg.cleanup()
     print("\n=== summary")
     print("\n".join(lines))
     print(f"total: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
