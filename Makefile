@@ -30,7 +30,7 @@ ON = $(or $(HOST),$(PROSODY))
 NEEDS13 = $(if $(filter 12 0.12,$(ON)),,$(PROSODY13))
 ON13 = $(if $(filter 13,$(ON)),$(PROSODY13))
 
-.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e lint run bench clean
+.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e lint run bench clean deb test-package rock test-rock
 
 all: plugins
 
@@ -83,6 +83,17 @@ test-stock: deps venv plugins $(NEEDS13)
 # The end-to-end suite alone; HOST=12 or HOST=13 for one Prosody.
 test-e2e: deps venv plugins $(NEEDS13)
 	$(PYTHON) tools/run-tests.py --venv $(VENV) --only e2e $(if $(ON),--host $(ON))
+
+# The Debian package target/deb/prosody-invites_VERSION_ARCH.deb (tools/build-deb.sh, dpkg-deb):
+# the plugin directory in /usr/lib/prosody-invites, docs and an example configuration in
+# /usr/share/doc/prosody-invites; nothing touches /etc/prosody.
+deb: plugins
+	@sh tools/build-deb.sh
+
+# Installs that package (apt-get, as root), runs the registration and XEP-0379 end-to-end tests
+# against it on both hosts (13 when unpacked), removes it again; not part of `make test`.
+test-package: deps venv deb
+	@sh tools/test-package.sh
 
 lint: deps
 	$(PYTHON) tools/run-tests.py --only lint

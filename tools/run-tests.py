@@ -43,6 +43,9 @@ POSTGRES_TESTS = [
     "spec/e2e/test_postgres.py",
 ]
 POSTGRES_DESELECT = "not internal"
+# What `make test-package` runs against the installed Debian package (tools/test-package.sh).
+PACKAGE_DIR = Path("/usr/lib/prosody-invites")
+PACKAGE_TESTS = ["spec/e2e/test_register.py", "spec/e2e/test_xep0379.py"]
 POSTGRES_ENV = {"E2E_SQL_DRIVER": "PostgreSQL", "E2E_DEFAULT_STORAGE": "sql"}
 
 
@@ -95,6 +98,37 @@ def busted():
     return passed, failed, pending
 
 
+def installed_package():
+    """The installed prosody-invites package holds exactly target/plugins in PACKAGE_DIR, its docs,
+    and nothing else: no files under /etc, no maintainer scripts, no conffiles."""
+    print(f"\n=== installed package: dpkg -L prosody-invites against {ROOT / 'target' / 'plugins'}", flush=True)
+    problems = []
+    listed = subprocess.run(["dpkg-query", "-L", "prosody-invites"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        print(listed.stderr)
+        return 0, 1, 0
+    files = [Path(f) for f in listed.stdout.split("\n") if f.strip() and Path(f).is_file()]
+    plugins = ROOT / "target" / "plugins"
+    want = sorted(p.name for p in plugins.iterdir() if p.is_file())
+    have = sorted(f.name for f in files if f.parent == PACKAGE_DIR)
+    if have != want:
+        problems.append(f"{PACKAGE_DIR} holds {have}, target/plugins {want}")
+    for name in set(have) & set(want):
+        if (PACKAGE_DIR / name).read_bytes() != (plugins / name).read_bytes():
+            problems.append(f"{PACKAGE_DIR / name} differs from target/plugins/{name}")
+    others = [str(f) for f in files if f.parent != PACKAGE_DIR
+              and not str(f).startswith("/usr/share/doc/prosody-invites/")]
+    if others:
+        problems.append(f"files outside the plugin and doc directories: {others}")
+    info = Path("/var/lib/dpkg/info")
+    scripts = [p.name for p in info.glob("prosody-invites.*")
+               if p.suffix in (".preinst", ".postinst", ".prerm", ".postrm", ".conffiles", ".config")]
+    if scripts:
+        problems.append(f"maintainer scripts or conffiles: {scripts}")
+    print("\n".join(problems) if problems else f"ok: {len(files)} files, {len(have)} in {PACKAGE_DIR}")
+    return (0, 1, 0) if problems else (1, 0, 0)
+
+
 class E2E:
     """One host's end-to-end run: a pytest process started now, its counts read when done."""
 
@@ -126,7 +160,7 @@ class E2E:
     def result(self):
         self.reader.join()
         code = self.proc.returncode
-        shown = ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR", postgres.ENV, *POSTGRES_ENV)
+        shown = ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR", "INVITES_PLUGIN_DIR", postgres.ENV, *POSTGRES_ENV)
         show([f"{k}={self.env[k]}" for k in shown if k in self.env] + self.cmd, self.out, self.seconds)
         if not self.report.exists():
             return 0, 1, 0
@@ -143,8 +177,9 @@ class E2E:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--venv", default=".venv")
-    parser.add_argument("--only", choices=["lint", "unit", "e2e", "postgresql"],
-                        help="one group of tiers (e2e: the end-to-end tiers without the PostgreSQL ones)")
+    parser.add_argument("--only", choices=["lint", "unit", "e2e", "postgresql", "package"],
+                        help="one group of tiers (e2e: the end-to-end tiers without the PostgreSQL ones; "
+                             "package: the installed Debian package, for tools/test-package.sh)")
     parser.add_argument("--host", choices=HOSTS, action="append",
                         help="end-to-end against this Prosody only: 12 (the system's 0.12) or 13 (target/prosody13)")
     parser.add_argument("--serial", action="store_true", help="run the hosts' end-to-end tiers one after the other")
@@ -152,7 +187,8 @@ def main():
     hosts = args.host or list(HOSTS)
     with_e2e = args.only in (None, "e2e")
     with_pg = args.only in (None, "postgresql")
-    for host in hosts if with_e2e or with_pg else ():
+    with_package = args.only == "package"
+    for host in hosts if with_e2e or with_pg or with_package else ():
         try:
             prosody._version_of(prosody.host_env(host)["PROSODYCTL_BIN"])
         except (OSError, prosody.ServerError) as e:
@@ -169,6 +205,8 @@ def main():
         ]
     if args.only in (None, "unit"):
         tiers += [("cargo test", cargo_tests), ("busted", busted)]
+    if with_package:
+        tiers += [("installed package", installed_package)]
 
     totals = [0, 0, 0]
     lines = []
@@ -197,6 +235,10 @@ def main():
         starts = []
         if with_e2e:
             starts += [lambda host=host: E2E(args.venv, host) for host in dict.fromkeys(hosts)]
+        if with_package:
+            starts += [lambda host=host: E2E(args.venv, host, "package", {"INVITES_PLUGIN_DIR": str(PACKAGE_DIR)},
+                                             PACKAGE_TESTS)
+                       for host in dict.fromkeys(hosts)]
         if pg is not None:
             starts += [lambda host=host: E2E(args.venv, host, "postgresql", {**pg.env(), **POSTGRES_ENV},
                                              [*POSTGRES_TESTS, "-k", POSTGRES_DESELECT])
