@@ -2,7 +2,9 @@
 """Runs every test tier and ends with one line: "total: N passed, N failed, N skipped".
 
 Tiers: rustfmt, clippy, the luacheck and one-binding-file checks, cargo's unit tests, busted
-specs (which load the built library), and the end-to-end suite against a real Prosody, once per
+specs (which load the built library), the rockspec (its version is Cargo.toml's; luarocks builds
+it offline into target/rocks-tree, tools/build-rock.sh; `prosodyctl install` of the binary rock on
+each host: the rock tiers), and the end-to-end suite against a real Prosody, once per
 host: the system's Prosody 0.12 and the Prosody 13 of target/prosody13 (tools/prosody13.sh), each
 its own tier named after the release it runs. Then the PostgreSQL tiers, one per host: the
 storage-compatibility, registration, XEP-0379 and purge tests (POSTGRES_TESTS) with storage =
@@ -129,6 +131,63 @@ def installed_package():
     return (0, 1, 0) if problems else (1, 0, 0)
 
 
+def cargo_version():
+    m = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "Cargo.toml").read_text(), re.M)
+    return m.group(1) if m else None
+
+
+def rockspec_version():
+    """One rockspec, prosody-invites-VERSION-1.rockspec, whose name and version field carry
+    Cargo.toml's version."""
+    version = cargo_version()
+    specs = sorted(p.name for p in ROOT.glob("*.rockspec"))
+    want = f"prosody-invites-{version}-1.rockspec"
+    print(f"\n=== rockspec version: Cargo.toml {version}, rockspecs {specs}", flush=True)
+    if specs != [want]:
+        print(f"expected exactly {want}")
+        return 0, 1, 0
+    field = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / want).read_text(), re.M)
+    if not field or field.group(1) != f"{version}-1":
+        print(f"{want}: version field {field and field.group(1)!r}, expected {version}-1")
+        return 0, 1, 0
+    return 1, 0, 0
+
+
+ROCK_LUA = "5.4"
+
+
+def luarocks_build():
+    """tools/build-rock.sh (luarocks make into target/rocks-tree, offline; a binary rock in
+    target/rocks); the tree's plugin directory must be target/plugins, byte for byte."""
+    code, _ = run(["sh", "tools/build-rock.sh"])
+    if code != 0:
+        return 0, 1, 0
+    tree = ROOT / "target" / "rocks-tree"
+    plugins = ROOT / "target" / "plugins"
+    plugin_dir = tree / "share" / "lua" / ROCK_LUA
+    problems = []
+    want = sorted(p.name for p in plugins.iterdir() if p.is_file())
+    have = sorted(p.name for p in plugin_dir.iterdir() if p.is_file()) if plugin_dir.is_dir() else []
+    if have != want:
+        problems.append(f"{plugin_dir} holds {have}, target/plugins {want}")
+    so = (plugins / "invites_core.so").read_bytes()
+    rock_dir = tree / "lib" / "luarocks" / f"rocks-{ROCK_LUA}" / "prosody-invites" / f"{cargo_version()}-1"
+    for path in [plugin_dir / n for n in set(have) & set(want)] + [rock_dir / "invites_core.so"]:
+        ref = plugins / path.name
+        if not path.is_file() or path.read_bytes() != (so if path.name == "invites_core.so" else ref.read_bytes()):
+            problems.append(f"{path} is missing or differs from target/plugins/{path.name}")
+    rocks = list((ROOT / "target" / "rocks").glob("prosody-invites-*.rock"))
+    if len(rocks) != 1:
+        problems.append(f"expected one binary rock in target/rocks, found {[r.name for r in rocks]}")
+    print("\n".join(problems) if problems else f"ok: {plugin_dir} is target/plugins; {rocks[0].name}")
+    return (0, 1, 0) if problems else (1, 0, 0)
+
+
+def built_rock():
+    rocks = sorted((ROOT / "target" / "rocks").glob("prosody-invites-*.rock"))
+    return rocks[0] if len(rocks) == 1 else None
+
+
 class E2E:
     """One host's end-to-end run: a pytest process started now, its counts read when done."""
 
@@ -160,7 +219,8 @@ class E2E:
     def result(self):
         self.reader.join()
         code = self.proc.returncode
-        shown = ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR", "INVITES_PLUGIN_DIR", postgres.ENV, *POSTGRES_ENV)
+        shown = ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR", "INVITES_PLUGIN_DIR", "E2E_ROCK", postgres.ENV,
+                 *POSTGRES_ENV)
         show([f"{k}={self.env[k]}" for k in shown if k in self.env] + self.cmd, self.out, self.seconds)
         if not self.report.exists():
             return 0, 1, 0
@@ -177,8 +237,9 @@ class E2E:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--venv", default=".venv")
-    parser.add_argument("--only", choices=["lint", "unit", "e2e", "postgresql", "package"],
-                        help="one group of tiers (e2e: the end-to-end tiers without the PostgreSQL ones; "
+    parser.add_argument("--only", choices=["lint", "unit", "rock", "e2e", "postgresql", "package"],
+                        help="one group of tiers (rock: the rockspec built with luarocks and installed with "
+                             "prosodyctl; e2e: the end-to-end tiers without the PostgreSQL and rock ones; "
                              "package: the installed Debian package, for tools/test-package.sh)")
     parser.add_argument("--host", choices=HOSTS, action="append",
                         help="end-to-end against this Prosody only: 12 (the system's 0.12) or 13 (target/prosody13)")
@@ -188,7 +249,8 @@ def main():
     with_e2e = args.only in (None, "e2e")
     with_pg = args.only in (None, "postgresql")
     with_package = args.only == "package"
-    for host in hosts if with_e2e or with_pg or with_package else ():
+    with_rock = args.only in (None, "rock")
+    for host in hosts if with_e2e or with_pg or with_package or with_rock else ():
         try:
             prosody._version_of(prosody.host_env(host)["PROSODYCTL_BIN"])
         except (OSError, prosody.ServerError) as e:
@@ -205,6 +267,8 @@ def main():
         ]
     if args.only in (None, "unit"):
         tiers += [("cargo test", cargo_tests), ("busted", busted)]
+    if with_rock:
+        tiers += [("rockspec version", rockspec_version), ("luarocks", luarocks_build)]
     if with_package:
         tiers += [("installed package", installed_package)]
 
@@ -235,6 +299,10 @@ def main():
         starts = []
         if with_e2e:
             starts += [lambda host=host: E2E(args.venv, host) for host in dict.fromkeys(hosts)]
+        rock = built_rock() if with_rock else None
+        if rock is not None:
+            starts += [lambda host=host: E2E(args.venv, host, "rock", {"E2E_ROCK": str(rock)}, ["spec/e2e/test_rock.py"])
+                       for host in dict.fromkeys(hosts)]
         if with_package:
             starts += [lambda host=host: E2E(args.venv, host, "package", {"INVITES_PLUGIN_DIR": str(PACKAGE_DIR)},
                                              PACKAGE_TESTS)
