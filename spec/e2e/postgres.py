@@ -121,6 +121,7 @@ class PostgresServer:
 
     def __init__(self, workdir: Path | str | None = None):
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="invites-pg-")).resolve()
+        self.dir.mkdir(parents=True, exist_ok=True)
         self._own_dir = workdir is None
         self.data_dir = self.dir / "data"
         self.log_path = self.dir / "postgres.log"
