@@ -52,6 +52,8 @@ chmod 0644 "$doc/copyright"
 
 # Shared-library dependencies of the native core, as dpkg-shlibdeps says (it wants a
 # debian/control beside it; a minimal one in a scratch directory).
+command -v dpkg-shlibdeps >/dev/null ||
+	echo "warning: dpkg-shlibdeps (dpkg-dev) is not installed: Depends lists prosody only" >&2
 shl="$out/shlibdeps"
 rm -rf "$shl"
 mkdir -p "$shl/debian"
