@@ -17,6 +17,7 @@ Each tier's own output is shown as it runs; its counts are read from the runner'
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -245,6 +246,8 @@ def main():
                         help="end-to-end against this Prosody only: 12 (the system's 0.12) or 13 (target/prosody13)")
     parser.add_argument("--serial", action="store_true", help="run the hosts' end-to-end tiers one after the other")
     args = parser.parse_args()
+    # A SIGTERM unwinds like Ctrl-C, so the PostgreSQL server we started is stopped (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     hosts = args.host or list(HOSTS)
     with_e2e = args.only in (None, "e2e")
     with_pg = args.only in (None, "postgresql")
@@ -275,7 +278,10 @@ def main():
     totals = [0, 0, 0]
     lines = []
 
+    recorded = []
+
     def record(name, counts, seconds):
+        recorded.append((name, counts))
         for i, n in enumerate(counts):
             totals[i] += n
         passed, failed, skipped = counts
@@ -319,6 +325,8 @@ def main():
         for e2e in () if args.serial else runs:
             counts = e2e.result()
             record(e2e.name, counts, e2e.seconds)
+        if pg is not None and any(name.startswith("postgresql") and counts[1] for name, counts in recorded):
+            print(f"\n=== PostgreSQL log (last lines of {pg.log_path})\n{pg.log_tail()}", flush=True)
     finally:
         if pg is not None:
             pg.cleanup()
