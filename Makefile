@@ -11,14 +11,22 @@ LUA_VERSION ?= 54
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-LUA_FEATURE = $(if $(filter jit,$(LUA_VERSION)),luajit,lua$(LUA_VERSION))
+# Or the Lua interpreter to build for (the rockspec passes luarocks' $(LUA)): its version wins.
+LUA_INTERPRETER ?=
+ifneq ($(LUA_INTERPRETER),)
+override LUA_VERSION := $(shell $(LUA_INTERPRETER) -e 'io.write(jit and "jit" or (_VERSION:gsub("%D", "")))')
+endif
+# 5.4 means 54.
+LUA_FEATURE = $(if $(filter jit,$(LUA_VERSION)),luajit,lua$(subst .,,$(LUA_VERSION)))
 CARGO_FLAGS = --release --locked --no-default-features --features $(LUA_FEATURE)
 PLUGINS = target/plugins
 NATIVE = target/release/libinvites_core.so
 SHIMS = $(wildcard lua/*.lua)
 VENV = .venv
-# lua-bitop and lua-unbound: what Prosody 13 needs beyond 0.12's dependencies (bookworm packages).
-DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 python3-venv chromium libjs-bootstrap4 libjs-jquery lua-bitop lua-unbound
+# lua-bitop and lua-unbound: what Prosody 13 needs beyond 0.12's dependencies (bookworm packages);
+# postgresql and lua-dbi-postgresql for the PostgreSQL tiers; luarocks and liblua5.4-dev (luarocks
+# insists on Lua's headers) for the rock.
+DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 lua-dbi-postgresql postgresql luarocks liblua5.4-dev python3-venv chromium libjs-bootstrap4 libjs-jquery lua-bitop lua-unbound
 # Prosody 13 in a private prefix (tools/prosody13.sh); the stamp records its versions.
 PROSODY13 = target/prosody13/stamp
 # Which Prosody to use: HOST=12 (Debian's 0.12) or HOST=13 (target/prosody13); PROSODY=… is the
@@ -30,7 +38,7 @@ ON = $(or $(HOST),$(PROSODY))
 NEEDS13 = $(if $(filter 12 0.12,$(ON)),,$(PROSODY13))
 ON13 = $(if $(filter 13,$(ON)),$(PROSODY13))
 
-.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e lint run bench clean
+.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e lint run bench clean deb test-package rock
 
 all: plugins
 
@@ -70,8 +78,9 @@ $(VENV)/.installed: requirements-test.txt
 
 venv: $(VENV)/.installed
 
-# Every tier (format, lint, Rust unit tests, busted specs, end-to-end against a real Prosody: one
-# tier per host, 0.12 and 13, or HOST's only), ending with one "N passed, N failed, N skipped"
+# Every tier (format, lint, Rust unit tests, busted specs, the rockspec built with luarocks and
+# installed with prosodyctl, end-to-end against a real Prosody, and the PostgreSQL subset: one
+# tier per host each, 0.12 and 13, or HOST's only), ending with one "N passed, N failed, N skipped"
 # line over all of them.
 test: deps venv plugins $(NEEDS13)
 	$(PYTHON) tools/run-tests.py --venv $(VENV) $(if $(ON),--host $(ON))
@@ -83,6 +92,22 @@ test-stock: deps venv plugins $(NEEDS13)
 # The end-to-end suite alone; HOST=12 or HOST=13 for one Prosody.
 test-e2e: deps venv plugins $(NEEDS13)
 	$(PYTHON) tools/run-tests.py --venv $(VENV) --only e2e $(if $(ON),--host $(ON))
+
+# The Debian package target/deb/prosody-invites_VERSION_ARCH.deb (tools/build-deb.sh, dpkg-deb):
+# the plugin directory in /usr/lib/prosody-invites, docs and an example configuration in
+# /usr/share/doc/prosody-invites; nothing touches /etc/prosody.
+deb: plugins
+	@sh tools/build-deb.sh
+
+# The rockspec built with luarocks into target/rocks-tree (offline) and packed as a binary rock in
+# target/rocks (tools/build-rock.sh); `make test` does this in its luarocks tier.
+rock: deps plugins
+	@sh tools/build-rock.sh
+
+# Installs that package (apt-get, as root), runs the registration and XEP-0379 end-to-end tests
+# against it on both hosts (13 when unpacked), removes it again; not part of `make test`.
+test-package: deps venv deb
+	@sh tools/test-package.sh
 
 lint: deps
 	$(PYTHON) tools/run-tests.py --only lint

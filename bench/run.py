@@ -3,13 +3,16 @@
 
 Two private Prosody servers run at once, one with the stock modules and one with ours (started
 through spec/e2e/prosody.py, loopback only). Each has two virtual hosts, `int.bench` on internal
-storage and `sql.bench` on SQLite. Every measurement is taken on both, interleaved
+storage and `sql.bench` on SQLite, and a third, `pg.bench`, on PostgreSQL when its server binaries
+and lua-dbi-postgresql are installed (a private server, spec/e2e/postgres.py: initdb in a
+temporary directory, loopback, stopped by pid at the end; one database per Prosody; --postgres no
+leaves it out). Every measurement is taken on both, interleaved
 (stock, ours, stock, ours, ... for --rounds rounds); a figure's value per implementation is the
 median over rounds of each round's median.
 
   1  in-process API cost (bench/modules/mod_invites_bench.lua times the calls with a monotonic
      clock): create_account(), get(token), get(token)+:use(), get(junk), with 0 / 1 000 / 10 000
-     outstanding invites, internal and SQL storage
+     outstanding invites, internal, SQLite and PostgreSQL storage
   2  invite registrations over loopback (raw-XML c2s streams: pre-auth + in-band registration),
      registrations/s and p50/p99 latency at concurrency 1 and 20
   3  ageing: create_account() and get() after 5 000 expired invites, relative to an empty store
@@ -45,11 +48,22 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO / "spec" / "e2e"))
 
+import postgres  # noqa: E402  (a private PostgreSQL for pg.bench)
 import prosody  # noqa: E402  (the e2e harness: starts and stops private servers)
 
 IMPLS = ("stock", "ours")
-INT, SQL = "int.bench", "sql.bench"
+INT, SQL, PG = "int.bench", "sql.bench", "pg.bench"
+# Figures run over these; "postgres" (PG) is added when a PostgreSQL server is started.
 BACKENDS = {"internal": INT, "sql": SQL}
+
+
+def lua_dbi_postgresql() -> bool:
+    """Is lua-dbi-postgresql there for the Lua Prosody runs (5.4 on Debian)?"""
+    probe = 'assert(package.searchpath("dbd.postgresql", package.cpath))'
+    try:
+        return subprocess.run(["lua5.4", "-e", probe], capture_output=True).returncode == 0
+    except OSError:
+        return False
 MODULES = [
     "roster", "saslauth", "disco", "http",
     "invites", "invites_register", "invites_testapi", "invites_bench",
@@ -108,13 +122,17 @@ class Bench:
         return out
 
 
-def make_server(impl: str, workdir: Path) -> prosody.ProsodyServer:
+def make_server(impl: str, workdir: Path, pg: postgres.PostgresServer | None = None) -> prosody.ProsodyServer:
     log_path = workdir / "prosody.log"
+    hosts = {INT: {}, SQL: {"storage": "sql"}}
+    if pg is not None:
+        # Its own `sql` option: this host's data goes to a database of this server's own.
+        hosts[PG] = {"storage": "sql", "sql": postgres.prosody_sql_options(pg.conninfo, pg.create_database(f"bench_{impl}"))}
     return prosody.ProsodyServer(
         workdir,
         impl=impl,
         name=f"bench-{impl}",
-        hosts={INT: {}, SQL: {"storage": "sql"}},
+        hosts=hosts,
         modules=MODULES,
         storage="internal",
         plugin_paths=[BENCH_DIR / "modules"],
@@ -645,6 +663,8 @@ def main() -> int:
                         help="which Prosody: 12, the system's (default), or 13, target/prosody13 (make prosody13)")
     parser.add_argument("--ours-plugins", metavar="DIR",
                         help="our plugin directory (default: $INVITES_PLUGIN_DIR or target/plugins)")
+    parser.add_argument("--postgres", choices=["auto", "yes", "no"], default="auto",
+                        help="the pg.bench host on a private PostgreSQL: auto (when installed, default), yes, no")
     parser.add_argument("--report", metavar="JSON", help="print the table of an earlier run's JSON file and exit")
     args = parser.parse_args()
     if args.report:
@@ -691,11 +711,19 @@ def main() -> int:
     }
     root = Path(tempfile.mkdtemp(prefix="invites-bench-"))
     servers = {}
+    pg = None
     try:
+        pg_installed = postgres.available() and lua_dbi_postgresql()
+        if args.postgres == "yes" or (args.postgres == "auto" and pg_installed):
+            pg = postgres.PostgresServer().start()  # its own temporary directory: postgres must reach it
+            BACKENDS["postgres"] = PG
+            log(f"PostgreSQL: pid {pg.proc.pid}, 127.0.0.1:{pg.port} ({postgres.bin_dir()})")
+        elif args.postgres == "auto":
+            log("PostgreSQL or lua-dbi-postgresql not installed: no pg.bench (make deps installs them)")
         for impl in IMPLS:
             workdir = root / impl
             workdir.mkdir()
-            servers[impl] = make_server(impl, workdir).start()
+            servers[impl] = make_server(impl, workdir, pg).start()
         benches = {impl: Bench(srv) for impl, srv in servers.items()}
         result["servers"] = {impl: benches[impl].call(INT, "info") for impl in IMPLS}
         result["servers"]["stock"]["pid"] = servers["stock"].pid
@@ -735,6 +763,12 @@ def main() -> int:
     finally:
         for srv in servers.values():
             srv.stop()
+        if pg is not None:
+            if args.keep:
+                pg.stop()
+                log(f"kept {pg.dir}")
+            else:
+                pg.cleanup()
         if args.keep:
             log(f"kept {root}")
         else:

@@ -11,6 +11,11 @@ Every server a fixture makes is stopped after the test and its log is
 checked for tracebacks; opt out with @pytest.mark.allow_tracebacks or
 server.check_tracebacks = False (or allow specific lines: server.allow_log(regex)).
 
+PostgreSQL: with $E2E_POSTGRES ("host=127.0.0.1 port=N user=U", a postgres.PostgresServer of the
+run) servers can use storage="postgres" (a database each); $E2E_SQL_DRIVER=PostgreSQL makes
+storage="sql" mean PostgreSQL and $E2E_DEFAULT_STORAGE=sql makes it the default; test_postgres.py
+is collected only then. test_rock.py likewise only with $E2E_ROCK (the binary rock to install).
+
 @pytest.mark.only_on("13", reason="...") (or "0.12", or several versions) skips a test on the
 other releases, with the reason; a version matches a release it is a prefix of ("13" -> 13.0.1).
 
@@ -49,6 +54,17 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "only_on(*versions, reason): run only on these Prosody releases (\"13\", \"0.12\"), else skip"
     )
+
+
+def pytest_ignore_collect(collection_path, config):
+    # PostgreSQL-only tests: collected in the PostgreSQL tiers (tools/run-tests.py), which name a
+    # server in $E2E_POSTGRES; elsewhere they are not part of the suite at all.
+    if collection_path.name == "test_postgres.py" and not os.environ.get("E2E_POSTGRES"):
+        return True
+    # The rock installed with prosodyctl: in the rock tiers, which name it in $E2E_ROCK.
+    if collection_path.name == "test_rock.py" and not os.environ.get("E2E_ROCK"):
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config, items):

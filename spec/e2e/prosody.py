@@ -36,6 +36,8 @@ import urllib.request
 import weakref
 from pathlib import Path
 
+import postgres
+
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent.parent
 TEST_MODULES_DIR = E2E_DIR / "modules"
@@ -56,6 +58,40 @@ def default_impl() -> str:
 def is_stock(server_or_impl) -> bool:
     """True for a server (or impl name) running Prosody's own modules."""
     return getattr(server_or_impl, "impl", server_or_impl) == "stock"
+
+
+def default_storage() -> str:
+    """Storage of servers that do not name one: $E2E_DEFAULT_STORAGE, else "internal"."""
+    return os.environ.get("E2E_DEFAULT_STORAGE", "").strip() or "internal"
+
+
+def sql_driver() -> str:
+    """What storage="sql" means: "SQLite3" (default) or "PostgreSQL" ($E2E_SQL_DRIVER)."""
+    driver = os.environ.get("E2E_SQL_DRIVER", "").strip() or "SQLite3"
+    if driver not in ("SQLite3", "PostgreSQL"):
+        raise ValueError(f"E2E_SQL_DRIVER must be SQLite3 or PostgreSQL, not {driver!r}")
+    return driver
+
+
+def storage_kind(storage: str) -> str:
+    """"internal", "sqlite" or "postgres": what a server's storage setting amounts to here."""
+    if storage == "internal":
+        return "internal"
+    if storage == "sql":
+        return "postgres" if sql_driver() == "PostgreSQL" else "sqlite"
+    if storage in ("postgres", "postgresql"):
+        return "postgres"
+    raise ValueError(f"unknown storage {storage!r} (internal, sql or postgres)")
+
+
+def postgres_conninfo() -> dict:
+    """The PostgreSQL server of this run ($E2E_POSTGRES, set by tools/run-tests.py's PostgreSQL
+    tiers from a postgres.PostgresServer)."""
+    text = os.environ.get(postgres.ENV, "").strip()
+    if not text:
+        raise ServerError(f"PostgreSQL storage needs ${postgres.ENV} (\"host=127.0.0.1 port=N user=U\"), "
+                          "set by the PostgreSQL tiers of tools/run-tests.py")
+    return postgres.parse_conninfo(text)
 
 
 # The Prosody 13 prefix tools/prosody13.sh fills (Debian's bookworm-backports packages unpacked).
@@ -354,7 +390,10 @@ class ProsodyServer:
     components: {"muc.localhost": ("muc", {options})}.
     modules: global modules_enabled (default DEFAULT_MODULES).
     options: extra global options (override the harness defaults).
-    storage: "internal" or "sql" (SQLite file in the data directory).
+    storage: "internal", "sql" (SQLite file in the data directory, or PostgreSQL when
+      $E2E_SQL_DRIVER=PostgreSQL) or "postgres" (a database of its own on the PostgreSQL server
+      $E2E_POSTGRES names, created at the first config write). Default: $E2E_DEFAULT_STORAGE,
+      else "internal". See storage_kind().
     plugin_paths: extra plugin directories searched after ours and the
       test-module directory.
     """
@@ -368,7 +407,7 @@ class ProsodyServer:
         components: dict | None = None,
         modules=None,
         options: dict | None = None,
-        storage: str = "internal",
+        storage: str | None = None,
         plugin_paths=(),
         name: str = "prosody",
     ):
@@ -386,7 +425,8 @@ class ProsodyServer:
         self.components = dict(components or {})
         self.modules = list(DEFAULT_MODULES if modules is None else modules)
         self.options = dict(options or {})
-        self.storage = storage
+        self.storage = storage or default_storage()
+        self.postgres_database: str | None = None
         self.extra_plugin_paths = [str(Path(p).resolve()) for p in plugin_paths]
 
         self.data_dir = self.dir / "data"
@@ -460,15 +500,25 @@ class ProsodyServer:
             del opts["daemonize"], opts["legacy_ssl_ports"]
             # 13 adds this to Lua's module search paths; its default is under the system data dir.
             opts["installer_plugin_path"] = str(self.data_dir / "custom_plugins")
-        if self.storage == "sql":
+        kind = storage_kind(self.storage)
+        if kind == "sqlite":
             opts["storage"] = "sql"
             opts["sql"] = {"driver": "SQLite3", "database": str(self.sqlite_path)}
-        elif self.storage == "internal":
-            opts["storage"] = "internal"
+        elif kind == "postgres":
+            opts["storage"] = "sql"
+            opts["sql"] = self.postgres_sql_options()
         else:
-            raise ValueError(f"unknown storage {self.storage!r}")
+            opts["storage"] = "internal"
         opts.update(self.options)
         return opts
+
+    def postgres_sql_options(self) -> dict:
+        """The `sql` option for this server's own PostgreSQL database (created on first use;
+        kept across restarts and reconfigure())."""
+        conninfo = postgres_conninfo()
+        if self.postgres_database is None:
+            self.postgres_database = postgres.create_database(conninfo)
+        return postgres.prosody_sql_options(conninfo, self.postgres_database)
 
     def render_config(self) -> str:
         parts = [
