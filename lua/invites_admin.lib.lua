@@ -216,18 +216,7 @@ local function pending(mod, opts)
 		return nil, "--kind: one of account, reset, contact, account-and-contact";
 	end
 	local creator = opts.creator and (opts.creator:find("@", 1, true) and jid_bare(opts.creator) or opts.creator);
-	local all, err = mod.all_invites();
-	if not all then
-		return nil, err;
-	end
-	local list = {};
-	for _, item in ipairs(all) do
-		if item.state == "pending" and (opts.kind == nil or item.audit.kind == opts.kind)
-			and (creator == nil or item.audit.creator == creator) then
-			list[#list + 1] = item;
-		end
-	end
-	return list;
+	return mod.list_pending(opts.kind, creator);
 end
 
 function verbs.list(self, mod, opts)

@@ -627,6 +627,21 @@ function all_invites() --luacheck: ignore 131/all_invites
 	return list;
 end
 
+-- Pending invites, optionally of one kind and one creator, soonest expiry first.
+function list_pending(kind, creator) --luacheck: ignore 131/list_pending
+	local all, err = all_invites();
+	if not all then
+		return nil, err;
+	end
+	local list = {};
+	for _, item in ipairs(all) do
+		if item.state == "pending" and (kind == nil or item.audit.kind == kind) and (creator == nil or item.audit.creator == creator) then
+			list[#list + 1] = item;
+		end
+	end
+	return list;
+end
+
 -- What one creator made: the creation times of their invites (pending or not, while audit
 -- records are kept) and how many are pending. For quotas and "My invites".
 function created_by(creator) --luacheck: ignore 131/created_by

@@ -493,25 +493,11 @@ local function invite_list(data, state, items, title)
 	return { status = "executing"; actions = actions; form = form }, { page = page };
 end
 
-local function pending_invites(filter)
-	local all, err = invites.all_invites();
-	if not all then
-		return nil, err;
-	end
-	local list = {};
-	for _, item in ipairs(all) do
-		if item.state == "pending" and filter(item) then
-			list[#list + 1] = item;
-		end
-	end
-	return list;
-end
-
 local function list_invites(_, data, state)
 	if not is_manager(data) then
 		return failed("forbidden");
 	end
-	local items, err = pending_invites(function () return true; end);
+	local items, err = invites.list_pending();
 	if not items then
 		return failed(err);
 	end

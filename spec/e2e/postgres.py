@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from process import stop_process
+
 ROLE = "invites"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -235,21 +237,8 @@ class PostgresServer:
 
     def stop(self) -> int | None:
         """Fast shutdown (SIGINT) of the postmaster we started, SIGKILL after a timeout."""
-        proc = self.proc
-        rc = None
-        if proc is not None:
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
-                try:
-                    rc = proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    rc = proc.wait(5)
-            else:
-                rc = proc.returncode
+        # Fast shutdown (SIGINT), SIGKILL after a timeout.
+        rc = stop_process(self.proc, signal.SIGINT, STOP_TIMEOUT)
         self._close()
         return rc
 

@@ -37,6 +37,7 @@ import weakref
 from pathlib import Path
 
 import postgres
+from process import stop_process
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent.parent
@@ -676,20 +677,7 @@ class ProsodyServer:
 
     def _terminate(self) -> int | None:
         proc, self.proc = self.proc, None
-        rc = None
-        if proc is not None:
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    rc = proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    rc = proc.wait(5)
-            else:
-                rc = proc.returncode
+        rc = stop_process(proc, signal.SIGTERM)
         if self._stdout is not None:
             self._stdout.close()
             self._stdout = None
