@@ -8,9 +8,12 @@ local id = require "util.id";
 local jid_prep = require "util.jid".prep;
 local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
-local modulemanager = require "core.modulemanager";
-local usermanager = require "core.usermanager";
-local rostermanager = require "core.rostermanager";
+
+-- Prosody's managers are required where they are used: they cannot load outside a server
+-- (prosodyctl, the busted specs).
+local function manager(name)
+	return require("core." .. name);
+end
 
 local core = module:require "invites_native";
 local ns = core.ns;
@@ -65,10 +68,10 @@ end
 
 -- The MUC component serving `host`, looked up at every use (never cached: it may be reloaded).
 local function muc_module(host)
-	if not host or not prosody.hosts[host] then
+	if not host or not (prosody.hosts and prosody.hosts[host]) then
 		return nil;
 	end
-	return modulemanager.get_module(host, "muc");
+	return manager("modulemanager").get_module(host, "muc");
 end
 
 local function is_admin(jid)
@@ -76,6 +79,7 @@ local function is_admin(jid)
 	if not node or host ~= module.host then
 		return false;
 	end
+	local usermanager = manager("usermanager");
 	if usermanager.get_jid_role then -- Prosody 13 (is_admin is deprecated there)
 		local role = usermanager.get_jid_role(jid, host);
 		return role ~= nil and (role.name == "prosody:admin" or role.name == "prosody:operator");
@@ -171,7 +175,7 @@ local function publish_bookmark(account, room, entry)
 	if not username or host ~= module.host then
 		return "remote";
 	end
-	local mod_pep = modulemanager.get_module(module.host, "pep");
+	local mod_pep = manager("modulemanager").get_module(module.host, "pep");
 	if not mod_pep then
 		return "no-pep";
 	end
@@ -210,7 +214,7 @@ local function send_invitation(account, room, entry, inviter)
 	local approved = inviter;
 	if inviter then
 		local inviter_name = jid_split(inviter);
-		approved = rostermanager.is_contact_subscribed(inviter_name, module.host, account) and inviter or nil;
+		approved = manager("rostermanager").is_contact_subscribed(inviter_name, module.host, account) and inviter or nil;
 	end
 	local from = core.rooms.invitation_sender(invitation_mode(), approved, entry.jid);
 	if not from then
