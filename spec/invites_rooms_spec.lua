@@ -9,11 +9,11 @@ describe("invites with group chats", function ()
 
 	local function fake_room(options)
 		local room = { _data = { destroyed = options.destroyed }; affiliations = options.affiliations or {}; set = {} };
-		function room:get_persistent() return options.persistent ~= false; end
-		function room:get_members_only() return options.members_only == true; end
-		function room:get_allow_member_invites() return options.allow_member_invites == true; end
-		function room:get_name() return options.name; end
-		function room:get_password() return options.password; end
+		function room:get_persistent() return options.persistent ~= false; end -- luacheck: ignore 212/self
+		function room:get_members_only() return options.members_only == true; end -- luacheck: ignore 212/self
+		function room:get_allow_member_invites() return options.allow_member_invites == true; end -- luacheck: ignore 212/self
+		function room:get_name() return options.name; end -- luacheck: ignore 212/self
+		function room:get_password() return options.password; end -- luacheck: ignore 212/self
 		function room:get_affiliation(jid) return self.affiliations[jid]; end
 		function room:set_affiliation(_, jid, affiliation)
 			self.affiliations[jid] = affiliation;
