@@ -1,8 +1,8 @@
 -- The operator's side of mod_invites: the admin shell's `invite` section and `prosodyctl
 -- mod_invites ...`, the same verbs on 0.12 and 13 (names, arguments and flags in core.shell_commands).
---   invite create_account HOST|JID [--role ROLE]... [--group ID]... [--admin] [--uses N] [--expires-after PERIOD]
+--   invite create_account HOST|JID [--role ROLE]... [--group ID]... [--room JID]... [--admin] [--uses N] [--expires-after PERIOD]
 --   invite create_reset JID [--expires-after PERIOD]
---   invite create_contact JID [--allow-registration] [--expires-after PERIOD]
+--   invite create_contact JID [--allow-registration] [--room JID]... [--expires-after PERIOD]
 --   invite list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
 -- Loaded by mod_invites (module:require), in its environment.
 local jid_bare = require "util.jid".bare;
@@ -51,9 +51,9 @@ local function expires_after(opts, default)
 	return seconds;
 end
 
-local function share(invite, err)
+local function share(invite, err, message)
 	if not invite then
-		return nil, err;
+		return nil, message or err;
 	end
 	return true, invite.landing_page or invite.uri;
 end
@@ -108,6 +108,7 @@ function verbs.create_account(self, mod, opts, user_jid)
 		roles = admin.stored_roles(roles);
 		groups = opts.group or {};
 		max_uses = max_uses;
+		rooms = opts.room;
 	}, ttl, self.source));
 end
 
@@ -144,7 +145,8 @@ function verbs.create_contact(self, mod, opts, user_jid)
 	if err then
 		return nil, err;
 	end
-	return share(mod.create_contact(username, allow, nil, ttl, self.source));
+	local data = opts.room and { rooms = opts.room } or nil;
+	return share(mod.create_contact(username, allow, data, ttl, self.source));
 end
 
 function verbs.show(self, mod, _, _, token)
@@ -163,6 +165,14 @@ function verbs.show(self, mod, _, _, token)
 	print("Uses left:", uses_left_text(found.uses_left));
 	for _, use in ipairs(audit.uses) do
 		print("Used by:", ("%s (%s, %s)"):format(tostring(use.account), tostring(use.how), format_time(use.at)));
+		if type(use.rooms) == "table" then
+			local outcomes = {};
+			for room_jid, outcome in pairs(use.rooms) do
+				outcomes[#outcomes + 1] = ("%s %s"):format(room_jid, tostring(outcome));
+			end
+			table.sort(outcomes);
+			print("", "group chats: " .. table.concat(outcomes, ", "));
+		end
 	end
 	if audit.revoked_at then
 		print("Revoked:", ("%s by %s"):format(format_time(audit.revoked_at), tostring(audit.revoked_by)));
@@ -190,6 +200,11 @@ function verbs.show(self, mod, _, _, token)
 		end
 		if type(data.groups) == "table" and data.groups[1] then
 			print("Groups:", table.concat(data.groups, ", "));
+		end
+		for _, room in ipairs(type(data.rooms) == "table" and data.rooms or {}) do
+			local room_jid = type(room) == "table" and room.jid or room;
+			local autojoin = not (type(room) == "table" and room.autojoin == false);
+			print("Group chat:", tostring(room_jid) .. (autojoin and "" or " (no autojoin)"));
 		end
 		if data.note then
 			print("Comment:", tostring(data.note));

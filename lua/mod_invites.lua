@@ -5,6 +5,7 @@ local jid_split = require "util.jid".split;
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local core = module:require "invites_native";
+local rooms = module:require "invites_rooms";
 local now = os.time;
 
 local function new_core(host)
@@ -210,8 +211,36 @@ local function record_revocation(token, record, by)
 	module:fire_event("invite-revoked", { token = token; invite = record; by = by });
 end
 
+-- additional_data.rooms checked for a new invite: additional_data with the rooms normalised (a
+-- copy when they change), or nil, code, message naming the refused room.
+local function checked_rooms(invite_type, username, additional_data, creator)
+	if type(additional_data) ~= "table" or additional_data.rooms == nil then
+		return additional_data;
+	end
+	local requester = rooms.requester(invite_type, username, additional_data, creator);
+	local list, code, message = rooms.check_new(additional_data.rooms, requester);
+	if not list then
+		return nil, code, message;
+	end
+	if list[1] and additional_data.allow_reset then
+		return nil, "bad-request", "A password reset invite cannot carry group chats";
+	end
+	local data = {};
+	for k, v in pairs(additional_data) do
+		data[k] = v;
+	end
+	data.rooms = list[1] and list or nil;
+	return data;
+end
+
 -- `creator` (ours): who asks, for the audit record, when additional_data.source does not say.
 local function create_invite(invite_type, username, allow_registration, additional_data, ttl, reusable, creator)
+	local room_data, room_code, room_message = checked_rooms(invite_type, username, additional_data, creator);
+	if room_code then
+		module:log("info", "Refusing to create invite: %s", room_message);
+		return nil, room_code, room_message;
+	end
+	additional_data = room_data;
 	if ttl ~= nil then
 		local seconds, err = core.parse_period(ttl);
 		if not seconds then
@@ -736,6 +765,40 @@ if prosody.process_type == "prosody" then
 	end);
 end
 
+-- The group chats of an invite `account` (bare JID) used: membership, bookmark and invitation
+-- for each (invites_rooms.lib.lua), noted in the audit record of the use. Returns the per-room
+-- results, or nil when the invite has none. Called by mod_invites_register.
+function apply_rooms(invite, account) --luacheck: ignore 131/apply_rooms
+	local results = rooms.apply(invite, account);
+	if not results then
+		return nil;
+	end
+	local audit = read_audit(invite.token);
+	if audit then
+		for i = #audit.uses, 1, -1 do
+			local use = audit.uses[i];
+			if use.account == account and use.rooms == nil then
+				use.rooms = {};
+				for _, result in ipairs(results) do
+					use.rooms[result.jid] = result.outcome;
+				end
+				local ok, err = audit_store:set(nil, invite.token, audit);
+				if not ok then
+					module:log("warn", "Failed to note the group chats of a use in its audit record: %s", err);
+				end
+				break;
+			end
+		end
+	end
+	return results;
+end
+
+module:hook_global("user-deleted", function (event)
+	if event.host == module.host then
+		rooms.account_deleted(event.username);
+	end
+end);
+
 -- usermanager fires this globally, for every host
 module:hook_global("user-deleted", function (event)
 	if event.host ~= module.host then
@@ -782,7 +845,7 @@ end
 
 local offline_verbs = { list = true; show = true; delete = true; revoke_by = true };
 
---- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--uses N] [--expires-after PERIOD]
+--- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--room JID]... [--uses N] [--expires-after PERIOD]
 --- prosodyctl mod_invites list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
 function module.command(arg)
 	local verb = arg[1];
@@ -841,8 +904,16 @@ function module.command(arg)
 	if reset_username then
 		invite, create_err = create_account_reset(reset_username, nil, request.expires_after, "prosodyctl");
 	else
-		invite, create_err = create_account(nil, { roles = admin.stored_roles(request.roles); groups = request.groups;
-			max_uses = request.uses }, request.expires_after, "prosodyctl");
+		local room_list = request.rooms[1] and request.rooms or nil;
+		local room_message;
+		invite, create_err, room_message = create_account(nil, { roles = admin.stored_roles(request.roles); groups = request.groups;
+			max_uses = request.uses; rooms = room_list }, request.expires_after, "prosodyctl");
+		if room_message then
+			io.stderr:write("prosodyctl mod_invites generate: ", room_message, "\n");
+			return 2;
+		elseif invite and room_list then
+			io.stderr:write("Note: the group chats are checked when the invite is used (prosodyctl cannot see rooms)\n");
+		end
 	end
 	if not invite then
 		io.stderr:write("prosodyctl mod_invites generate: could not create the invite: ", tostring(create_err), "\n");

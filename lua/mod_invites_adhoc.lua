@@ -230,6 +230,48 @@ end
 module:provides("adhoc", adhoc_lib.new("Create new contact invite", ns.invite_command_contact, contact_invite,
 	policy:contact_command_access()));
 
+--- Invite someone to group chats (ours: a contact invite carrying rooms)
+
+local rooms_form = dataforms.new({
+	title = "Invite someone to group chats";
+	instructions = "The invitee becomes your contact and a member of these group chats.";
+	{ name = "rooms"; type = "jid-multi"; label = "Group chats to join"; required = true };
+});
+
+local function rooms_invite(_, data)
+	local step = stage(data);
+	if step == "cancel" then
+		return { status = "canceled" };
+	elseif step == "form" then
+		return { status = "executing"; actions = { "complete", default = "complete" }; form = rooms_form };
+	elseif step ~= "submit" or not data.form then
+		return failed("bad-request", "Name at least one group chat");
+	end
+	local fields, errors = rooms_form:data(data.form);
+	if errors then
+		return failed("bad-request", form_errors(errors));
+	end
+	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), registration_possible());
+	if allow_registration == nil then
+		return failed(err);
+	end
+	local refused = over_quota(data);
+	if refused then
+		return refused;
+	end
+	local username = jid_split(data.from);
+	local invite, create_err, room_message = invites.create_contact(username, allow_registration,
+		{ source = data.from; rooms = fields.rooms });
+	if not invite then
+		return failed(create_err, room_message);
+	end
+	module:log("info", "Created group chat invite for %s (%d group chats)", jid_bare(data.from), #fields.rooms);
+	return invitation_result(invite);
+end
+
+module:provides("adhoc", adhoc_lib.new("Invite someone to group chats", ns.rooms_command, rooms_invite,
+	policy:contact_command_access()));
+
 --- Create new account invite (two steps, XEP-0401 0.6.0)
 
 local account_fields = {
@@ -237,6 +279,9 @@ local account_fields = {
 	instructions = "Optionally reserve a username for the new account, and choose whether it becomes your contact.";
 	{ name = "username"; type = "text-single"; label = "Username"; desc = "Leave empty to let the invitee choose"; };
 	{ name = "roster-subscription"; type = "boolean"; label = "Add the new account to my contacts"; value = false; };
+	-- Ours (XEP-0401 lets servers extend the form): the new account joins these rooms.
+	{ name = "rooms"; var = ns.rooms_field; type = "jid-multi"; label = "Group chats to join";
+		desc = "Addresses of group chats on this server; leave empty for none" };
 };
 local account_form = dataforms.new(account_fields);
 -- Admins may also let one invite create several accounts.
@@ -308,13 +353,16 @@ local function account_invite(_, data)
 	end
 
 	local additional_data = { source = data.from; max_uses = max_uses };
+	if type(fields.rooms) == "table" and fields.rooms[1] then
+		additional_data.rooms = fields.rooms;
+	end
 	if plan.subscribe then
 		-- Read back by mod_invites' get() as the invite's inviter, whom registration befriends.
 		additional_data.roster_subscription = jid_bare(data.from);
 	end
-	local invite, create_err = invites.create_account(plan.username, additional_data);
+	local invite, create_err, room_message = invites.create_account(plan.username, additional_data);
 	if not invite then
-		return failed(create_err);
+		return failed(create_err, room_message);
 	end
 	module:log("info", "Created account invite for %s (username: %s, subscription: %s)", jid_bare(data.from),
 		plan.username or "any", tostring(plan.subscribe));

@@ -328,6 +328,7 @@ module:hook("user-registered", function (event)
 	if plan.roles then
 		apply_roles(username, plan);
 	end
+	invites.apply_rooms(invite, username .. "@" .. module.host); -- last: after the subscriptions
 end);
 
 -- A reset invite changed the password of an existing account.
@@ -425,6 +426,7 @@ module:hook("presence/bare", function (event)
 			module:log("warn", "Failed to request subscription of %s to %s", username, contact);
 		end
 	end
+	invites.apply_rooms(invite, contact); -- after `subscribed`, so the invitation comes from a contact
 	return true;
 end, 1);
 

@@ -287,6 +287,8 @@ pub fn command_error(code: &str, host: &str, detail: Option<&str>) -> CommandErr
         "quota-exceeded" => ("wait", "resource-constraint", "You cannot create more invites now".to_owned()),
         "token-invalid" => ("cancel", "item-not-found", "There is no such invite".to_owned()),
         "forbidden" => ("auth", "forbidden", "You may not do this".to_owned()),
+        "item-not-found" => ("cancel", "item-not-found", "No such group chat".to_owned()),
+        "not-allowed" => ("cancel", "not-allowed", "You may not invite people to that group chat".to_owned()),
         _ => ("wait", "internal-server-error", "The invite could not be created, please try again later".to_owned()),
     };
     let text = detail.filter(|d| !d.is_empty()).map_or(text, str::to_owned);

@@ -14,7 +14,7 @@ const ADMIN_ROLE: &str = "prosody:admin";
 /// Help text for `prosodyctl mod_invites generate`.
 pub const GENERATE_USAGE: &str = "\
 usage: prosodyctl mod_invites generate HOST [--admin] [--role ROLE]... [--group ID]...
-                                            [--expires-after PERIOD] [--uses N]
+                                            [--room JID]... [--expires-after PERIOD] [--uses N]
        prosodyctl mod_invites generate HOST --reset USER [--expires-after PERIOD]
 
 Create an invite on HOST and print its link: the landing page if one is configured,
@@ -23,10 +23,13 @@ otherwise the xmpp: URI.
 Options:
   --reset USER            make a password reset link for the existing account USER
                           instead of an invite to create a new account; cannot be
-                          combined with --admin, --role or --group
+                          combined with --admin, --role, --group or --room
   --admin                 give the new account the role prosody:admin
   --role ROLE             give the new account the role ROLE; may be repeated
   -g ID, --group ID       add the new account to the group ID; may be repeated
+  --room JID              make the new account a member of the group chat JID, with
+                          a bookmark and an invitation; may be repeated (the room is
+                          checked when the invite is used: prosodyctl cannot see rooms)
   --uses N                how many accounts the link may create (default: one)
   --expires-after PERIOD  how long the link stays valid: seconds, or a number and a
                           unit such as \"12h\", \"2 days\", \"1 week\" (default: the
@@ -69,6 +72,9 @@ pub enum GenerateMode {
         groups: Vec<String>,
         /// `--uses N`: how many accounts it may create (`None`: one).
         uses: Option<u32>,
+        /// `--room JID`: group chats for the new account, in the order given, without
+        /// duplicates (as typed; mod_invites normalises and checks them).
+        rooms: Vec<String>,
     },
     /// A password reset link for an existing account.
     Reset {
@@ -126,6 +132,7 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
     let mut groups = Vec::new();
     let mut expires_after = None;
     let mut uses = None;
+    let mut rooms = Vec::new();
 
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -162,6 +169,11 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
                 account_flag.get_or_insert(name);
                 push_unique(&mut groups, group);
             }
+            "--room" => {
+                let room = take_value(name, inline, &mut rest)?;
+                account_flag.get_or_insert(name);
+                push_unique(&mut rooms, room);
+            }
             "--reset" => {
                 let username = take_value(name, inline, &mut rest)?;
                 if reset.is_some() {
@@ -192,7 +204,7 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
             return Err(usage(format!("--reset cannot be combined with {flag}")));
         }
         (Some(username), None) => GenerateMode::Reset { username: username.to_owned() },
-        (None, _) => GenerateMode::Account { roles, groups, uses },
+        (None, _) => GenerateMode::Account { roles, groups, uses, rooms },
     };
     Ok(GenerateCommand::Generate(GenerateRequest { host, mode, expires_after }))
 }
@@ -226,7 +238,7 @@ pub const SHELL_COMMANDS: &[ShellCommand] = &[
         desc: "Create an invitation to make an account on this server with the specified JID (supply only a hostname to allow any username)",
         args: &["user_jid"],
         value_flags: &["expires_after", "uses"],
-        array_flags: &["role", "group"],
+        array_flags: &["role", "group", "room"],
         switches: &["admin"],
         positional_switches: &[],
     },
@@ -244,7 +256,7 @@ pub const SHELL_COMMANDS: &[ShellCommand] = &[
         desc: "Create an invitation to become contacts with the specified user",
         args: &["user_jid"],
         value_flags: &["expires_after"],
-        array_flags: &[],
+        array_flags: &["room"],
         switches: &["allow_registration"],
         positional_switches: &["allow_registration"],
     },
@@ -401,6 +413,7 @@ mod tests {
                 roles: roles.iter().map(|&r| r.to_owned()).collect(),
                 groups: groups.iter().map(|&g| g.to_owned()).collect(),
                 uses: None,
+                rooms: vec![],
             },
             expires_after: expires,
         })
@@ -525,8 +538,26 @@ mod tests {
     }
 
     #[test]
+    fn rooms() {
+        let parsed = run(&[HOST, "--room", "a@muc", "--room=b@muc", "--room", "a@muc"]).unwrap();
+        let GenerateCommand::Generate(GenerateRequest { mode: GenerateMode::Account { rooms, .. }, .. }) = parsed else {
+            panic!("{parsed:?}");
+        };
+        assert_eq!(rooms, ["a@muc", "b@muc"]);
+        assert_eq!(run(&[HOST, "--room"]), Err(Error::Usage("--room needs a value".into())));
+        assert_eq!(
+            run(&[HOST, "--reset", "bob", "--room", "a@muc"]),
+            Err(Error::Usage("--reset cannot be combined with --room".into()))
+        );
+        let parsed = shell("create_contact", &["alice@example.com", "--room", "a@muc", "--room", "b@muc"]).unwrap();
+        assert_eq!(parsed.flags, [("room".to_owned(), FlagValue::List(vec!["a@muc".to_owned(), "b@muc".to_owned()]))]);
+        let parsed = shell("create_account", &["example.com", "--room=a@muc"]).unwrap();
+        assert_eq!(parsed.flags, [("room".to_owned(), FlagValue::List(vec!["a@muc".to_owned()]))]);
+    }
+
+    #[test]
     fn usage_mentions_every_flag() {
-        for flag in ["HOST", "--reset", "--admin", "--role", "--group", "-g", "--expires-after", "--uses", "--help"] {
+        for flag in ["HOST", "--reset", "--admin", "--role", "--group", "-g", "--room", "--expires-after", "--uses", "--help"] {
             assert!(GENERATE_USAGE.contains(flag), "{flag}");
         }
     }

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod ns;
 pub mod period;
 pub mod register;
+pub mod rooms;
 pub mod token;
 pub mod uri;
 

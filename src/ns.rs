@@ -22,6 +22,14 @@ pub const LIST_COMMAND: &str = "urn:x-prosody-invites:commands#list";
 pub const REVOKE_COMMAND: &str = "urn:x-prosody-invites:commands#revoke";
 /// Ad-hoc node "My invites" (every local user).
 pub const MINE_COMMAND: &str = "urn:x-prosody-invites:commands#mine";
+/// Ad-hoc node "Invite someone to group chats" (every local user).
+pub const ROOMS_COMMAND: &str = "urn:x-prosody-invites:commands#rooms";
+/// Field var of "Group chats to join" on the create-account form (our extension of XEP-0401).
+pub const ROOMS_FIELD: &str = "urn:x-prosody-invites:rooms";
+/// XEP-0402: PEP native bookmarks.
+pub const BOOKMARKS: &str = "urn:xmpp:bookmarks:1";
+/// XEP-0060: publish-subscribe.
+pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 /// XEP-0401 0.6.0: FORM_TYPE of the invitation result form.
 pub const INVITATION_FORM: &str = "urn:xmpp:invite#invitation";
 /// XEP-0077: in-band registration.
@@ -48,6 +56,10 @@ pub const ALL: &[(&str, &str)] = &[
     ("list_command", LIST_COMMAND),
     ("revoke_command", REVOKE_COMMAND),
     ("mine_command", MINE_COMMAND),
+    ("rooms_command", ROOMS_COMMAND),
+    ("rooms_field", ROOMS_FIELD),
+    ("bookmarks", BOOKMARKS),
+    ("pubsub", PUBSUB),
     ("invitation_form", INVITATION_FORM),
     ("register", REGISTER),
     ("data_forms", DATA_FORMS),

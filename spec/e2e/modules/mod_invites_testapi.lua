@@ -179,6 +179,65 @@ function helpers.lifecycle_events()
 	return lifecycle_events;
 end
 
+-- Group chats (a MUC component on this server): rooms made and inspected through mod_muc's API.
+local function muc_room(room_jid)
+	local room_host = room_jid:match("@(.+)$");
+	local mod_muc = room_host and modulemanager.get_module(room_host, "muc");
+	if not mod_muc then
+		error("no MUC component on " .. tostring(room_host), 0);
+	end
+	return mod_muc.get_room_from_jid(room_jid), mod_muc;
+end
+
+-- config: name, password, members_only, allow_member_invites, persistent (default true), and
+-- affiliations = { [jid] = affiliation }.
+function helpers.muc_create(room_jid, config)
+	config = config or {};
+	local _, mod_muc = muc_room(room_jid);
+	local room = assert(mod_muc.create_room(room_jid));
+	room:set_persistent(config.persistent ~= false);
+	room:set_members_only(config.members_only == true);
+	room:set_allow_member_invites(config.allow_member_invites == true);
+	if config.name then
+		room:set_name(config.name);
+	end
+	if config.password then
+		room:set_password(config.password);
+	end
+	for jid, affiliation in pairs(config.affiliations or {}) do
+		assert(room:set_affiliation(true, jid, affiliation));
+	end
+	room:save(true);
+	return true;
+end
+
+function helpers.muc_affiliation(room_jid, jid)
+	local room = muc_room(room_jid);
+	return room and room:get_affiliation(jid) or nil;
+end
+
+function helpers.muc_set_affiliation(room_jid, jid, affiliation)
+	local room = muc_room(room_jid);
+	return room:set_affiliation(true, jid, affiliation);
+end
+
+function helpers.muc_destroy(room_jid)
+	local room = muc_room(room_jid);
+	room:destroy(nil, "test");
+	return true;
+end
+
+-- What invite-rooms-applied reported on this host, in order.
+local rooms_events = {};
+module:hook("invite-rooms-applied", function (event)
+	rooms_events[#rooms_events + 1] = { account = event.account; username = event.username; token = event.invite.token;
+		results = event.results };
+end);
+
+function helpers.rooms_events()
+	return rooms_events;
+end
+
 function helpers.create_user(username, password)
 	return usermanager.create_user(username, password, host);
 end
