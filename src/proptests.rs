@@ -212,7 +212,7 @@ proptest! {
         };
         prop_assert_eq!(request.host, host);
         prop_assert_eq!(request.expires_after, days.map(|d| d * 86_400));
-        prop_assert_eq!(request.mode, GenerateMode::Account { roles: dedup(&roles), groups: dedup(&groups), uses: None });
+        prop_assert_eq!(request.mode, GenerateMode::Account { roles: dedup(&roles), groups: dedup(&groups), uses: None, rooms: vec![] });
     }
 
     #[test]
