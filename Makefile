@@ -38,7 +38,7 @@ ON = $(or $(HOST),$(PROSODY))
 NEEDS13 = $(if $(filter 12 0.12,$(ON)),,$(PROSODY13))
 ON13 = $(if $(filter 13,$(ON)),$(PROSODY13))
 
-.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e lint run bench clean deb test-package rock
+.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e test-unit lint run bench clean deb test-package rock
 
 all: plugins
 
@@ -109,8 +109,19 @@ rock: deps plugins
 test-package: deps venv deb
 	@sh tools/test-package.sh
 
-lint: deps
+# Format, lint and the unit tiers need no Prosody, browser or root: only these packages, which
+# they install as root or name otherwise.
+LINT_PACKAGES = lua-check
+UNIT_PACKAGES = lua5.4 lua-busted
+
+lint:
+	@sh tools/debian-deps.sh $(LINT_PACKAGES)
 	$(PYTHON) tools/run-tests.py --only lint
+
+# cargo test and the busted specs (which load the built library).
+test-unit: plugins
+	@sh tools/debian-deps.sh $(UNIT_PACKAGES)
+	$(PYTHON) tools/run-tests.py --only unit
 
 # Our modules against Debian's stock ones on the same Prosody, interleaved rounds (up to ten
 # minutes; not part of `make test`). One line per figure; full results in target/bench.json.

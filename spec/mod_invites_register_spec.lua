@@ -1,4 +1,5 @@
--- mod_invites_register's shim (SPEC §4, §8 items 1-4, 7, 9) with the real native library, the real
+-- mod_invites_register's shim (README: "Registration and contact invites on the wire", stock
+-- defects fixed 1-4, 7, 9) with the real native library, the real
 -- mod_invites and a fake Prosody: events in, decisions and stanzas out.
 local fake = require "helpers.fake_prosody";
 local st = require "util.stanza";

@@ -1,4 +1,4 @@
--- Contract of mod_invites' module environment (SPEC §2, §3), with the real native library and a
+-- Contract of mod_invites' module environment (README: "API for other modules", storage layout), with the real native library and a
 -- fake Prosody module API.
 local fake = require "helpers.fake_prosody";
 

@@ -618,7 +618,8 @@ def subscribe_with_preauth(server, jid: str, password: str, contact_jid: str, to
             if {"subscribed", "subscribe"} <= types:
                 break
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3 if approved else 0.05)  # let the server process our answer
+        # The server handles a session's stanzas in order: it answers this roster request only after
+        # it has processed everything sent before it, our approval included.
         final = await session.roster()
         return SubscribeResult(
             sent_xml=sent,

@@ -8,8 +8,8 @@ under target/prosody13, else the system's.
 
 mod_invites_register_web depends on a module named `password_policy`, which the 2023-02 snapshot
 (with Prosody 0.12) does not ship; we ship lua/mod_password_policy.lua in our plugin directory.
-The 2025-04 snapshot (with Prosody 13) has its own, which ours is not meant to shadow there (SPEC
-section 11): password_policy_from() says which one a server should load. With INVITES_IMPL=stock
+The 2025-04 snapshot (with Prosody 13) has its own, which ours is not meant to shadow there (README
+"Works with"): password_policy_from() says which one a server should load. With INVITES_IMPL=stock
 our plugin directory is not on the path, so a stock server on a host without one gets a directory
 holding only ours: the stock comparison then differs from ours in the invite modules alone.
 """
@@ -29,7 +29,7 @@ from prosody import DEFAULT_MODULES, REPO_ROOT, SYSTEM_MODULES_DIR, ProsodyServe
 COMMUNITY_DIR = Path(os.environ.get("COMMUNITY_MODULES_DIR") or SYSTEM_MODULES_DIR)
 
 # Whether our plugin directory's mod_password_policy is meant to win over a community one the host
-# ships (on 13; 0.12's snapshot has none). The plan (SPEC section 11): no, never shadow one that
+# ships (on 13; 0.12's snapshot has none). The plan (README "Works with"): no, never shadow one that
 # exists. The one switch for that decision; password_policy_from() applies it.
 OURS_SHADOWS_COMMUNITY_PASSWORD_POLICY = False
 

@@ -203,7 +203,7 @@ def test_prosodyctl_generate_without_a_known_url_prints_the_uri(srv, web):
 @pytest.mark.deliberate_fix("validated-invite-fields")
 def test_the_invite_the_page_modules_get_carries_jid_expires_and_inviter(srv, users):
     """mod_invites_page and mod_invites_register_web pass get()'s invite to their templates
-    (`jid`, `inviter`, ...); stock's has no jid, expires or landing_page (SPEC section 2)."""
+    (`jid`, `inviter`, ...); stock's has no jid, expires or landing_page (README "API for other modules")."""
     cases = [
         (srv.api1("create_account"), None),
         (srv.api1("create_account", "reserved"), None),

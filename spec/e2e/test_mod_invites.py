@@ -188,7 +188,7 @@ def test_api_get_returns_stock_fields_and_more(srv, impl):
     invite = srv.api1("get", record["token"])
     assert invite["token"] == record["token"] and invite["type"] == "register"
     assert invite["uri"] == record["uri"]
-    if impl == "ours":  # SPEC §2: fields stock leaves out although consumers read them
+    if impl == "ours":  # README "API for other modules": fields stock leaves out although consumers read them
         assert invite["jid"] == "dora@localhost"
         assert invite["expires"] == record["expires"]
         assert invite["username"] == "dora"

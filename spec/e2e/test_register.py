@@ -2,7 +2,7 @@
 
 One invite-only server is shared by the module (every test uses its own
 usernames and invites); servers with other settings are made per test.
-Tests marked deliberate_fix(N) check SPEC section 8 item N and fail against
+Tests marked deliberate_fix(N) check README "Stock defects fixed" item N and fail against
 Prosody's stock modules (INVITES_IMPL=stock).
 """
 

@@ -1,4 +1,4 @@
-"""Invites that carry group chats (SPEC §13, issue 11).
+"""Invites that carry group chats (README "Group chats in invites").
 
 A real `Component "conference.localhost" "muc"`, with pep, bookmarks and offline on the host.
 Rooms are made through mod_muc's own API (test API); affiliations are read the same way.

@@ -1,4 +1,4 @@
-"""Switching between the stock modules and ours loses nothing (SPEC §3).
+"""Switching between the stock modules and ours loses nothing (README "Installing": switching back).
 
 Invites of every kind are written by one implementation, the server is restarted on the same
 data directory with the other, and the invites are used there as a client would use them.

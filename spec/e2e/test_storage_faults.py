@@ -1,4 +1,4 @@
-"""Storage failures end to end (SPEC section 14): the invite store fails on demand
+"""Storage failures end to end (README "Reliability"): the invite store fails on demand
 (spec/e2e/modules/mod_storage_test_faulty.lua, through the test API's set_fault) for create,
 pre-auth, registration, XEP-0379, revoke, purge and the ad-hoc commands. Each must give the client
 a proper error, leave no traceback (the fixtures check the log), no half-written invite, no invite
