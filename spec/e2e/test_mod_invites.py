@@ -211,7 +211,7 @@ def test_api_expired_invite(srv):
     assert srv.api("get_account_invite_info", record["token"]) == [None, "token-expired"]
 
 
-@pytest.mark.deliberate_fix(1)
+@pytest.mark.deliberate_fix(1, stock_fixed_in="13")
 def test_api_contact_only_token_validates_for_its_inviter(srv):
     srv.api("create_user", "carl", "pw")  # contact invites are valid while their inviter exists
     record = srv.api1("create_contact", "carl", False)

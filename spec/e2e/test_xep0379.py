@@ -60,7 +60,7 @@ def assert_untouched(server, inviter_session, sender, inviter):
 # valid tokens
 
 
-@pytest.mark.deliberate_fix(1)
+@pytest.mark.deliberate_fix(1, stock_fixed_in="13")
 def test_contact_only_token_inviter_online(srv):
     alice, bob = user(srv, "alice"), user(srv, "bob")
     token = contact_invite(srv, alice)["token"]
