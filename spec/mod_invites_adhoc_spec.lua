@@ -1,13 +1,12 @@
--- mod_invites_adhoc's glue with the real native library and a fake module API: the Prosody 13
--- permission path (the end-to-end suite runs 0.12 only), and the shapes the handlers hand to
--- the adhoc library.
+-- mod_invites_adhoc's glue with the real native library and the shared fake module API
+-- (helpers/fake_prosody.lua): both releases' permission paths, and the shapes the handlers hand
+-- to the adhoc library.
 package.path = "/usr/lib/prosody/?.lua;" .. package.path;
 package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
 
-local set = require "util.set";
+local fake = require "helpers.fake_prosody";
 local st = require "util.stanza";
 
-local plugin_dir = os.getenv("INVITES_PLUGIN_DIR") or "target/plugins";
 local HOST = "example.com";
 local ACCOUNT = "urn:xmpp:invite#create-account";
 local CONTACT = "urn:xmpp:invite#invite";
@@ -27,9 +26,7 @@ local function load_adhoc(opts)
 	local config = opts.config or {};
 	local users = opts.users or {};
 	local prosody13 = opts.grants ~= nil;
-	local it = {
-		provided = {}, hooks = {}, logs = {}, calls = {}, defaults = {}, handled = {}, sent = {},
-	};
+	local it = { calls = {}, defaults = {}, handled = {}, sent = {} };
 
 	local function bare(jid) return (jid:gsub("/.*$", "")); end
 
@@ -74,10 +71,23 @@ local function load_adhoc(opts)
 		end;
 	};
 
-	local module = { host = HOST, name = "invites_adhoc" };
-	local env = setmetatable({
-		module = module;
-		prosody = { process_type = "prosody", hosts = { [HOST] = {
+	local may;
+	if prosody13 then
+		may = function (permission, context)
+			local jid = type(context) == "string" and context or bare(context.stanza and context.stanza.attr.from or context.from);
+			return (opts.grants[permission] or {})[jid] == true;
+		end;
+	end
+
+	local saved = package.loaded["core.usermanager"];
+	package.loaded["core.usermanager"] = usermanager;
+	local ok, env_or_err, module = pcall(fake.load_module, "invites_adhoc", {
+		host = HOST;
+		config = config;
+		depends = { invites = invites };
+		requires = { adhoc = adhoc_lib };
+		may = may;
+		prosody = { process_type = "prosody", version = prosody13 and "13.0.1" or "0.12.3", hosts = { [HOST] = {
 			modules = opts.loaded or { invites_register = {}, register_ibr = {} };
 			-- Prosody 13's authorization provider: default policies per role (true or false).
 			authz = prosody13 and {
@@ -87,44 +97,14 @@ local function load_adhoc(opts)
 				end;
 			} or nil;
 		} } };
-	}, { __index = _G });
-	function module:get_directory() return plugin_dir; end -- luacheck: ignore 212/self
-	function module:require(lib)
-		if lib == "adhoc" then
-			return adhoc_lib;
-		end
-		return assert(loadfile(self:get_directory() .. "/" .. lib .. ".lib.lua", "t", env))();
-	end
-	function module:get_option_boolean(key, default) -- luacheck: ignore 212/self
-		if config[key] == nil then return default; end
-		return config[key];
-	end
-	function module:get_option(key, default) -- luacheck: ignore 212/self
-		if config[key] == nil then return default; end
-		return config[key];
-	end
-	module.get_option_number = module.get_option;
-	function module:get_option_set(key, default) -- luacheck: ignore 212/self
-		return set.new(config[key] or default);
-	end
-	function module:depends(name) -- luacheck: ignore 212/self
-		return name == "invites" and invites or {};
-	end
-	function module:provides(_, item) it.provided[item.node] = item; end -- luacheck: ignore 212/self
-	function module:hook(event, handler, priority) it.hooks[event] = { handler = handler, priority = priority }; end -- luacheck: ignore 212/self
-	function module:log(level, fmt, ...) it.logs[#it.logs + 1] = { level = level, text = fmt:format(...) }; end -- luacheck: ignore 212/self
-	if prosody13 then
-		function module:may(permission, context) -- luacheck: ignore 212/self
-			local jid = type(context) == "string" and context or bare(context.stanza and context.stanza.attr.from or context.from);
-			return (opts.grants[permission] or {})[jid] == true;
-		end
-	end
-
-	local saved = package.loaded["core.usermanager"];
-	package.loaded["core.usermanager"] = usermanager;
-	local ok, err = pcall(assert(loadfile("lua/mod_invites_adhoc.lua", "t", env)));
+	});
 	package.loaded["core.usermanager"] = saved;
-	assert(ok, err);
+	assert(ok, env_or_err);
+	it.provided, it.logs = module.provided, module.logs;
+	-- Events reach the module's handlers in Prosody's order (by priority).
+	function it.fire(event, data)
+		return fake.fire_event(module, event, data);
+	end
 
 	function it.run(node, from, action, form)
 		local command = it.provided[node];
@@ -244,10 +224,10 @@ describe("mod_invites_adhoc", function ()
 		it("offers account invites to holders of mod_invites_adhoc:create-account", function ()
 			local m = load_adhoc({ grants = { [":create-account"] = { ["carol@example.com"] = true } } });
 			local event = m.event("carol@example.com/x", COMMANDS);
-			m.hooks["host-disco-items-node"].handler(event);
+			m.fire("host-disco-items-node", event);
 			assert.equal(ACCOUNT, event.reply:get_child("query", DISCO_ITEMS):get_child("item").attr.node);
 			event = m.event("alice@example.com/x", COMMANDS);
-			m.hooks["host-disco-items-node"].handler(event);
+			m.fire("host-disco-items-node", event);
 			assert.is_nil(event.reply:get_child("query", DISCO_ITEMS):get_child("item"));
 		end);
 	end);
@@ -314,20 +294,20 @@ describe("mod_invites_adhoc", function ()
 				users = { ["carol@example.com"] = { roles = { inviter = true } }, ["admin@example.com"] = { admin = true } };
 			});
 			local event = m.event("carol@example.com/x", ACCOUNT);
-			assert.is_true(m.hooks["host-disco-info-node"].handler(event));
+			assert.is_true(m.fire("host-disco-info-node", event));
 			assert.equal(1, #m.sent);
-			assert.is_true(m.hooks["iq-set/host/" .. COMMANDS .. ":command"].handler(event));
+			assert.is_true(m.fire("iq-set/host/" .. COMMANDS .. ":command", event));
 			assert.equal(ACCOUNT, m.handled[1].command.node);
 
 			event = m.event("alice@example.com/x", ACCOUNT);
-			assert.is_nil(m.hooks["host-disco-info-node"].handler(event));
-			assert.is_nil(m.hooks["iq-set/host/" .. COMMANDS .. ":command"].handler(event));
+			assert.is_nil(m.fire("host-disco-info-node", event));
+			assert.is_nil(m.fire("iq-set/host/" .. COMMANDS .. ":command", event));
 			assert.equal(1, #m.handled);
 
 			-- mod_adhoc lists it for admins already: not twice.
 			event = m.event("admin@example.com/x", COMMANDS);
 			event.reply:tag("item", { node = ACCOUNT }):up();
-			m.hooks["host-disco-items-node"].handler(event);
+			m.fire("host-disco-items-node", event);
 			local count = 0;
 			for _ in event.reply:get_child("query", DISCO_ITEMS):childtags("item") do count = count + 1; end
 			assert.equal(1, count);
@@ -356,7 +336,6 @@ end);
 
 describe("mod_invites get() and XEP-0401 roster-subscription", function ()
 	it("reports the local creator of an account invite as its inviter, for registration to befriend", function ()
-		local fake = require "helpers.fake_prosody";
 		local invites = fake.load_module("invites");
 		local invite = assert(invites.create_account("bob", { source = "admin@example.com/x", roster_subscription = "admin@example.com" }));
 		local valid = assert(invites.get(invite.token));

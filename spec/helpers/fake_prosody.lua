@@ -113,7 +113,11 @@ function fake.load_module(name, options)
 	local env = setmetatable({ module = module, prosody = options.prosody or { process_type = "prosody", version = "0.12.3" } }, { __index = _G });
 
 	function module:get_directory() return fake.plugin_dir; end -- luacheck: ignore 212/self
+	-- options.requires = { name = table } stands in for Prosody's own libraries (e.g. "adhoc").
 	function module:require(lib)
+		if options.requires and options.requires[lib] then
+			return options.requires[lib];
+		end
 		local f = assert(loadfile(self:get_directory() .. "/" .. lib .. ".lib.lua", "t", env));
 		return f();
 	end
@@ -128,6 +132,28 @@ function fake.load_module(name, options)
 	module.get_option_number = module.get_option;
 	module.get_option_string = module.get_option;
 	module.get_option_boolean = module.get_option;
+	-- Just what the shims use of util.set: items() and contains().
+	function module:get_option_set(key, default)
+		local members = {};
+		for _, item in ipairs(self:get_option(key, default) or {}) do
+			members[item] = true;
+		end
+		return {
+			items = function () return next, members, nil; end;
+			contains = function (_, item) return members[item] == true; end;
+		};
+	end
+	-- module:provides(kind, item): items by node (ad-hoc commands) or name.
+	module.provided = {};
+	function module:provides(_, item)
+		self.provided[item.node or item.name] = item;
+	end
+	-- options.may(permission, context): Prosody 13's permission check.
+	if options.may then
+		function module:may(permission, context) -- luacheck: ignore 212/self
+			return options.may(permission, context);
+		end
+	end
 	-- options.stores = { name = fake.new_storage() } gives a store its own data.
 	local stores = options.stores or {};
 	function module:open_store(store, kind) -- luacheck: ignore 212/self
