@@ -44,8 +44,8 @@ all: plugins
 
 plugins: $(PLUGINS)/invites_core.so $(SHIMS:lua/%=$(PLUGINS)/%)
 
-$(NATIVE): Cargo.toml Cargo.lock $(wildcard src/*.rs)
-	$(CARGO) build $(CARGO_FLAGS)
+$(NATIVE): Cargo.toml Cargo.lock $(wildcard crates/*/Cargo.toml crates/*/src/*.rs)
+	$(CARGO) build -p invites_core $(CARGO_FLAGS)
 
 $(PLUGINS)/invites_core.so: $(NATIVE)
 	@mkdir -p $(PLUGINS)

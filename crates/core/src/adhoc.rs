@@ -162,7 +162,7 @@ pub fn requested_username<'a>(raw: Option<&str>, prepped: Option<&'a str>) -> Re
 pub struct NameFacts {
     /// An account by that name exists.
     pub exists: bool,
-    /// A pending invite reserves it ([`crate::register::Reservations`]).
+    /// A pending invite reserves it ([`crate::reservations::Reservations`]).
     pub reserved: bool,
 }
 

@@ -125,15 +125,15 @@ pub fn quota_check(
     max_pending: Option<u32>,
     now: i64,
 ) -> Result<(), QuotaRefusal> {
-    if let Some(max_pending) = max_pending {
-        if pending >= max_pending {
-            return Err(QuotaRefusal::Pending {
-                message: format!(
-                    "You can have {} outstanding at a time; revoke one, or wait until one is used or expires",
-                    plural(max_pending, "invite")
-                ),
-            });
-        }
+    if let Some(max_pending) = max_pending
+        && pending >= max_pending
+    {
+        return Err(QuotaRefusal::Pending {
+            message: format!(
+                "You can have {} outstanding at a time; revoke one, or wait until one is used or expires",
+                plural(max_pending, "invite")
+            ),
+        });
     }
     let Some(quota) = quota else {
         return Ok(());

@@ -224,10 +224,10 @@ proptest! {
                 "--allow-registration=maybe", "--expires-after", "--", "--=", "true", "no"]).prop_map(str::to_owned),
         ], 0..8),
     ) {
-        if let Some(command) = SHELL_COMMANDS.get(verb) {
-            if let Ok(parsed) = cli::parse_shell_args(command, &words) {
-                prop_assert!(parsed.args.len() <= command.args.len());
-            }
+        if let Some(command) = SHELL_COMMANDS.get(verb)
+            && let Ok(parsed) = cli::parse_shell_args(command, &words)
+        {
+            prop_assert!(parsed.args.len() <= command.args.len());
         }
         let _ = cli::parse_flag(words.first().map_or("", String::as_str));
     }

@@ -1,0 +1,327 @@
+//! Lua tables to core types and back: the field readers, stored records, validated invites,
+//! storage keys and the `nil, code` failure convention.
+
+use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
+
+use invites_rules::Error;
+use invites_rules::invite::{InviteType, StoreKey, StoredRecord, ValidatedInvite};
+use invites_rules::register::RoleEntry;
+use invites_rules::reservations::ReservationEntry;
+
+/// Declares the table keys the binding reads and writes, made into Lua strings once per host
+/// object: a ready string is pushed without hashing and interning it again on every call.
+macro_rules! field_names {
+    ($($field:ident = $name:literal),* $(,)?) => {
+        pub(crate) struct FieldNames {
+            $(pub(crate) $field: LuaString,)*
+        }
+
+        impl FieldNames {
+            pub(crate) fn new(lua: &Lua) -> mlua::Result<Self> {
+                Ok(Self { $($field: lua.create_string($name)?,)* })
+            }
+        }
+    };
+}
+
+field_names! {
+    kind = "type",
+    jid = "jid",
+    token = "token",
+    allow_registration = "allow_registration",
+    uri = "uri",
+    created_at = "created_at",
+    expires = "expires",
+    reusable = "reusable",
+    username = "username",
+    inviter = "inviter",
+    additional_data = "additional_data",
+    landing_page = "landing_page",
+    roster_subscription = "roster_subscription",
+    allow_reset = "allow_reset",
+    user = "user",
+}
+
+/// `nil, code` for an expected failure.
+pub(crate) fn failure(lua: &Lua, message: &str) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(message)?)]))
+}
+
+/// Reads a Lua number as whole seconds (Prosody stores integers; SQL may hand back floats).
+pub(crate) fn seconds(value: &Value) -> Option<i64> {
+    match value {
+        Value::Integer(n) => Some(*n),
+        Value::Number(n) if n.is_finite() => Some(n.trunc() as i64),
+        _ => None,
+    }
+}
+
+/// The fields of a stored record the binding looks at, read from the table once.
+pub(crate) struct RecordFields {
+    kind: Value,
+    jid: Value,
+    uri: Value,
+    expires: Value,
+    created_at: Value,
+    reusable: Value,
+    additional_data: Value,
+    landing_page: Value,
+}
+
+impl RecordFields {
+    pub(crate) fn read(names: &FieldNames, record: &Value) -> Result<Option<Self>, Error> {
+        let table = match record {
+            Value::Nil => return Ok(None),
+            Value::Table(table) => table,
+            _ => return Err(Error::MalformedRecord("record")),
+        };
+        let get = |key: &LuaString| table.raw_get::<Value>(key).unwrap_or(Value::Nil);
+        Ok(Some(Self {
+            kind: get(&names.kind),
+            jid: get(&names.jid),
+            uri: get(&names.uri),
+            expires: get(&names.expires),
+            created_at: get(&names.created_at),
+            reusable: get(&names.reusable),
+            additional_data: get(&names.additional_data),
+            landing_page: get(&names.landing_page),
+        }))
+    }
+
+    pub(crate) fn stored(&self, names: &FieldNames) -> Result<StoredRecord, Error> {
+        let text = |value: &Value, key: &'static str| -> Result<Option<String>, Error> {
+            match value {
+                Value::Nil => Ok(None),
+                Value::String(s) => s.to_str().map(|s| Some(s.to_owned())).map_err(|_| Error::MalformedRecord(key)),
+                _ => Err(Error::MalformedRecord(key)),
+            }
+        };
+        let kind = text(&self.kind, "type")?.as_deref().and_then(InviteType::parse).ok_or(Error::MalformedRecord("type"))?;
+        let jid = text(&self.jid, "jid")?.ok_or(Error::MalformedRecord("jid"))?;
+        let expires = seconds(&self.expires).ok_or(Error::MalformedRecord("expires"))?;
+        let roster_subscription = match &self.additional_data {
+            Value::Table(data) => match data.raw_get::<Value>(&names.roster_subscription) {
+                Ok(Value::String(creator)) => creator.to_str().ok().map(|s| s.to_owned()),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(StoredRecord {
+            kind,
+            jid,
+            expires,
+            created_at: seconds(&self.created_at),
+            uri: text(&self.uri, "uri")?,
+            reusable: matches!(self.reusable, Value::Boolean(true)),
+            roster_subscription,
+        })
+    }
+}
+
+pub(crate) fn stored_record(names: &FieldNames, value: &Value) -> Result<Option<StoredRecord>, Error> {
+    RecordFields::read(names, value)?.map(|fields| fields.stored(names)).transpose()
+}
+
+pub(crate) fn opt_string(value: Value) -> mlua::Result<Option<String>> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::String(s) => Ok(Some(s.to_str()?.to_owned())),
+        other => Err(mlua::Error::runtime(format!("expected a string, got {}", other.type_name()))),
+    }
+}
+
+pub(crate) fn keys_table(lua: &Lua, names: &FieldNames, keys: Vec<StoreKey>) -> mlua::Result<Table> {
+    let list = lua.create_table_with_capacity(keys.len(), 0)?;
+    for (i, key) in keys.into_iter().enumerate() {
+        let entry = lua.create_table_with_capacity(0, 2)?;
+        if let Some(user) = key.user {
+            entry.raw_set(&names.user, user)?;
+        }
+        entry.raw_set(&names.token, key.token)?;
+        list.raw_set(i + 1, entry)?;
+    }
+    Ok(list)
+}
+
+/// `(token, expires)` pairs of a map whose values are expiry numbers or records.
+pub(crate) fn expiries(map: &Table) -> mlua::Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for pair in map.pairs::<Value, Value>() {
+        let (key, value) = pair?;
+        let Value::String(token) = key else { continue };
+        let expires = match &value {
+            Value::Table(record) => seconds(&record.raw_get("expires")?),
+            other => seconds(other),
+        };
+        if let (Ok(token), Some(expires)) = (token.to_str(), expires) {
+            out.push((token.to_owned(), expires));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn token_list(lua: &Lua, tokens: Vec<&str>) -> mlua::Result<Table> {
+    lua.create_sequence_from(tokens)
+}
+
+/// The validated invite as a Lua table. Strings the record (or the caller) already holds are
+/// passed back as those Lua values, not made again.
+pub(crate) fn validated_table(
+    lua: &Lua,
+    names: &FieldNames,
+    invite: ValidatedInvite,
+    token: &Value,
+    username: &Value,
+    record: Option<&RecordFields>,
+) -> mlua::Result<Table> {
+    let same = |value: &Value, text: &str| matches!(value, Value::String(s) if s.as_bytes() == text.as_bytes());
+    let text = |value: Option<&Value>, text: String| -> Either<String, Value> {
+        match value {
+            Some(value) if same(value, &text) => Either::Right(value.clone()),
+            _ => Either::Left(text),
+        }
+    };
+    let mut fields: Vec<(&LuaString, Either<String, Value>)> = Vec::with_capacity(12);
+    fields.push((&names.token, text(Some(token), invite.token)));
+    fields.push((&names.kind, text(record.map(|r| &r.kind), invite.kind.as_str().to_owned())));
+    if let Some(name) = invite.username {
+        fields.push((&names.username, text(Some(username), name)));
+    }
+    if let Some(inviter) = invite.inviter {
+        fields.push((&names.inviter, Either::Left(inviter)));
+    }
+    fields.push((&names.jid, text(record.map(|r| &r.jid), invite.jid)));
+    fields.push((&names.uri, text(record.map(|r| &r.uri), invite.uri)));
+    fields.push((&names.expires, Either::Right(Value::Integer(invite.expires))));
+    if let Some(created_at) = invite.created_at {
+        fields.push((&names.created_at, Either::Right(Value::Integer(created_at))));
+    }
+    fields.push((&names.reusable, Either::Right(Value::Boolean(invite.reusable))));
+    fields.push((&names.allow_registration, Either::Right(Value::Boolean(invite.host_level))));
+    if let Some(record) = record {
+        // Passed through by reference: consumers read and may extend these.
+        fields.push((&names.additional_data, Either::Right(record.additional_data.clone())));
+        fields.push((&names.landing_page, Either::Right(record.landing_page.clone())));
+    }
+    lua.create_table_from(fields)
+}
+
+/// Reads a field of a validated invite: directly from the table `get` returned, or through its
+/// metatable when a consumer handed in something else (a proxy).
+pub(crate) fn invite_field<V: mlua::FromLua>(table: &Table, direct: bool, key: &LuaString) -> mlua::Result<V> {
+    if direct { table.raw_get(key) } else { table.get(key) }
+}
+
+pub(crate) fn validated_from_table(names: &FieldNames, table: &Table) -> mlua::Result<ValidatedInvite> {
+    let direct = !matches!(table.raw_get::<Value>(&names.token)?, Value::Nil);
+    let kind: String = invite_field(table, direct, &names.kind)?;
+    let kind = InviteType::parse(&kind).ok_or_else(|| mlua::Error::runtime("not a validated invite"))?;
+    Ok(ValidatedInvite {
+        token: invite_field(table, direct, &names.token)?,
+        kind,
+        username: invite_field(table, direct, &names.username)?,
+        inviter: invite_field(table, direct, &names.inviter)?,
+        jid: invite_field(table, direct, &names.jid)?,
+        uri: invite_field(table, direct, &names.uri)?,
+        expires: invite_field(table, direct, &names.expires)?,
+        created_at: invite_field(table, direct, &names.created_at)?,
+        reusable: invite_field::<Option<bool>>(table, direct, &names.reusable)?.unwrap_or(false),
+        host_level: invite_field::<Option<bool>>(table, direct, &names.allow_registration)?.unwrap_or(false),
+    })
+}
+
+pub(crate) trait IntoLuaValue {
+    fn into_lua_value(self, lua: &Lua) -> mlua::Result<Value>;
+}
+
+impl IntoLuaValue for Option<String> {
+    fn into_lua_value(self, lua: &Lua) -> mlua::Result<Value> {
+        self.map_or(Ok(Value::Nil), |s| lua.create_string(s).map(Value::String))
+    }
+}
+
+/// `nil, code` for a storage read that failed with `code` (a generic code when it gave none).
+pub(crate) fn storage_failure(lua: &Lua, code: Value) -> mlua::Result<MultiValue> {
+    match code {
+        Value::String(code) => Ok(MultiValue::from_iter([Value::Nil, Value::String(code)])),
+        _ => failure(lua, "internal-server-error"),
+    }
+}
+
+/// A stored host-level record as far as reservations care; `None` when it is not a record.
+pub(crate) fn reservation_entry(names: &FieldNames, token: String, record: &Value) -> Option<ReservationEntry> {
+    let fields = RecordFields::read(names, record).ok()??;
+    let stored = fields.stored(names).ok()?;
+    let reset = match &fields.additional_data {
+        Value::Table(data) => truthy(&data.raw_get(&names.allow_reset).unwrap_or(Value::Nil)),
+        _ => false,
+    };
+    Some(ReservationEntry { token, kind: stored.kind, jid: stored.jid, expires: stored.expires, reset })
+}
+
+/// The reservation entries of a whole host-level map.
+pub(crate) fn reservation_entries(names: &FieldNames, map: &Table) -> Vec<ReservationEntry> {
+    map.pairs::<Value, Value>()
+        .flatten()
+        .filter_map(|(token, record)| match token {
+            Value::String(token) => reservation_entry(names, token.to_str().ok()?.to_owned(), &record),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `max_uses` and `uses` of a table: the use limit and the uses recorded so far, or `None` when
+/// `max_uses` is not a positive integer (such an invite is not limited).
+pub(crate) fn use_limit(table: &Table) -> mlua::Result<Option<(u32, u32)>> {
+    let count = |key: &str| -> mlua::Result<Option<u32>> {
+        Ok(match table.raw_get::<Value>(key)? {
+            Value::Integer(n) => u32::try_from(n).ok(),
+            Value::Number(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => Some(n as u32),
+            _ => None,
+        })
+    };
+    let Some(max_uses) = count("max_uses")?.filter(|&n| n >= 1) else {
+        return Ok(None);
+    };
+    Ok(Some((max_uses, count("uses")?.unwrap_or(0))))
+}
+
+/// A string field of a table, or `None` for anything else (stored data may be junk).
+pub(crate) fn str_field(table: &Table, key: &str) -> Option<String> {
+    match table.raw_get::<Value>(key) {
+        Ok(Value::String(s)) => s.to_str().ok().map(|s| s.to_owned()),
+        _ => None,
+    }
+}
+
+pub(crate) fn bool_field(table: &Table, key: &str) -> bool {
+    matches!(table.raw_get::<Value>(key), Ok(Value::Boolean(true)))
+}
+
+/// `additional_data.roles` as a map (`{role = true}`) or an array (`{"role"}`), array part first
+/// and in order.
+pub(crate) fn role_entries(value: &Value) -> Vec<RoleEntry> {
+    let Value::Table(roles) = value else { return Vec::new() };
+    let mut entries: Vec<RoleEntry> =
+        roles.sequence_values::<Value>().flatten().filter_map(|v| opt_plain_string(&v)).map(RoleEntry::Listed).collect();
+    for (key, value) in roles.pairs::<Value, Value>().flatten() {
+        if let Value::String(name) = key
+            && let Ok(name) = name.to_str()
+        {
+            entries.push(RoleEntry::Keyed(name.to_owned(), !matches!(value, Value::Nil | Value::Boolean(false))));
+        }
+    }
+    entries
+}
+
+pub(crate) fn opt_plain_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => s.to_str().ok().map(|s| s.to_owned()),
+        _ => None,
+    }
+}
+
+/// Lua truthiness: `usermanager.is_admin` answers with whatever the roles table holds.
+pub(crate) fn truthy(value: &Value) -> bool {
+    !matches!(value, Value::Nil | Value::Boolean(false))
+}

@@ -1,0 +1,224 @@
+//! `core.new(host, log, now)`: the per-host state of mod_invites, as userdata.
+
+use std::cell::RefCell;
+
+use mlua::{Either, Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+use rand::TryRng;
+use rand::rngs::SysRng;
+
+use invites_rules::Error;
+use invites_rules::invite::{self, InviteRequest, InviteType, Redemption, Removals};
+use invites_rules::reservations::Reservations;
+use invites_rules::token::{self, TOKEN_BYTES};
+
+use crate::convert::{
+    FieldNames, IntoLuaValue, RecordFields, expiries, failure, keys_table, opt_string, reservation_entries, reservation_entry,
+    seconds, storage_failure, stored_record, token_list, validated_from_table, validated_table,
+};
+use crate::log::Tracer;
+
+/// Per-host state of mod_invites; the shim owns it: the host name, the logger, the index of
+/// reserved usernames and the memory of removed records.
+pub(crate) struct Invites {
+    host: String,
+    tracer: Tracer,
+    names: FieldNames,
+    reservations: RefCell<Reservations>,
+    removals: RefCell<Removals>,
+}
+
+fn random_token() -> mlua::Result<String> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    SysRng.try_fill_bytes(&mut bytes).map_err(|e| mlua::Error::runtime(format!("no random bytes: {e}")))?;
+    Ok(token::encode_token(&bytes))
+}
+
+impl UserData for Invites {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // create(type, username?, allow_registration, ttl, reusable?, now)
+        //   -> record, stored_at_host_level, contact_owner | nil, err
+        methods.add_method(
+            "create",
+            |lua, this, (kind, username, allow_registration, ttl, reusable, now): (String, Value, bool, u64, Option<bool>, i64)| {
+                let kind = InviteType::parse(&kind).ok_or_else(|| mlua::Error::runtime(format!("unknown invite type '{kind}'")))?;
+                let username = opt_string(username)?;
+                let request = InviteRequest { kind, host: &this.host, username: username.as_deref(), allow_registration, ttl, reusable };
+                let token = random_token()?;
+                let record = match this.tracer.traced(|| invite::create(&request, token, now))? {
+                    Ok(record) => record,
+                    Err(e) => return failure(lua, e.code()),
+                };
+                let names = &this.names;
+                let table = lua.create_table_from([
+                    (&names.kind, Either::Left(record.kind.as_str())),
+                    (&names.jid, Either::Left(record.jid.as_str())),
+                    (&names.token, Either::Left(record.token.as_str())),
+                    (&names.allow_registration, Either::Right(Value::Boolean(record.allow_registration))),
+                    (&names.uri, Either::Left(record.uri.as_str())),
+                    (&names.created_at, Either::Right(Value::Integer(record.created_at))),
+                    (&names.expires, Either::Right(Value::Integer(record.expires))),
+                    (&names.reusable, Either::Right(record.reusable.map_or(Value::Nil, Value::Boolean))),
+                ])?;
+                let owner = record.contact_owner().map(str::to_owned);
+                Ok(MultiValue::from_iter([Value::Table(table), Value::Boolean(record.stored_at_host_level()), owner.into_lua_value(lua)?]))
+            },
+        );
+
+        // validate(token, record?, username?, user_expiry?, now) -> validated invite | nil, err
+        methods.add_method(
+            "validate",
+            |lua, this, (token_value, record, username, user_expiry, now): (Value, Value, Value, Value, i64)| {
+                let token = match &token_value {
+                    Value::Nil | Value::Boolean(false) => None,
+                    Value::String(s) => match s.to_str() {
+                        Ok(s) => Some(s.to_owned()),
+                        Err(_) => return failure(lua, Error::TokenInvalid.code()),
+                    },
+                    _ => return failure(lua, Error::TokenInvalid.code()),
+                };
+                let username_value = username;
+                let username = opt_string(username_value.clone())?;
+                let names = &this.names;
+                let mut fields = None;
+                let outcome = this.tracer.traced(|| {
+                    let read = RecordFields::read(names, &record).and_then(|read| {
+                        let stored = read.as_ref().map(|fields| fields.stored(names)).transpose()?;
+                        fields = read;
+                        Ok(stored)
+                    });
+                    let stored =
+                        read.inspect_err(|e| tracing::warn!("ignoring invite {:?}: {e}", token.as_deref().map(token::redact)))?;
+                    let redemption = match username.as_deref() {
+                        None => Redemption::Account,
+                        Some(username) => Redemption::Contact { username, user_expiry: seconds(&user_expiry) },
+                    };
+                    invite::validate(token.as_deref(), &this.host, stored.as_ref(), redemption, now)
+                })?;
+                match outcome {
+                    Ok(invite) => {
+                        let table = validated_table(lua, names, invite, &token_value, &username_value, fields.as_ref())?;
+                        Ok(MultiValue::from_iter([Value::Table(table)]))
+                    }
+                    Err(Error::MalformedRecord(_)) => failure(lua, Error::TokenInvalid.code()),
+                    Err(e) => failure(lua, e.code()),
+                }
+            },
+        );
+
+        // use_plan(validated) -> { {user=?, token=}, ... }
+        methods.add_method("use_plan", |lua, this, validated: Table| {
+            keys_table(lua, &this.names, invite::use_plan(&validated_from_table(&this.names, &validated)?))
+        });
+
+        // revoke_plan(token, record?) -> { {user=?, token=}, ... }
+        methods.add_method("revoke_plan", |lua, this, (token, record): (String, Value)| {
+            let stored = this.tracer.traced(|| stored_record(&this.names, &record).ok().flatten())?;
+            keys_table(lua, &this.names, invite::revoke_plan(&token, stored.as_ref()))
+        });
+
+        // purge_plan(map, now) -> { token, ... }
+        methods.add_method("purge_plan", |lua, this, (map, now): (Table, i64)| {
+            let entries = expiries(&map)?;
+            let tokens = this.tracer.traced(|| invite::purge_plan(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))?;
+            token_list(lua, tokens)
+        });
+
+        // pending(host_map, now) -> { token, ... } soonest expiry first
+        methods.add_method("pending", |lua, _, (map, now): (Table, i64)| {
+            let entries = expiries(&map)?;
+            token_list(lua, invite::pending(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))
+        });
+
+        // deleted_user_plan(host_map, username) -> { token, ... }
+        methods.add_method("deleted_user_plan", |lua, _, (map, username): (Table, String)| {
+            let mut entries = Vec::new();
+            for pair in map.pairs::<Value, Value>() {
+                let (Value::String(token), Value::Table(record)) = pair? else { continue };
+                if let (Ok(token), Ok(Some(jid))) = (token.to_str(), record.raw_get::<Option<String>>("jid")) {
+                    entries.push((token.to_owned(), jid));
+                }
+            }
+            token_list(lua, invite::deleted_user_plan(entries.iter().map(|(t, j)| (t.as_str(), j.as_str())), &username))
+        });
+
+        // reservations_load(host_map, now): rebuilds the index of reserved usernames
+        methods.add_method("reservations_load", |_, this, (map, now): (Table, i64)| {
+            let entries = reservation_entries(&this.names, &map);
+            this.reservations_mut()?.load(entries, now);
+            Ok(())
+        });
+
+        // reservation_add(token, record, now): a host-level record this process just stored
+        methods.add_method("reservation_add", |_, this, (token, record, now): (String, Value, i64)| {
+            let mut reservations = this.reservations_mut()?;
+            // Until the index is loaded, the load will find the record: nothing to read now.
+            if reservations.is_loaded()
+                && let Some(entry) = reservation_entry(&this.names, token, &record)
+            {
+                reservations.add(&entry, now);
+            }
+            Ok(())
+        });
+
+        // removed(token, now): a host-level record this process just removed
+        methods.add_method("removed", |_, this, (token, now): (String, i64)| {
+            this.reservations_mut()?.remove(&token);
+            this.removals.try_borrow_mut().map_err(|_| mlua::Error::runtime("removal memory busy"))?.note(&token, now);
+            Ok(())
+        });
+
+        // still_stored(token, validated_at) -> true | false | nil (unknown: read storage)
+        methods.add_method("still_stored", |_, this, (token, validated_at): (String, i64)| {
+            let removals = this.removals.try_borrow().map_err(|_| mlua::Error::runtime("removal memory busy"))?;
+            Ok(removals.still_stored(&token, validated_at))
+        });
+
+        // reserved_by(username, now, read_record, read_map) -> token | nil | nil, code
+        // read_record(token) and read_map() return the stored value, or nil and a code when
+        // storage failed; read_map is called once, to load the index.
+        methods.add_method(
+            "reserved_by",
+            |lua, this, (username, now, read_record, read_map): (String, i64, Function, Function)| {
+                if !this.reservations_mut()?.is_loaded() {
+                    let (map, code): (Value, Value) = read_map.call(())?;
+                    let Value::Table(map) = map else { return storage_failure(lua, code) };
+                    let entries = reservation_entries(&this.names, &map);
+                    this.reservations_mut()?.load(entries, now);
+                }
+                let mut reservations = this.reservations_mut()?;
+                let found = this.tracer.traced(|| {
+                    reservations.reserved_by(&username, now, |token| match read_record.call::<(Value, Value)>(token) {
+                        Ok((record @ Value::Table(_), _)) => Ok(reservation_entry(&this.names, token.to_owned(), &record)),
+                        Ok((_, Value::Nil)) => Ok(None),
+                        Ok((_, code)) => Err(Ok(code)),
+                        Err(e) => Err(Err(e)),
+                    })
+                })?;
+                match found {
+                    Ok(token) => Ok(MultiValue::from_iter([token.into_lua_value(lua)?])),
+                    Err(Ok(code)) => storage_failure(lua, code),
+                    Err(Err(e)) => Err(e),
+                }
+            },
+        );
+    }
+}
+
+impl Invites {
+    /// The reservation index, for one call. Lua callbacks run inside `reserved_by`, so a
+    /// re-entrant call is refused with an error rather than a panic.
+    fn reservations_mut(&self) -> mlua::Result<std::cell::RefMut<'_, Reservations>> {
+        self.reservations.try_borrow_mut().map_err(|_| mlua::Error::runtime("reservation index busy"))
+    }
+}
+
+/// `core.new(host, log, now)`
+pub(crate) fn new_invites(lua: &Lua, (host, log, now): (String, Function, i64)) -> mlua::Result<Invites> {
+    Ok(Invites {
+        host,
+        tracer: Tracer::new(log),
+        names: FieldNames::new(lua)?,
+        reservations: RefCell::default(),
+        removals: RefCell::new(Removals::new(now)),
+    })
+}

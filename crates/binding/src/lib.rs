@@ -1,0 +1,94 @@
+//! invites_core: the Lua module (`require "invites_core"`), the binding of the rules in
+//! `invites_rules` (crates/core) to Lua.
+//!
+//! It converts Lua values to core types and back, draws token bytes from the OS random source,
+//! maps [`Error`] to Prosody's `nil, "<code>"` convention and forwards the core's `tracing`
+//! diagnostics to the logger the shim passes in. Misuse (a wrong argument type) raises a Lua
+//! error; expected failures never do.
+
+#![deny(unsafe_code)]
+
+mod adhoc;
+mod convert;
+mod invites;
+mod lifecycle;
+mod log;
+mod registration;
+mod rooms;
+mod shell;
+mod values;
+
+use mlua::{Lua, MultiValue, Table, Value};
+
+use invites_rules::register as reg;
+use invites_rules::{cli, datetime, invite, ns};
+
+use crate::adhoc::adhoc_exports;
+use crate::convert::failure;
+use crate::invites::new_invites;
+use crate::lifecycle::{lifecycle_of, quota_check};
+use crate::registration::{contact_token, new_registration};
+use crate::rooms::rooms_exports;
+use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
+use crate::values::{check_token, option_period, parse_datetime, parse_period, parse_uri, redact};
+
+// skip_memory_check: Prosody gives Lua no memory limit, so an allocation fails only when the whole
+// process is out of memory. mlua then pushes strings and stores table fields directly instead of
+// wrapping each in a protected call, which halves the cost of every call into this library
+// (`make bench`, figure 1).
+#[mlua::lua_module(skip_memory_check)]
+fn invites_core(lua: &Lua) -> mlua::Result<Table> {
+    let exports = lua.create_table()?;
+    exports.set("version", env!("CARGO_PKG_VERSION"))?;
+    exports.set("new", lua.create_function(new_invites)?)?;
+    exports.set("check_token", lua.create_function(check_token)?)?;
+    exports.set("redact", lua.create_function(redact)?)?;
+    exports.set("parse_period", lua.create_function(parse_period)?)?;
+    exports.set("option_period", lua.create_function(option_period)?)?;
+    exports.set("parse_flag", lua.create_function(parse_flag)?)?;
+    exports.set(
+        "parse_uses",
+        lua.create_function(|lua, text: String| match cli::parse_uses(&text) {
+            Ok(n) => Ok(MultiValue::from_iter([Value::Integer(i64::from(n))])),
+            Err(e) => failure(lua, &e.to_string()),
+        })?,
+    )?;
+    exports.set("shell_commands", shell_commands(lua)?)?;
+    exports.set("lifecycle", lua.create_function(lifecycle_of)?)?;
+    exports.set("quota_check", lua.create_function(quota_check)?)?;
+    exports.set("parse_shell_args", lua.create_function(parse_shell_args)?)?;
+    exports.set("parse_generate", lua.create_function(parse_generate)?)?;
+    exports.set("generate_usage", cli::GENERATE_USAGE)?;
+    exports.set("datetime", lua.create_function(|_, seconds: i64| Ok(datetime::format_datetime(seconds)))?)?;
+    exports.set("parse_datetime", lua.create_function(parse_datetime)?)?;
+    exports.set("parse_uri", lua.create_function(parse_uri)?)?;
+    exports.set("default_ttl", invite::DEFAULT_TTL)?;
+    exports.set("default_reset_ttl", invite::DEFAULT_RESET_TTL)?;
+    let namespaces = lua.create_table()?;
+    for (name, value) in ns::ALL {
+        namespaces.set(*name, *value)?;
+    }
+    exports.set("ns", namespaces)?;
+    // mod_invites_register
+    exports.set("new_registration", lua.create_function(new_registration)?)?;
+    exports.set(
+        "advertise_features",
+        lua.create_function(|_, (kind, secure, required): (String, bool, bool)| {
+            Ok(reg::advertise_features(&kind, secure, required))
+        })?,
+    )?;
+    exports.set("contact_token", lua.create_function(contact_token)?)?;
+    exports.set(
+        "subscribe_back",
+        lua.create_function(|_, (subscribed, pending): (bool, bool)| Ok(reg::subscribe_back(subscribed, pending)))?,
+    )?;
+    exports.set(
+        "registration_possible",
+        lua.create_function(|_, (ours, ibr, web): (bool, bool, bool)| Ok(reg::registration_possible(ours, ibr, web)))?,
+    )?;
+    // mod_invites_adhoc
+    exports.set("adhoc", adhoc_exports(lua)?)?;
+    // Group chats carried by invites
+    exports.set("rooms", rooms_exports(lua)?)?;
+    Ok(exports)
+}

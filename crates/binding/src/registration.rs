@@ -1,0 +1,235 @@
+//! mod_invites_register: per-host registration state (pre-auth throttle, single-use claims) and
+//! the XEP-0379 / XEP-0445 rules of `invites_rules::register`.
+
+use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+
+use invites_rules::claims::{Claims, Settlement};
+use invites_rules::invite::InviteType;
+use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation, StanzaError};
+use invites_rules::throttle::{Exemptions, PreauthGate, PreauthStep, ThrottleConfig};
+
+use crate::convert::{IntoLuaValue, bool_field, opt_plain_string, role_entries, seconds, str_field, use_limit};
+use crate::log::Tracer;
+
+/// Per-host state of mod_invites_register; the shim owns it (never process-global).
+pub(crate) struct Registration {
+    tracer: Tracer,
+    gate: PreauthGate,
+    claims: Claims,
+}
+
+fn error_table(lua: &Lua, error: StanzaError, reason: &str) -> mlua::Result<Table> {
+    let table = lua.create_table_with_capacity(0, 4)?;
+    table.set("type", error.kind)?;
+    table.set("condition", error.condition)?;
+    table.set("text", error.text)?;
+    table.set("reason", reason)?;
+    Ok(table)
+}
+
+impl UserData for Registration {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // preauth(ip?, iq_type, token?, now) -> true | false, error
+        // Records the failure when the request counts as one.
+        methods.add_method_mut("preauth", |lua, this, (ip, iq_type, token, now): (Value, Value, Value, i64)| {
+            let ip = opt_plain_string(&ip);
+            let iq_type = opt_plain_string(&iq_type).unwrap_or_default();
+            let token = match &token {
+                Value::Nil => None,
+                // Anything but a proper string is as good as junk.
+                Value::String(s) => Some(s.to_str().map(|s| s.to_owned()).unwrap_or_else(|_| "\u{0}".to_owned())),
+                _ => Some("\u{0}".to_owned()),
+            };
+            let step = this.gate.check(ip.as_deref(), &iq_type, token.as_deref(), now);
+            match step {
+                PreauthStep::Lookup => Ok(MultiValue::from_iter([Value::Boolean(true)])),
+                PreauthStep::Refuse { error, reason, counts } => {
+                    let gate = &mut this.gate;
+                    let throttled_now = counts && this.tracer.traced(|| gate.record_failure(ip.as_deref(), now))?;
+                    let table = error_table(lua, error, reason)?;
+                    table.set("throttled_now", throttled_now)?;
+                    Ok(MultiValue::from_iter([Value::Boolean(false), Value::Table(table)]))
+                }
+            }
+        });
+
+        // preauth_failed(ip?, code, now) -> error   (the token lookup failed with `code`)
+        methods.add_method_mut("preauth_failed", |lua, this, (ip, code, now): (Value, Value, i64)| {
+            let ip = opt_plain_string(&ip);
+            let code = opt_plain_string(&code).unwrap_or_default();
+            let (error, counts) = PreauthGate::lookup_failed(&code);
+            let gate = &mut this.gate;
+            let throttled_now = counts && this.tracer.traced(|| gate.record_failure(ip.as_deref(), now))?;
+            let table = error_table(lua, error, if counts { "unknown, used or expired token" } else { "lookup failed" })?;
+            table.set("throttled_now", throttled_now)?;
+            Ok(table)
+        });
+
+        // registering(request, holder, now) -> true, allow_reset? | false, error
+        // request = { invite_only, username, account_exists, reserved_by? (token, or false when the
+        //   lookup failed), invite? = { token, type, jid?, username?, allow_reset?, reusable,
+        //   still_stored, storage_failed, max_uses?, uses? } }
+        methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
+            let username = str_field(&request, "username").unwrap_or_default();
+            // None: the lookup failed.
+            let reserved_by = match request.raw_get::<Value>("reserved_by")? {
+                Value::Boolean(false) => None,
+                other => Some(opt_plain_string(&other)),
+            };
+            let invite = match request.raw_get::<Value>("invite")? {
+                Value::Table(invite) => Some((
+                    str_field(&invite, "token").unwrap_or_default(),
+                    str_field(&invite, "type").as_deref().and_then(InviteType::parse).unwrap_or(InviteType::Register),
+                    str_field(&invite, "jid"),
+                    str_field(&invite, "username"),
+                    str_field(&invite, "allow_reset"),
+                    bool_field(&invite, "reusable"),
+                    bool_field(&invite, "still_stored"),
+                    bool_field(&invite, "storage_failed"),
+                    use_limit(&invite)?,
+                )),
+                _ => None,
+            };
+            let facts = Registering {
+                invite_only: bool_field(&request, "invite_only"),
+                username: &username,
+                account_exists: bool_field(&request, "account_exists"),
+                invite: invite.as_ref().map(
+                    |(token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed, limit)| PresentedInvite {
+                        token,
+                        kind: *kind,
+                        jid: jid.as_deref(),
+                        username: name.as_deref(),
+                        allow_reset: allow_reset.as_deref(),
+                        reusable: *reusable,
+                        limit: *limit,
+                        still_stored: *still_stored,
+                        storage_failed: *storage_failed,
+                    },
+                ),
+                reservation: match &reserved_by {
+                    None => Reservation::Unknown,
+                    Some(None) => Reservation::Free,
+                    Some(Some(token)) => Reservation::By(token),
+                },
+            };
+            let claims = &mut this.claims;
+            let outcome = this.tracer.traced(|| -> Result<reg::Allowed, reg::Refusal> {
+                let allowed = reg::decide_registration(&facts)?;
+                if let Some(claim) = &allowed.claim {
+                    claims.claim(claim, holder, now)?;
+                }
+                Ok(allowed)
+            })?;
+            match outcome {
+                Ok(allowed) => {
+                    let reset = allowed.allow_reset.into_lua_value(lua)?;
+                    Ok(MultiValue::from_iter([Value::Boolean(true), reset]))
+                }
+                Err(refusal) => {
+                    let table = error_table(lua, refusal.error(), refusal.reason())?;
+                    Ok(MultiValue::from_iter([Value::Boolean(false), Value::Table(table)]))
+                }
+            }
+        });
+
+        // registered(token, holder?, facts) -> plan | nil
+        // facts = { username, inviter?, inviter_exists, still_stored, roles?, max_uses?, uses? }
+        // plan = { consume = true, befriend = inviter?, roles = { role = true }? }
+        methods.add_method_mut("registered", |lua, this, (token, holder, facts): (String, Option<u64>, Table)| {
+            let settlement = this.claims.settle(&token, holder);
+            let username = str_field(&facts, "username").unwrap_or_default();
+            let inviter = str_field(&facts, "inviter");
+            let roles = reg::role_names(role_entries(&facts.raw_get::<Value>("roles")?));
+            let plan = reg::welcome(
+                settlement,
+                &username,
+                inviter.as_deref(),
+                bool_field(&facts, "inviter_exists"),
+                bool_field(&facts, "still_stored"),
+                use_limit(&facts)?,
+                roles,
+            );
+            let Some(plan) = plan else {
+                let why = match settlement {
+                    Settlement::HeldByOther => "claimed by another registration",
+                    _ => "no longer stored",
+                };
+                return Ok(MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(why)?)]));
+            };
+            let table = lua.create_table_with_capacity(0, 3)?;
+            table.set("consume", plan.consume)?;
+            table.set("befriend", plan.befriend)?;
+            if !plan.roles.is_empty() {
+                // The 0.12 `roles` store wants a map; Prosody 13 wants the primary role first.
+                let roles = lua.create_table_with_capacity(0, plan.roles.len())?;
+                for role in &plan.roles {
+                    roles.set(role.as_str(), true)?;
+                }
+                table.set("roles", roles)?;
+                table.set("role_list", lua.create_sequence_from(plan.roles)?)?;
+            }
+            Ok(MultiValue::from_iter([Value::Table(table)]))
+        });
+
+        // consumed(token, ok, now): the consume of a registration's invite succeeded (the claim is
+        // dropped) or failed (the claim stays, spent, until a retry succeeds).
+        methods.add_method_mut("consumed", |_, this, (token, ok, now): (String, bool, i64)| {
+            this.claims.consumed(&token, ok, now);
+            Ok(())
+        });
+
+        // unsettled() -> { token, ... } whose consume failed and is owed
+        methods.add_method("unsettled", |lua, this, ()| lua.create_sequence_from(this.claims.unsettled()));
+
+        // release(holder) -> number of claims released
+        methods.add_method_mut("release", |_, this, holder: u64| Ok(this.claims.release(holder)));
+
+        // tidy(now): forget stale throttle entries and lapsed claims.
+        methods.add_method_mut("tidy", |_, this, now: i64| {
+            this.gate.forget_stale(now);
+            this.claims.expire(now);
+            Ok(())
+        });
+    }
+}
+
+/// `core.new_registration(host, log, options?)`; options: `max_failures`, `failure_window`,
+/// `exempt` (list of addresses or CIDR networks), `ipv6_prefix`.
+/// `host` mirrors `core.new`; the rules need no host name.
+pub(crate) fn new_registration(
+    _lua: &Lua,
+    (_host, log, options): (String, Function, Option<Table>),
+) -> mlua::Result<Registration> {
+    let tracer = Tracer::new(log);
+    let mut config = ThrottleConfig::default();
+    if let Some(options) = options {
+        if let Some(max) = seconds(&options.raw_get("max_failures")?) {
+            config.max_failures = u32::try_from(max.max(0)).unwrap_or(u32::MAX);
+        }
+        if let Some(window) = seconds(&options.raw_get("failure_window")?) {
+            config.window = window.max(0);
+        }
+        if let Some(prefix) = seconds(&options.raw_get("ipv6_prefix")?) {
+            config.ipv6_prefix = u8::try_from(prefix.clamp(0, 128)).unwrap_or(128);
+        }
+        if let Value::Table(list) = options.raw_get::<Value>("exempt")? {
+            let entries: Vec<String> = list.sequence_values::<Value>().flatten().filter_map(|v| opt_plain_string(&v)).collect();
+            let (exempt, bad) = Exemptions::parse(entries.iter().map(String::as_str));
+            for entry in bad {
+                tracer.log.call::<()>(("warn", format!("ignoring invalid address in the throttle exemptions: {entry}")))?;
+            }
+            config.exempt = exempt;
+        }
+    }
+    Ok(Registration { tracer, gate: PreauthGate::new(config), claims: Claims::new() })
+}
+
+pub(crate) fn contact_token(
+    _lua: &Lua,
+    (presence_type, token, from_bare, to_bare): (Value, Value, String, String),
+) -> mlua::Result<Option<String>> {
+    let presence_type = opt_plain_string(&presence_type);
+    let token = opt_plain_string(&token);
+    Ok(reg::contact_token(presence_type.as_deref(), token.as_deref(), &from_bare, &to_bare).map(str::to_owned))
+}

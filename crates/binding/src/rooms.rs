@@ -1,0 +1,135 @@
+//! `core.rooms`: the group chats an invite carries.
+
+use mlua::{Lua, MultiValue, Table, Value};
+
+use invites_rules::rooms::{self, RoomFacts, RoomInput, RoomRefusal};
+
+use crate::convert::{bool_field, failure, opt_plain_string, str_field};
+
+/// `nil, code, message, outcome` for a refused room.
+fn room_refusal(lua: &Lua, refusal: &RoomRefusal) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([
+        Value::Nil,
+        Value::String(lua.create_string(refusal.kind.code())?),
+        Value::String(lua.create_string(refusal.to_string())?),
+        Value::String(lua.create_string(refusal.redemption_outcome())?),
+    ]))
+}
+
+/// `core.rooms.normalise(inputs, max)` with inputs `{ { given, prepped?, autojoin? }, ... }`
+///   -> `{ { jid, autojoin }, ... }` | nil, code, message
+fn rooms_normalise(lua: &Lua, (inputs, max): (Table, Option<usize>)) -> mlua::Result<MultiValue> {
+    let mut list = Vec::new();
+    for entry in inputs.sequence_values::<Table>() {
+        let entry = entry?;
+        let autojoin = match entry.raw_get::<Value>("autojoin")? {
+            Value::Boolean(b) => Some(b),
+            _ => None,
+        };
+        list.push(RoomInput {
+            given: str_field(&entry, "given").unwrap_or_default(),
+            prepped: str_field(&entry, "prepped"),
+            autojoin,
+        });
+    }
+    match rooms::normalise(&list, max.unwrap_or(rooms::DEFAULT_MAX_ROOMS)) {
+        Ok(rooms) => {
+            let out = lua.create_table_with_capacity(rooms.len(), 0)?;
+            for room in rooms {
+                out.push(lua.create_table_from([
+                    ("jid", Value::String(lua.create_string(&room.jid)?)),
+                    ("autojoin", Value::Boolean(room.autojoin)),
+                ])?)?;
+            }
+            Ok(MultiValue::from_iter([Value::Table(out)]))
+        }
+        Err(refusal) => room_refusal(lua, &refusal),
+    }
+}
+
+/// `core.rooms.check(room, facts, requester)`; facts: booleans `muc_service`, `checked`, `exists`,
+/// `destroyed`, `persistent`, `members_only`, `allow_member_invites`; requester `{ privileged = true }`
+/// or `{ affiliation = "member" | nil }` -> true, "room" | "service" or nil, code, message, outcome
+fn rooms_check(lua: &Lua, (room, facts, requester): (String, Table, Table)) -> mlua::Result<MultiValue> {
+    let known = RoomFacts {
+        muc_service: bool_field(&facts, "muc_service"),
+        checked: bool_field(&facts, "checked"),
+        exists: bool_field(&facts, "exists"),
+        destroyed: bool_field(&facts, "destroyed"),
+        persistent: bool_field(&facts, "persistent"),
+        members_only: bool_field(&facts, "members_only"),
+        allow_member_invites: bool_field(&facts, "allow_member_invites"),
+    };
+    let who = if bool_field(&requester, "privileged") {
+        rooms::Requester::Privileged
+    } else {
+        rooms::Requester::User(str_field(&requester, "affiliation").as_deref().and_then(rooms::Affiliation::parse))
+    };
+    match rooms::check(&room, &known, who) {
+        Ok(checked) => Ok(MultiValue::from_iter([
+            Value::Boolean(true),
+            Value::String(lua.create_string(match checked {
+                rooms::Checked::Room => "room",
+                rooms::Checked::ServiceOnly => "service",
+            })?),
+        ])),
+        Err(refusal) => room_refusal(lua, &refusal),
+    }
+}
+
+fn affiliation_of(value: &Value) -> Option<rooms::Affiliation> {
+    opt_plain_string(value).as_deref().and_then(rooms::Affiliation::parse)
+}
+
+/// `core.rooms` for mod_invites' room handling.
+pub(crate) fn rooms_exports(lua: &Lua) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.set("default_max", rooms::DEFAULT_MAX_ROOMS)?;
+    table.set("normalise", lua.create_function(rooms_normalise)?)?;
+    table.set("check", lua.create_function(rooms_check)?)?;
+    // plan(affiliation?) -> "grant" | "keep" | "banned", outcome, welcomes (bookmark and invitation)
+    table.set(
+        "plan",
+        lua.create_function(|_, current: Value| {
+            let step = rooms::plan(affiliation_of(&current));
+            let name = match step {
+                rooms::Step::Grant => "grant",
+                rooms::Step::Keep(_) => "keep",
+                rooms::Step::Banned => "banned",
+            };
+            Ok((name, step.outcome(), step.welcomes()))
+        })?,
+    )?;
+    table.set(
+        "remove_on_delete",
+        lua.create_function(|_, current: Value| Ok(rooms::remove_on_delete(affiliation_of(&current))))?,
+    )?;
+    // invitation_mode(option?) -> "inviter" | "room" | "none" | nil, message
+    table.set(
+        "invitation_mode",
+        lua.create_function(|lua, value: Value| match rooms::InvitationMode::parse(opt_plain_string(&value).as_deref()) {
+            Ok(mode) => Ok(MultiValue::from_iter([Value::String(lua.create_string(match mode {
+                rooms::InvitationMode::Inviter => "inviter",
+                rooms::InvitationMode::Room => "room",
+                rooms::InvitationMode::None => "none",
+            })?)])),
+            Err(message) => failure(lua, &message),
+        })?,
+    )?;
+    // invitation_sender(mode, inviter?, room) -> jid | nil
+    table.set(
+        "invitation_sender",
+        lua.create_function(|_, (mode, inviter, room): (String, Value, String)| {
+            let mode = rooms::InvitationMode::parse(Some(&mode)).unwrap_or_default();
+            Ok(rooms::invitation_sender(mode, opt_plain_string(&inviter).as_deref(), &room))
+        })?,
+    )?;
+    // invitation_reason(inviter?, room_name?, room) -> text
+    table.set(
+        "invitation_reason",
+        lua.create_function(|_, (inviter, name, room): (Value, Value, String)| {
+            Ok(rooms::invitation_reason(opt_plain_string(&inviter).as_deref(), opt_plain_string(&name).as_deref(), &room))
+        })?,
+    )?;
+    Ok(table)
+}

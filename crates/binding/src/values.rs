@@ -1,0 +1,86 @@
+//! Exports on plain values: tokens, periods, `xmpp:` URIs and XEP-0082 times.
+
+use mlua::{Lua, MultiValue, Value};
+
+use invites_rules::{Error, datetime, period, token, uri};
+
+use crate::convert::failure;
+
+pub(crate) fn check_token(lua: &Lua, token: Value) -> mlua::Result<MultiValue> {
+    match token {
+        Value::Nil => failure(lua, Error::NoToken.code()),
+        Value::String(s) if s.to_str().is_ok_and(|s| token::check_token(&s).is_ok()) => {
+            Ok(MultiValue::from_iter([Value::Boolean(true)]))
+        }
+        _ => failure(lua, Error::TokenInvalid.code()),
+    }
+}
+
+/// `core.redact(token)`: what a log line may show of a token (a short prefix); any other value
+/// is shown as its type.
+pub(crate) fn redact(_lua: &Lua, value: Value) -> mlua::Result<String> {
+    Ok(match &value {
+        Value::String(s) => token::redact(&s.to_string_lossy()),
+        other => format!("<{}>", other.type_name()),
+    })
+}
+
+pub(crate) fn parse_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
+    let parsed = match &value {
+        Value::Integer(n) => period::period_from_number(*n as f64),
+        Value::Number(n) => period::period_from_number(*n),
+        Value::String(s) => period::parse_period(&s.to_str()?),
+        other => Err(Error::InvalidPeriod(other.type_name().to_owned())),
+    };
+    match parsed {
+        Ok(seconds) => Ok(MultiValue::from_iter([Value::Integer(i64::try_from(seconds).unwrap_or(i64::MAX))])),
+        Err(e) => failure(lua, &e.to_string()),
+    }
+}
+
+/// A period option as Prosody 13's `get_option_period` reads it: seconds and, when Prosody would
+/// log it as ambiguous, `true`; or `nil, reason`.
+pub(crate) fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
+    let parsed = match &value {
+        Value::Boolean(false) => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
+        // Prosody 13 treats a negative period as "never".
+        Value::Integer(n) if *n < 0 => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
+        Value::Number(n) if *n < 0.0 => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
+        Value::Integer(n) => {
+            period::period_from_number(*n as f64).map(|seconds| period::OptionPeriod { seconds, ambiguous: false })
+        }
+        Value::Number(n) => period::period_from_number(*n).map(|seconds| period::OptionPeriod { seconds, ambiguous: false }),
+        Value::String(s) => period::option_period(&s.to_str()?),
+        other => Err(Error::InvalidPeriod(other.type_name().to_owned())),
+    };
+    match parsed {
+        Ok(period) => Ok(MultiValue::from_iter([
+            Value::Integer(i64::try_from(period.seconds).unwrap_or(i64::MAX)),
+            Value::Boolean(period.ambiguous),
+        ])),
+        Err(e) => failure(lua, &e.to_string()),
+    }
+}
+
+pub(crate) fn parse_uri(lua: &Lua, text: String) -> mlua::Result<MultiValue> {
+    let parsed = match uri::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => return failure(lua, &e.to_string()),
+    };
+    let table = lua.create_table()?;
+    table.set("jid", parsed.jid)?;
+    table.set("action", parsed.action)?;
+    let params = lua.create_table()?;
+    for (key, value) in parsed.params {
+        params.set(key, value)?;
+    }
+    table.set("params", params)?;
+    Ok(MultiValue::from_iter([Value::Table(table)]))
+}
+
+pub(crate) fn parse_datetime(lua: &Lua, text: String) -> mlua::Result<MultiValue> {
+    match datetime::parse_datetime(&text) {
+        Ok(seconds) => Ok(MultiValue::from_iter([Value::Integer(seconds)])),
+        Err(e) => failure(lua, &e.to_string()),
+    }
+}

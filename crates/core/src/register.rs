@@ -1,0 +1,580 @@
+//! The rules of invite-based registration (XEP-0401, XEP-0445) and server-side pre-authenticated
+//! roster subscription (XEP-0379), as `mod_invites_register` applies them.
+//!
+//! Everything here is pure or a small in-memory state machine the shim owns per host: which
+//! streams get the invite stream features, what a pre-auth iq is answered with, when an address
+//! is throttled, whether a registration may go ahead with the invite it presents, which stream
+//! holds the single-use claim on a token, and what a `subscribe` with a token leads to. The shim
+//! reads storage and configuration, hooks the events and carries out the decisions.
+
+#![forbid(unsafe_code)]
+
+use crate::claims::Settlement;
+use crate::invite::{InviteType, node_of};
+use crate::token::check_token;
+
+/// Text of the pre-auth error, as the stock module words it.
+pub const INVALID_TOKEN_TEXT: &str = "The invite token is invalid or expired";
+
+/// Text of the invite-only refusal, as the stock module words it.
+pub const INVITE_ONLY_TEXT: &str = "Registration on this server is through invitation only";
+
+/// An XMPP stanza error to send back: RFC 6120 type, defined condition and human text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StanzaError {
+    /// `cancel`, `modify`, `wait`, `auth`.
+    pub kind: &'static str,
+    /// A defined condition of `urn:ietf:params:xml:ns:xmpp-stanzas`.
+    pub condition: &'static str,
+    /// The `<text/>` shown to the user.
+    pub text: &'static str,
+}
+
+impl StanzaError {
+    pub(crate) const fn new(kind: &'static str, condition: &'static str, text: &'static str) -> Self {
+        Self { kind, condition, text }
+    }
+}
+
+/// Whether a stream gets the `urn:xmpp:invite` and `urn:xmpp:ibr-token:0` features: only
+/// unauthenticated client streams, and only encrypted ones unless encryption is not required.
+pub fn advertise_features(session_type: &str, secure: bool, require_encryption: bool) -> bool {
+    session_type == "c2s_unauthed" && (secure || !require_encryption)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+
+/// The invite a registration presents, as the shim found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedInvite<'a> {
+    /// The token.
+    pub token: &'a str,
+    /// `type` of the validated invite.
+    pub kind: InviteType,
+    /// `jid` of the validated invite (`user@host` for restricted account invites).
+    pub jid: Option<&'a str>,
+    /// `username` of the validated invite (the restricted name, or the inviter for contacts).
+    pub username: Option<&'a str>,
+    /// `additional_data.allow_reset`: the account whose password this invite resets.
+    pub allow_reset: Option<&'a str>,
+    /// Reusable invites are not consumed and need no claim, unless they have a use limit.
+    pub reusable: bool,
+    /// `additional_data.max_uses` with the uses recorded so far: `(N, used)`. Without it a
+    /// single-use invite allows one registration and a reusable one any number.
+    pub limit: Option<(u32, u32)>,
+    /// Whether the host-level record is still in storage now. It is deleted when the invite is
+    /// used (here, by `prosodyctl`, by a web registration) or revoked.
+    pub still_stored: bool,
+    /// Whether storage failed when asked if the record is still stored (then `still_stored`
+    /// means nothing and the registration must wait).
+    pub storage_failed: bool,
+}
+
+impl PresentedInvite<'_> {
+    /// How many more registrations may claim it at once: `None` for no limit.
+    pub fn slots(&self) -> Option<u32> {
+        match self.limit {
+            Some((max_uses, used)) => Some(max_uses.saturating_sub(used)),
+            None if self.reusable => None,
+            None => Some(1),
+        }
+    }
+
+    /// The only username an account invite may register: the node of its jid (stock's `get`
+    /// never reported it, so the restriction was lost). Contact invites name the inviter there.
+    pub fn restricted_to(&self) -> Option<&str> {
+        match self.kind {
+            InviteType::Register => self.jid.and_then(node_of).or(self.username),
+            InviteType::Roster => None,
+        }
+    }
+}
+
+/// A `user-registering` event, reduced to what the rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registering<'a> {
+    /// `registration_invite_only`.
+    pub invite_only: bool,
+    /// The (nodeprepped) username asked for.
+    pub username: &'a str,
+    /// Whether that account exists already.
+    pub account_exists: bool,
+    /// The invite presented, if any.
+    pub invite: Option<PresentedInvite<'a>>,
+    /// Whether a pending invite reserves `username` ([`Reservations`]).
+    pub reservation: Reservation<'a>,
+}
+
+/// What the reservation index says of a username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation<'a> {
+    /// No pending invite reserves it.
+    Free,
+    /// The pending invite with this token reserves it.
+    By(&'a str),
+    /// Storage could not be read to tell.
+    Unknown,
+}
+
+/// Why a registration is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Invite-only server, no invite.
+    InviteOnly,
+    /// The invite was used or revoked after the stream pre-authenticated with it.
+    InviteGone,
+    /// A restricted invite presented with another username.
+    WrongUsername,
+    /// A reset invite whose account does not exist: it never creates one.
+    NoAccountToReset,
+    /// The username is reserved by another pending invite.
+    Reserved,
+    /// The account exists and the invite is not a reset invite for it.
+    AccountExists,
+    /// Another registration holds the claim on this single-use invite.
+    InUse,
+    /// Whether the username is reserved could not be told (storage failed).
+    ReservationUnknown,
+    /// Whether the invite is still valid could not be told (storage failed).
+    InviteUnknown,
+}
+
+impl Refusal {
+    /// The error the registration is answered with.
+    pub fn error(&self) -> StanzaError {
+        match self {
+            Self::InviteOnly => StanzaError::new("modify", "not-acceptable", INVITE_ONLY_TEXT),
+            Self::InviteGone => StanzaError::new("cancel", "not-allowed", INVALID_TOKEN_TEXT),
+            Self::WrongUsername => StanzaError::new("modify", "not-acceptable", "This invite is for a different username"),
+            Self::NoAccountToReset => {
+                StanzaError::new("cancel", "item-not-found", "This invite resets the password of an account that does not exist")
+            }
+            Self::Reserved => StanzaError::new("cancel", "conflict", "The requested username is reserved"),
+            Self::AccountExists => StanzaError::new("cancel", "conflict", "The requested username already exists."),
+            Self::InUse => StanzaError::new("cancel", "not-allowed", "This invite is already being used by another registration"),
+            Self::ReservationUnknown => {
+                StanzaError::new("wait", "internal-server-error", "The username could not be checked, please try again later")
+            }
+            Self::InviteUnknown => {
+                StanzaError::new("wait", "internal-server-error", "The invite could not be checked, please try again later")
+            }
+        }
+    }
+
+    /// A short reason for the log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InviteOnly => "no invite on an invite-only host",
+            Self::InviteGone => "invite used or revoked since pre-auth",
+            Self::WrongUsername => "invite restricted to another username",
+            Self::NoAccountToReset => "reset invite for a missing account",
+            Self::Reserved => "username reserved by a pending invite",
+            Self::AccountExists => "account exists and the invite does not reset it",
+            Self::InUse => "invite claimed by another registration",
+            Self::ReservationUnknown => "reservations could not be read",
+            Self::InviteUnknown => "the invite could not be read",
+        }
+    }
+}
+
+/// A registration that may go ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// `event.allow_reset`: the account whose password may be reset instead of creating one.
+    pub allow_reset: Option<String>,
+    /// The claim the registering party must take before going ahead (limited invites).
+    pub claim: Option<Claim>,
+}
+
+/// A claim to take on a limited invite: one of at most `slots` registrations on their way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub token: String,
+    pub slots: u32,
+}
+
+/// Decides a registration. Expiry is deliberately not looked at: XEP-0445 checks it at pre-auth
+/// only, and a stream that pre-authenticated in time may finish registering.
+pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
+    let Some(invite) = &r.invite else {
+        if r.invite_only {
+            return Err(Refusal::InviteOnly);
+        }
+        return match r.reservation {
+            Reservation::Free => Ok(Allowed { allow_reset: None, claim: None }),
+            Reservation::By(_) => Err(Refusal::Reserved),
+            Reservation::Unknown => Err(Refusal::ReservationUnknown),
+        };
+    };
+    if invite.storage_failed {
+        return Err(Refusal::InviteUnknown);
+    }
+    if !invite.still_stored || invite.slots() == Some(0) {
+        return Err(Refusal::InviteGone);
+    }
+    let claim = invite.slots().map(|slots| Claim { token: invite.token.to_owned(), slots });
+    if let Some(account) = invite.allow_reset {
+        if r.username != account {
+            return Err(Refusal::WrongUsername);
+        }
+        if !r.account_exists {
+            return Err(Refusal::NoAccountToReset);
+        }
+        return Ok(Allowed { allow_reset: Some(account.to_owned()), claim });
+    }
+    if invite.restricted_to().is_some_and(|name| name != r.username) {
+        return Err(Refusal::WrongUsername);
+    }
+    match r.reservation {
+        Reservation::By(token) if token != invite.token => return Err(Refusal::Reserved),
+        Reservation::Unknown => return Err(Refusal::ReservationUnknown),
+        _ => {}
+    }
+    if r.account_exists {
+        return Err(Refusal::AccountExists);
+    }
+    Ok(Allowed { allow_reset: None, claim })
+}
+
+/// What a finished registration leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// Consume the invite (delete its storage keys).
+    pub consume: bool,
+    /// Make the new account and this inviter mutually subscribed, and push the new contact to
+    /// the inviter.
+    pub befriend: Option<String>,
+    /// Roles to store for the new account.
+    pub roles: Vec<String>,
+}
+
+/// Plans `user-registered` for an invite registration that settled as `settlement`. `inviter`
+/// is the validated invite's inviter (contact invites), `inviter_exists` whether that account is
+/// still there, `still_stored` the storage re-check (for unclaimed single-use invites), `limit`
+/// the invite's use limit and the uses recorded before this one: the invite is consumed when
+/// this use is its last.
+pub fn welcome(
+    settlement: Settlement,
+    new_user: &str,
+    inviter: Option<&str>,
+    inviter_exists: bool,
+    still_stored: bool,
+    limit: Option<(u32, u32)>,
+    roles: Vec<String>,
+) -> Option<Welcome> {
+    match settlement {
+        Settlement::Claimed => {}
+        Settlement::Unclaimed if still_stored => {}
+        Settlement::Unclaimed | Settlement::HeldByOther => return None,
+    }
+    let befriend = inviter.filter(|&inviter| inviter_exists && inviter != new_user).map(str::to_owned);
+    let consume = limit.is_none_or(|(max_uses, used)| used.saturating_add(1) >= max_uses);
+    Some(Welcome { consume, befriend, roles })
+}
+
+/// One entry of an invite's `additional_data.roles`, which comes as a map (`{role = true}`, what
+/// the stock command line writes) or as an array (`{"role"}`, what later versions write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleEntry {
+    /// `roles[i] = "name"`.
+    Listed(String),
+    /// `roles.name = flag`.
+    Keyed(String, bool),
+}
+
+/// The role names to grant, without duplicates: listed entries in their order (Prosody 13 takes
+/// the first as the primary role), then keyed ones sorted by name.
+pub fn role_names(entries: impl IntoIterator<Item = RoleEntry>) -> Vec<String> {
+    let mut listed = Vec::new();
+    let mut keyed = Vec::new();
+    for entry in entries {
+        match entry {
+            RoleEntry::Listed(name) => listed.push(name),
+            RoleEntry::Keyed(name, true) => keyed.push(name),
+            RoleEntry::Keyed(_, false) => {}
+        }
+    }
+    keyed.sort();
+    let mut names: Vec<String> = Vec::with_capacity(listed.len() + keyed.len());
+    for name in listed.into_iter().chain(keyed) {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+// ---------------------------------------------------------------------------------------------
+// XEP-0379
+
+/// The token of a `presence` that asks for server-side pre-authenticated subscription: a
+/// `subscribe` from someone else carrying a `preauth` token. Anything else is left alone.
+pub fn contact_token<'a>(presence_type: Option<&str>, token: Option<&'a str>, from_bare: &str, to_bare: &str) -> Option<&'a str> {
+    if presence_type != Some("subscribe") || from_bare.is_empty() || from_bare == to_bare {
+        return None;
+    }
+    token.filter(|token| check_token(token).is_ok())
+}
+
+/// Whether the inviter should send its own `subscribe` back after approving: unless it is
+/// already subscribed to the contact or has asked already.
+pub fn subscribe_back(inviter_subscribed: bool, inviter_pending_out: bool) -> bool {
+    !inviter_subscribed && !inviter_pending_out
+}
+
+// ---------------------------------------------------------------------------------------------
+// `ibr=y`
+
+/// Whether invitees can register on the host, so a contact invite may promise `ibr=y`
+/// (XEP-0401: MUST be omitted otherwise): `mod_invites_register` runs there and some way to
+/// register is loaded (in-band registration, or the invite registration web page).
+pub fn registration_possible(invites_register_loaded: bool, ibr_loaded: bool, web_loaded: bool) -> bool {
+    invites_register_loaded && (ibr_loaded || web_loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
+    const U: &str = "Ux3gdOvANs77aUhUX40RFxTZ";
+
+    #[test]
+    fn features_only_for_unauthenticated_client_streams() {
+        let cases = [
+            ("c2s_unauthed", true, true, true),
+            ("c2s_unauthed", false, true, false),
+            ("c2s_unauthed", false, false, true),
+            ("c2s_unauthed", true, false, true),
+            ("c2s", true, true, false),
+            ("c2s", false, false, false),
+            ("s2sin_unauthed", true, false, false),
+        ];
+        for (kind, secure, required, expected) in cases {
+            assert_eq!(advertise_features(kind, secure, required), expected, "{kind} secure={secure} required={required}");
+        }
+    }
+
+    fn invite(kind: InviteType, jid: &'static str) -> PresentedInvite<'static> {
+        PresentedInvite {
+            token: T,
+            kind,
+            jid: Some(jid),
+            username: node_of(jid),
+            allow_reset: None,
+            reusable: false,
+            limit: None,
+            still_stored: true,
+            storage_failed: false,
+        }
+    }
+
+    fn registering(username: &'static str, invite: Option<PresentedInvite<'static>>) -> Registering<'static> {
+        Registering { invite_only: true, username, account_exists: false, invite, reservation: Reservation::Free }
+    }
+
+    fn claim() -> Option<Claim> {
+        Some(Claim { token: T.to_owned(), slots: 1 })
+    }
+
+    #[test]
+    fn registration_rules() {
+        let open = invite(InviteType::Register, "example.com");
+        let for_bob = invite(InviteType::Register, "bob@example.com");
+        let contact = invite(InviteType::Roster, "alice@example.com");
+        let reset = PresentedInvite { allow_reset: Some("carol"), ..invite(InviteType::Register, "carol@example.com") };
+        let group = PresentedInvite { reusable: true, ..open.clone() };
+        let gone = PresentedInvite { still_stored: false, ..open.clone() };
+        let unreadable = PresentedInvite { still_stored: false, storage_failed: true, ..open.clone() };
+        let ok = |claim: Option<Claim>| Ok(Allowed { allow_reset: None, claim });
+
+        let cases: Vec<(&str, Registering<'static>, Result<Allowed, Refusal>)> = vec![
+            ("invite-only, no invite", registering("mallory", None), Err(Refusal::InviteOnly)),
+            ("open, no invite", Registering { invite_only: false, ..registering("mallory", None) }, ok(None)),
+            (
+                "open, no invite, reserved name",
+                Registering { invite_only: false, reservation: Reservation::By(U), ..registering("bob", None) },
+                Err(Refusal::Reserved),
+            ),
+            (
+                "open, no invite, reservations unreadable",
+                Registering { invite_only: false, reservation: Reservation::Unknown, ..registering("bob", None) },
+                Err(Refusal::ReservationUnknown),
+            ),
+            (
+                "invite, reservations unreadable",
+                Registering { reservation: Reservation::Unknown, ..registering("bob", Some(open.clone())) },
+                Err(Refusal::ReservationUnknown),
+            ),
+            ("open invite, any name", registering("mallory", Some(open.clone())), ok(claim())),
+            (
+                "open invite, invite-only off",
+                Registering { invite_only: false, ..registering("x", Some(open.clone())) },
+                ok(claim()),
+            ),
+            ("restricted invite, its name", registering("bob", Some(for_bob.clone())), ok(claim())),
+            ("restricted invite, other name (B4)", registering("mallory", Some(for_bob.clone())), Err(Refusal::WrongUsername)),
+            (
+                "restricted invite reserves its own name",
+                Registering { reservation: Reservation::By(T), ..registering("bob", Some(for_bob.clone())) },
+                ok(claim()),
+            ),
+            (
+                "another invite cannot take a reserved name",
+                Registering { reservation: Reservation::By(U), ..registering("bob", Some(open.clone())) },
+                Err(Refusal::Reserved),
+            ),
+            (
+                "restricted invite, account taken meanwhile",
+                Registering { account_exists: true, ..registering("bob", Some(for_bob.clone())) },
+                Err(Refusal::AccountExists),
+            ),
+            ("contact invite registers any name", registering("dave", Some(contact.clone())), ok(claim())),
+            (
+                "reset invite resets its account",
+                Registering { account_exists: true, ..registering("carol", Some(reset.clone())) },
+                Ok(Allowed { allow_reset: Some("carol".into()), claim: claim() }),
+            ),
+            ("reset invite never creates (B3)", registering("mallory", Some(reset.clone())), Err(Refusal::WrongUsername)),
+            (
+                "reset invite for another existing account",
+                Registering { account_exists: true, ..registering("alice", Some(reset.clone())) },
+                Err(Refusal::WrongUsername),
+            ),
+            ("reset invite, its account was deleted", registering("carol", Some(reset.clone())), Err(Refusal::NoAccountToReset)),
+            ("used since pre-auth (B5)", registering("x", Some(gone.clone())), Err(Refusal::InviteGone)),
+            (
+                "used since pre-auth, open host",
+                Registering { invite_only: false, ..registering("x", Some(gone)) },
+                Err(Refusal::InviteGone),
+            ),
+            ("reusable invite needs no claim", registering("x", Some(group)), ok(None)),
+            ("storage failed: wait, not gone", registering("x", Some(unreadable)), Err(Refusal::InviteUnknown)),
+        ];
+        for (name, request, expected) in cases {
+            assert_eq!(decide_registration(&request), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn restriction_comes_from_the_jid() {
+        // A validated invite from stock's get() has no username for account invites.
+        let stockish = PresentedInvite { username: None, ..invite(InviteType::Register, "bob@example.com") };
+        assert_eq!(stockish.restricted_to(), Some("bob"));
+        let no_jid = PresentedInvite { jid: None, username: Some("bob"), ..invite(InviteType::Register, "x") };
+        assert_eq!(no_jid.restricted_to(), Some("bob"));
+        assert_eq!(invite(InviteType::Roster, "alice@example.com").restricted_to(), None);
+        assert_eq!(invite(InviteType::Register, "example.com").restricted_to(), None);
+    }
+
+    #[test]
+    fn every_refusal_has_an_error() {
+        let all = [
+            Refusal::InviteOnly,
+            Refusal::InviteGone,
+            Refusal::WrongUsername,
+            Refusal::NoAccountToReset,
+            Refusal::Reserved,
+            Refusal::AccountExists,
+            Refusal::InUse,
+            Refusal::ReservationUnknown,
+            Refusal::InviteUnknown,
+        ];
+        for refusal in all {
+            let e = refusal.error();
+            assert!(["cancel", "modify", "wait", "auth"].contains(&e.kind));
+            assert!(!e.text.is_empty() && !refusal.reason().is_empty());
+        }
+        assert_eq!(Refusal::InviteOnly.error().text, "Registration on this server is through invitation only");
+    }
+
+    #[test]
+    fn welcome_plans() {
+        let roles = vec!["prosody:admin".to_owned()];
+        let cases = [
+            (Settlement::Claimed, Some("alice"), true, false, Some(Some("alice"))),
+            (Settlement::Claimed, None, true, false, Some(None)),
+            (Settlement::Claimed, Some("alice"), false, true, Some(None)),
+            (Settlement::Claimed, Some("dave"), true, true, Some(None)),
+            (Settlement::Unclaimed, Some("alice"), true, true, Some(Some("alice"))),
+            (Settlement::Unclaimed, Some("alice"), true, false, None),
+            (Settlement::HeldByOther, Some("alice"), true, true, None),
+        ];
+        for (settlement, inviter, exists, stored, expected) in cases {
+            let plan = welcome(settlement, "dave", inviter, exists, stored, None, roles.clone());
+            assert_eq!(plan.as_ref().map(|w| w.befriend.as_deref()), expected, "{settlement:?} {inviter:?}");
+            if let Some(plan) = plan {
+                assert!(plan.consume);
+                assert_eq!(plan.roles, roles);
+            }
+        }
+        // A limited invite is consumed by its last use only.
+        let consumed = |limit| welcome(Settlement::Claimed, "dave", None, false, true, limit, vec![]).map(|w| w.consume);
+        assert_eq!(consumed(Some((3, 0))), Some(false));
+        assert_eq!(consumed(Some((3, 1))), Some(false));
+        assert_eq!(consumed(Some((3, 2))), Some(true));
+        assert_eq!(consumed(Some((1, 0))), Some(true));
+    }
+
+    #[test]
+    fn limited_invites_register_until_used_up() {
+        let limited =
+            |max_uses, used| PresentedInvite { limit: Some((max_uses, used)), ..invite(InviteType::Register, "example.com") };
+        let allowed = decide_registration(&registering("x", Some(limited(3, 1)))).map(|a| a.claim);
+        assert_eq!(allowed, Ok(Some(Claim { token: T.to_owned(), slots: 2 })));
+        assert_eq!(decide_registration(&registering("x", Some(limited(3, 3)))), Err(Refusal::InviteGone));
+        // A reusable (group) invite with a limit is limited too.
+        let group = PresentedInvite { reusable: true, ..limited(5, 4) };
+        assert_eq!(decide_registration(&registering("x", Some(group))).map(|a| a.claim.map(|c| c.slots)), Ok(Some(1)));
+        let unlimited = PresentedInvite { reusable: true, ..invite(InviteType::Register, "example.com") };
+        assert_eq!(decide_registration(&registering("x", Some(unlimited))).map(|a| a.claim), Ok(None));
+    }
+
+    #[test]
+    fn roles_as_map_or_array() {
+        let cases = [
+            (vec![RoleEntry::Keyed("prosody:admin".into(), true)], vec!["prosody:admin"]),
+            (vec![RoleEntry::Listed("prosody:admin".into()), RoleEntry::Listed("b".into())], vec!["prosody:admin", "b"]),
+            (vec![RoleEntry::Keyed("z".into(), true), RoleEntry::Keyed("a".into(), true)], vec!["a", "z"]),
+            (vec![RoleEntry::Keyed("off".into(), false), RoleEntry::Keyed("on".into(), true)], vec!["on"]),
+            (
+                vec![RoleEntry::Listed("x".into()), RoleEntry::Keyed("x".into(), true), RoleEntry::Listed(String::new())],
+                vec!["x"],
+            ),
+            (vec![], vec![]),
+        ];
+        for (entries, expected) in cases {
+            assert_eq!(role_names(entries.clone()), expected, "{entries:?}");
+        }
+    }
+
+    #[test]
+    fn contact_tokens() {
+        let cases = [
+            (Some("subscribe"), Some(T), "bob@x", "alice@y", Some(T)),
+            (Some("subscribed"), Some(T), "bob@x", "alice@y", None),
+            (None, Some(T), "bob@x", "alice@y", None),
+            (Some("subscribe"), None, "bob@x", "alice@y", None),
+            (Some("subscribe"), Some(""), "bob@x", "alice@y", None),
+            (Some("subscribe"), Some("x y"), "bob@x", "alice@y", None),
+            (Some("subscribe"), Some(T), "alice@y", "alice@y", None),
+            (Some("subscribe"), Some(T), "", "alice@y", None),
+        ];
+        for (kind, token, from, to, expected) in cases {
+            assert_eq!(contact_token(kind, token, from, to), expected, "{kind:?} {token:?} {from} {to}");
+        }
+        assert!(subscribe_back(false, false));
+        assert!(!subscribe_back(true, false));
+        assert!(!subscribe_back(false, true));
+    }
+
+    #[test]
+    fn ibr_needs_a_way_to_register() {
+        let cases =
+            [(true, true, false, true), (true, false, true, true), (true, false, false, false), (false, true, true, false)];
+        for (ours, ibr, web, expected) in cases {
+            assert_eq!(registration_possible(ours, ibr, web), expected, "{ours} {ibr} {web}");
+        }
+    }
+}
