@@ -18,9 +18,12 @@ override LUA_VERSION := $(shell $(LUA_INTERPRETER) -e 'io.write(jit and "jit" or
 endif
 # 5.4 means 54.
 LUA_FEATURE = $(if $(filter jit,$(LUA_VERSION)),luajit,lua$(subst .,,$(LUA_VERSION)))
-CARGO_FLAGS = --release --locked --no-default-features --features $(LUA_FEATURE)
+# One build directory per Lua version, so `make LUA_VERSION=53` after `make` really builds for 5.3.
+CARGO_FLAGS = --release --locked --no-default-features --features $(LUA_FEATURE) --target-dir target/$(LUA_FEATURE)
 PLUGINS = target/plugins
-NATIVE = target/release/libinvites_core.so
+NATIVE = target/$(LUA_FEATURE)/release/libinvites_core.so
+# Which Lua the plugin directory's library is for: a switch copies the other build in.
+LUA_STAMP = target/plugins-$(LUA_FEATURE).stamp
 SHIMS = $(wildcard lua/*.lua)
 VENV = .venv
 # lua-bitop and lua-unbound: what Prosody 13 needs beyond 0.12's dependencies (bookworm packages);
@@ -47,7 +50,12 @@ plugins: $(PLUGINS)/invites_core.so $(SHIMS:lua/%=$(PLUGINS)/%)
 $(NATIVE): Cargo.toml Cargo.lock $(wildcard crates/*/Cargo.toml crates/*/src/*.rs)
 	$(CARGO) build -p invites_core $(CARGO_FLAGS)
 
-$(PLUGINS)/invites_core.so: $(NATIVE)
+$(LUA_STAMP):
+	@mkdir -p target
+	@rm -f target/plugins-*.stamp
+	@touch $@
+
+$(PLUGINS)/invites_core.so: $(NATIVE) $(LUA_STAMP)
 	@mkdir -p $(PLUGINS)
 	cp $< $@
 
