@@ -394,7 +394,25 @@ end
 -- The token of the pending invite that reserves a username for its account (XEP-0445), or nil;
 -- nil and an error when storage failed. Used by mod_invites_register and mod_invites_adhoc.
 function reserved_by(username) --luacheck: ignore 131/reserved_by
-	return invites:reserved_by(username, now(), read_record, read_host_map);
+	if not invites:reservations_loaded() then
+		local records, err = read_host_map();
+		if not records then
+			return nil, err;
+		end
+		invites:reservations_load(records, now());
+	end
+	-- The index says which invites may reserve the name; their records, read now, say whether
+	-- they still do.
+	for _, token in ipairs(invites:reservation_candidates(username)) do
+		local record, err = read_record(token);
+		if err then
+			return nil, err;
+		end
+		if invites:reservation_confirm(username, token, record, now()) then
+			return token;
+		end
+	end
+	return nil;
 end
 
 -- Reads and validates a plausible token's host-level record: the validated invite and the

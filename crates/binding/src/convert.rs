@@ -240,14 +240,6 @@ impl IntoLuaValue for Option<String> {
     }
 }
 
-/// `nil, code` for a storage read that failed with `code` (a generic code when it gave none).
-pub(crate) fn storage_failure(lua: &Lua, code: Value) -> mlua::Result<MultiValue> {
-    match code {
-        Value::String(code) => Ok(MultiValue::from_iter([Value::Nil, Value::String(code)])),
-        _ => failure(lua, "internal-server-error"),
-    }
-}
-
 /// A stored host-level record as far as reservations care; `None` when it is not a record.
 pub(crate) fn reservation_entry(names: &FieldNames, token: String, record: &Value) -> Option<ReservationEntry> {
     let fields = RecordFields::read(names, record).ok()??;

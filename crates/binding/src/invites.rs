@@ -13,7 +13,7 @@ use invites_rules::token::{self, TOKEN_BYTES};
 
 use crate::convert::{
     FieldNames, IntoLuaValue, RecordFields, expiries, failure, keys_table, opt_string, reservation_entries, reservation_entry,
-    seconds, storage_failure, stored_record, token_list, validated_from_table, validated_table,
+    seconds, stored_record, token_list, validated_from_table, validated_table,
 };
 use crate::log::Tracer;
 
@@ -173,40 +173,28 @@ impl UserData for Invites {
             Ok(removals.still_stored(&token, validated_at))
         });
 
-        // reserved_by(username, now, read_record, read_map) -> token | nil | nil, code
-        // read_record(token) and read_map() return the stored value, or nil and a code when
-        // storage failed; read_map is called once, to load the index.
-        methods.add_method(
-            "reserved_by",
-            |lua, this, (username, now, read_record, read_map): (String, i64, Function, Function)| {
-                if !this.reservations_mut()?.is_loaded() {
-                    let (map, code): (Value, Value) = read_map.call(())?;
-                    let Value::Table(map) = map else { return storage_failure(lua, code) };
-                    let entries = reservation_entries(&this.names, &map);
-                    this.reservations_mut()?.load(entries, now);
-                }
-                let mut reservations = this.reservations_mut()?;
-                let found = this.tracer.traced(|| {
-                    reservations.reserved_by(&username, now, |token| match read_record.call::<(Value, Value)>(token) {
-                        Ok((record @ Value::Table(_), _)) => Ok(reservation_entry(&this.names, token.to_owned(), &record)),
-                        Ok((_, Value::Nil)) => Ok(None),
-                        Ok((_, code)) => Err(Ok(code)),
-                        Err(e) => Err(Err(e)),
-                    })
-                })?;
-                match found {
-                    Ok(token) => Ok(MultiValue::from_iter([token.into_lua_value(lua)?])),
-                    Err(Ok(code)) => storage_failure(lua, code),
-                    Err(Err(e)) => Err(e),
-                }
-            },
-        );
+        // reservations_loaded() -> whether the index has been loaded (else: reservations_load)
+        methods.add_method("reservations_loaded", |_, this, ()| Ok(this.reservations_mut()?.is_loaded()));
+
+        // reservation_candidates(username) -> { token, ... }: the invites that may reserve it,
+        // earliest expiry first; the shim reads each record and asks reservation_confirm.
+        methods.add_method("reservation_candidates", |lua, this, username: String| {
+            lua.create_sequence_from(this.reservations_mut()?.candidates(&username))
+        });
+
+        // reservation_confirm(username, token, record?, now) -> whether the record (as read now;
+        // nil: gone) still reserves the name; one that does not leaves the index.
+        methods.add_method("reservation_confirm", |_, this, (username, token, record, now): (String, String, Value, i64)| {
+            let entry = reservation_entry(&this.names, token.clone(), &record);
+            let mut reservations = this.reservations_mut()?;
+            this.tracer.traced(|| reservations.confirm(&username, &token, entry.as_ref(), now))
+        });
     }
 }
 
 impl Invites {
-    /// The reservation index, for one call. Lua callbacks run inside `reserved_by`, so a
-    /// re-entrant call is refused with an error rather than a panic.
+    /// The reservation index, for one call (a re-entrant call is refused with an error rather
+    /// than a panic).
     fn reservations_mut(&self) -> mlua::Result<std::cell::RefMut<'_, Reservations>> {
         self.reservations.try_borrow_mut().map_err(|_| mlua::Error::runtime("reservation index busy"))
     }

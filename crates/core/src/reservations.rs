@@ -89,24 +89,36 @@ impl Reservations {
         }
     }
 
+    /// The tokens of the pending invites that may reserve `username`, earliest expiry first. The
+    /// caller reads each record and asks [`Reservations::confirm`] (this index does no I/O).
+    pub fn candidates(&self, username: &str) -> Vec<String> {
+        self.by_name.get(username).map(|held| held.iter().map(|(_, token)| token.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Whether `entry` (the candidate's stored record as read now, `None`: gone) still reserves
+    /// `username`; a candidate that does not is dropped from the index.
+    pub fn confirm(&mut self, username: &str, token: &str, entry: Option<&ReservationEntry>, now: i64) -> bool {
+        if entry.is_some_and(|entry| entry.token == token && entry.reserves(now) == Some(username)) {
+            return true;
+        }
+        debug!("invite {} no longer reserves {username}", redact(token));
+        self.remove(token);
+        false
+    }
+
     /// The token of the earliest-expiring pending invite that reserves `username`, each
-    /// candidate confirmed against its stored record as `read` returns it (`None`: gone). A
-    /// failed read ends the lookup with its error and forgets nothing.
-    pub fn reserved_by<E>(
+    /// candidate confirmed against its record as `read` returns it; the shim's loop, for tests.
+    #[cfg(test)]
+    fn reserved_by<E>(
         &mut self,
         username: &str,
         now: i64,
         mut read: impl FnMut(&str) -> Result<Option<ReservationEntry>, E>,
     ) -> Result<Option<String>, E> {
-        let Some(held) = self.by_name.get(username) else { return Ok(None) };
-        let candidates: Vec<String> = held.iter().map(|(_, token)| token.clone()).collect();
-        for token in candidates {
-            match read(&token)? {
-                Some(entry) if entry.token == token && entry.reserves(now) == Some(username) => return Ok(Some(token)),
-                _ => {
-                    debug!("invite {} no longer reserves {username}", redact(&token));
-                    self.remove(&token);
-                }
+        for token in self.candidates(username) {
+            let entry = read(&token)?;
+            if self.confirm(username, &token, entry.as_ref(), now) {
+                return Ok(Some(token));
             }
         }
         Ok(None)
