@@ -21,7 +21,7 @@ mod values;
 use mlua::{Lua, MultiValue, Table, Value};
 
 use invites_rules::register as reg;
-use invites_rules::{cli, datetime, invite, ns};
+use invites_rules::{cli, invite, ns};
 
 use crate::adhoc::adhoc_exports;
 use crate::convert::failure;
@@ -30,7 +30,7 @@ use crate::lifecycle::{lifecycle_of, quota_check};
 use crate::registration::{contact_token, new_registration};
 use crate::rooms::rooms_exports;
 use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
-use crate::values::{check_token, option_period, parse_datetime, parse_period, parse_uri, redact};
+use crate::values::{check_token, option_period, parse_period, redact};
 
 // skip_memory_check: Prosody gives Lua no memory limit, so an allocation fails only when the whole
 // process is out of memory. mlua then pushes strings and stores table fields directly instead of
@@ -59,9 +59,6 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("parse_shell_args", lua.create_function(parse_shell_args)?)?;
     exports.set("parse_generate", lua.create_function(parse_generate)?)?;
     exports.set("generate_usage", cli::GENERATE_USAGE)?;
-    exports.set("datetime", lua.create_function(|_, seconds: i64| Ok(datetime::format_datetime(seconds)))?)?;
-    exports.set("parse_datetime", lua.create_function(parse_datetime)?)?;
-    exports.set("parse_uri", lua.create_function(parse_uri)?)?;
     exports.set("default_ttl", invite::DEFAULT_TTL)?;
     exports.set("default_reset_ttl", invite::DEFAULT_RESET_TTL)?;
     let namespaces = lua.create_table()?;

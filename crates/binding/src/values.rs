@@ -2,7 +2,7 @@
 
 use mlua::{Lua, MultiValue, Value};
 
-use invites_rules::{Error, datetime, period, token, uri};
+use invites_rules::{Error, period, token};
 
 use crate::convert::failure;
 
@@ -58,29 +58,6 @@ pub(crate) fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue>
             Value::Integer(i64::try_from(period.seconds).unwrap_or(i64::MAX)),
             Value::Boolean(period.ambiguous),
         ])),
-        Err(e) => failure(lua, &e.to_string()),
-    }
-}
-
-pub(crate) fn parse_uri(lua: &Lua, text: String) -> mlua::Result<MultiValue> {
-    let parsed = match uri::parse(&text) {
-        Ok(parsed) => parsed,
-        Err(e) => return failure(lua, &e.to_string()),
-    };
-    let table = lua.create_table()?;
-    table.set("jid", parsed.jid)?;
-    table.set("action", parsed.action)?;
-    let params = lua.create_table()?;
-    for (key, value) in parsed.params {
-        params.set(key, value)?;
-    }
-    table.set("params", params)?;
-    Ok(MultiValue::from_iter([Value::Table(table)]))
-}
-
-pub(crate) fn parse_datetime(lua: &Lua, text: String) -> mlua::Result<MultiValue> {
-    match datetime::parse_datetime(&text) {
-        Ok(seconds) => Ok(MultiValue::from_iter([Value::Integer(seconds)])),
         Err(e) => failure(lua, &e.to_string()),
     }
 }
