@@ -207,6 +207,26 @@ local function form_errors(errors)
 	return table.concat(lines, "; ");
 end
 
+-- Commands of one form: the form first, then its submitted fields. Returns the fields, or nil and
+-- the response to give now (canceled, the form, or an error; `required` says what is missing).
+local function form_step(data, form, required)
+	local step = stage(data);
+	if step == "cancel" then
+		return nil, { status = "canceled" };
+	elseif step == "form" then
+		return nil, { status = "executing"; actions = { "complete", default = "complete" }; form = form };
+	elseif step ~= "submit" then
+		return nil, bad_action();
+	elseif not data.form then
+		return nil, failed("bad-request", required);
+	end
+	local fields, errors = form:data(data.form);
+	if errors then
+		return nil, failed("bad-request", form_errors(errors));
+	end
+	return fields;
+end
+
 --- Create new contact invite
 
 local function contact_invite(_, data)
@@ -239,17 +259,9 @@ local rooms_form = dataforms.new({
 });
 
 local function rooms_invite(_, data)
-	local step = stage(data);
-	if step == "cancel" then
-		return { status = "canceled" };
-	elseif step == "form" then
-		return { status = "executing"; actions = { "complete", default = "complete" }; form = rooms_form };
-	elseif step ~= "submit" or not data.form then
-		return failed("bad-request", "Name at least one group chat");
-	end
-	local fields, errors = rooms_form:data(data.form);
-	if errors then
-		return failed("bad-request", form_errors(errors));
+	local fields, response = form_step(data, rooms_form, "Name at least one group chat");
+	if not fields then
+		return response;
 	end
 	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), registration_possible());
 	if allow_registration == nil then
@@ -413,19 +425,9 @@ local reset_form = dataforms.new({
 });
 
 local function reset_invite(_, data)
-	local step = stage(data);
-	if step == "cancel" then
-		return { status = "canceled" };
-	elseif step == "form" then
-		return { status = "executing"; actions = { "complete", default = "complete" }; form = reset_form };
-	elseif step ~= "submit" then
-		return bad_action();
-	elseif not data.form then
-		return failed("bad-request", "An account is required");
-	end
-	local fields, errors = reset_form:data(data.form);
-	if errors then
-		return failed("bad-request", form_errors(errors));
+	local fields, response = form_step(data, reset_form, "An account is required");
+	if not fields then
+		return response;
 	end
 	local username, code, text = adhoc.reset_account(fields.accountjid, module.host);
 	if not username then
@@ -573,17 +575,9 @@ local function revoke_invite(_, data)
 	if not is_manager(data) then
 		return failed("forbidden");
 	end
-	local step = stage(data);
-	if step == "cancel" then
-		return { status = "canceled" };
-	elseif step == "form" then
-		return { status = "executing"; actions = { "complete", default = "complete" }; form = revoke_form };
-	elseif step ~= "submit" or not data.form then
-		return failed("bad-request", "A token is required");
-	end
-	local fields, errors = revoke_form:data(data.form);
-	if errors then
-		return failed("bad-request", form_errors(errors));
+	local fields, response = form_step(data, revoke_form, "A token is required");
+	if not fields then
+		return response;
 	end
 	local found = invites.inspect(trimmed(fields.token));
 	if not found or found.state ~= "pending" then
