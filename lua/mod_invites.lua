@@ -17,15 +17,15 @@ end
 local invites = new_core(module.host);
 -- When get() validated each invite it returned (weak: the invites belong to their holders).
 local validated_at = setmetatable({}, { __mode = "k" });
-local token_storage, host_view, audit_store, audit_view;
+local token_storage, host_view, audit_store;
 
 local function open_storage()
 	token_storage = module:open_store("invite_token", "map");
 	-- The same store seen as keyval: the whole host-level map in one read, and the list of users.
 	host_view = module:open_store("invite_token");
-	-- One audit record per invite, by token (never in invite_token, whose layout stays stock's).
-	audit_store = module:open_store("invites_audit", "map");
-	audit_view = module:open_store("invites_audit");
+	-- One audit record per invite, keyed by its token (never in invite_token, whose layout stays
+	-- stock's): each read and write touches one small record, whatever the number of invites.
+	audit_store = module:open_store("invites_audit");
 end
 
 -- COMPAT: prosodyctl loads this module with host "*"; the store is opened by module.command.
@@ -147,7 +147,7 @@ end
 
 -- The audit record of a token: record, false when there is none, or nil and an error.
 local function read_audit(token)
-	local record, err = audit_store:get(nil, token);
+	local record, err = audit_store:get(token);
 	if record == nil and err then
 		module:log("error", "Failed to read the audit record of an invite: %s", err);
 		return nil, "internal-server-error";
@@ -189,7 +189,7 @@ function record_use(invite, account, how) --luacheck: ignore 131/record_use
 	if audit ~= nil then
 		audit = audit or new_audit(invite);
 		table.insert(audit.uses, { account = account; at = now(); how = how });
-		local ok, err = audit_store:set(nil, invite.token, audit);
+		local ok, err = audit_store:set(invite.token, audit);
 		if not ok then
 			module:log("error", "Failed to record the use of an invite by %s: %s", account, err);
 		end
@@ -202,7 +202,7 @@ local function record_revocation(token, record, by)
 	local audit = read_audit(token);
 	if audit then
 		audit.revoked_at, audit.revoked_by = now(), by;
-		local ok, err = audit_store:set(nil, token, audit);
+		local ok, err = audit_store:set(token, audit);
 		if not ok then
 			module:log("error", "Failed to record the revocation of an invite: %s", err);
 		end
@@ -283,7 +283,7 @@ local function create_invite(invite_type, username, allow_registration, addition
 			return nil, "internal-server-error";
 		end
 	end
-	local ok, err = audit_store:set(nil, invite.token, new_audit(invite, creator));
+	local ok, err = audit_store:set(invite.token, new_audit(invite, creator));
 	if not ok then
 		module:log("warn", "Failed to store the audit record of an invite: %s", err);
 		delete_keys(invites:revoke_plan(invite.token, invite)); -- no invite without its audit record
@@ -614,24 +614,44 @@ function audit_retention() --luacheck: ignore 131/audit_retention
 	return seconds or 90 * 86400;
 end
 
-function purge_audit() --luacheck: ignore 131/purge_audit
-	local audits = audit_view:get(nil);
-	if not audits then
-		return 0;
+-- Every audit record: { [token] = record }, or nil and an error.
+local function read_audits()
+	local audits = {};
+	local tokens, tokens_state, tokens_init = audit_store:users();
+	if not tokens then
+		if tokens_state then
+			module:log("error", "Failed to list audit records: %s", tokens_state);
+			return nil, "internal-server-error";
+		end
+		return audits;
 	end
-	local keys, removed = {}, 0;
-	for token, audit in pairs(audits) do
-		if type(audit) == "table" and type(audit.uses) == "table" and lifecycle(token, audit).purge_audit then
-			keys[token] = audit_store.remove;
+	for token in tokens, tokens_state, tokens_init do
+		local audit, err = audit_store:get(token);
+		if audit == nil and err then
+			module:log("error", "Failed to read an audit record: %s", err);
+			return nil, "internal-server-error";
+		end
+		if type(audit) == "table" and type(audit.uses) == "table" then
+			audits[token] = audit;
+		end
+	end
+	return audits;
+end
+
+function purge_audit() --luacheck: ignore 131/purge_audit
+	local audits = read_audits();
+	local removed = 0;
+	for token, audit in pairs(audits or {}) do
+		if lifecycle(token, audit).purge_audit then
+			local ok, err = audit_store:set(token, nil);
+			if not ok then
+				module:log("error", "Failed to purge an audit record: %s", err);
+				return removed;
+			end
 			removed = removed + 1;
 		end
 	end
 	if removed > 0 then
-		local ok, err = audit_store:set_keys(nil, keys);
-		if not ok then
-			module:log("error", "Failed to purge audit records: %s", err);
-			return 0;
-		end
 		module:log("info", "Purged %d audit records", removed);
 	end
 	return removed;
@@ -641,11 +661,10 @@ end
 -- Invites created before audit records existed (or by the stock modules) get one made up from
 -- what invite_token holds.
 function all_invites() --luacheck: ignore 131/all_invites
-	local audits, err = audit_view:get(nil);
-	if audits == nil and err then
-		return nil, "internal-server-error";
+	local audits, err = read_audits();
+	if not audits then
+		return nil, err;
 	end
-	audits = audits or {};
 	for token, record in pairs(host_view:get(nil) or {}) do
 		if type(record) == "table" and not audits[token] then
 			audits[token] = new_audit(record);
@@ -800,7 +819,7 @@ function apply_rooms(invite, account) --luacheck: ignore 131/apply_rooms
 				for _, result in ipairs(results) do
 					use.rooms[result.jid] = result.outcome;
 				end
-				local ok, err = audit_store:set(nil, invite.token, audit);
+				local ok, err = audit_store:set(invite.token, audit);
 				if not ok then
 					module:log("warn", "Failed to note the group chats of a use in its audit record: %s", err);
 				end

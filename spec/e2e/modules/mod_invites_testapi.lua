@@ -157,11 +157,11 @@ end
 
 -- The audit record of a token (store invites_audit), to read or backdate.
 function helpers.audit_get(token)
-	return module:open_store("invites_audit", "map"):get(nil, token);
+	return module:open_store("invites_audit"):get(token);
 end
 
 function helpers.audit_set(token, record)
-	return module:open_store("invites_audit", "map"):set(nil, token, record);
+	return module:open_store("invites_audit"):set(token, record);
 end
 
 -- The lifecycle events mod_invites fired on this host, in order.
