@@ -736,15 +736,15 @@ function inspect(token) --luacheck: ignore 131/inspect
 	if audit == nil then
 		return nil, err;
 	end
+	local record = token_storage:get(nil, token);
 	if not audit then
-		local record = token_storage:get(nil, token);
 		if not record then
 			return nil, "token-invalid";
 		end
 		audit = new_audit(record);
 	end
 	local life = lifecycle(token, audit);
-	return { token = token; audit = audit; state = life.state; uses_left = life.uses_left; record = token_storage:get(nil, token) };
+	return { token = token; audit = audit; state = life.state; uses_left = life.uses_left; record = record };
 end
 
 -- Storage failures leave the invites for the next purge; each is logged, none raises.

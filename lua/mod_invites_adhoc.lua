@@ -229,21 +229,32 @@ end
 
 --- Create new contact invite
 
-local function contact_invite(_, data)
+-- A contact invite of the requester (carrying `rooms`, if any), as far as the policy and the
+-- quota allow: the invite and whether it allows registration, or nil and the command's response.
+local function new_contact_invite(data, rooms)
 	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), registration_possible());
 	if allow_registration == nil then
-		return failed(err);
+		return nil, failed(err);
 	end
 	local refused = over_quota(data);
 	if refused then
-		return refused;
+		return nil, refused;
 	end
-	local username = jid_split(data.from);
-	local invite, create_err = invites.create_contact(username, allow_registration, { source = data.from });
+	local invite, create_err, detail = invites.create_contact(jid_split(data.from), allow_registration,
+		{ source = data.from; rooms = rooms });
 	if not invite then
-		return failed(create_err);
+		return nil, failed(create_err, detail);
 	end
-	module:log("info", "Created contact invite for %s (allows registration: %s)", jid_bare(data.from), tostring(allow_registration));
+	return invite, allow_registration;
+end
+
+local function contact_invite(_, data)
+	local invite, allow_registration_or_response = new_contact_invite(data);
+	if not invite then
+		return allow_registration_or_response;
+	end
+	module:log("info", "Created contact invite for %s (allows registration: %s)", jid_bare(data.from),
+		tostring(allow_registration_or_response));
 	return invitation_result(invite);
 end
 
@@ -263,19 +274,9 @@ local function rooms_invite(_, data)
 	if not fields then
 		return response;
 	end
-	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), registration_possible());
-	if allow_registration == nil then
-		return failed(err);
-	end
-	local refused = over_quota(data);
-	if refused then
-		return refused;
-	end
-	local username = jid_split(data.from);
-	local invite, create_err, room_message = invites.create_contact(username, allow_registration,
-		{ source = data.from; rooms = fields.rooms });
+	local invite, refusal = new_contact_invite(data, fields.rooms);
 	if not invite then
-		return failed(create_err, room_message);
+		return refusal;
 	end
 	module:log("info", "Created group chat invite for %s (%d group chats)", jid_bare(data.from), #fields.rooms);
 	return invitation_result(invite);
