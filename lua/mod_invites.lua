@@ -107,10 +107,10 @@ if prosody.process_type == "prosody" then
 	metrics.expired = module:metric("counter", "expired", "", "Expired invites purged", {});
 end
 
-local function count(metric, label)
+local function count(metric, label, n)
 	local counter = metrics[metric];
 	if counter then
-		(label and counter:with_labels(label) or counter:with_labels()):add(1);
+		(label and counter:with_labels(label) or counter:with_labels()):add(n or 1);
 	end
 end
 
@@ -786,9 +786,7 @@ local function purge_expired()
 	end
 	if removed > 0 then
 		module:log("info", "Purged %d expired invites", removed);
-		for _ = 1, removed do
-			count("expired");
-		end
+		count("expired", nil, removed);
 	end
 	purge_audit();
 	return removed;
