@@ -351,6 +351,93 @@ function admin.command(mod, verb, words)
 	return 0;
 end
 
+local function usage_error(verb, ...)
+	io.stderr:write("prosodyctl mod_invites ", verb, ": ", ...);
+	io.stderr:write("\n");
+	return 2;
+end
+
+local offline_verbs = { list = true; show = true; delete = true; revoke_by = true };
+
+-- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--room JID]... [--uses N] [--expires-after PERIOD]
+-- prosodyctl mod_invites list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
+-- `mod` is mod_invites; switch_host(HOST) points it at HOST and its storage.
+function admin.prosodyctl(mod, arg, switch_host)
+	local verb = arg[1];
+	if offline_verbs[verb] then
+		local host = arg[2];
+		if not (host and prosody.hosts[host]) then
+			return usage_error(verb, "host ", tostring(host), " is not defined in the configuration");
+		end
+		switch_host(host);
+		return admin.command(mod, verb, { table.unpack(arg, 2) });
+	end
+	if verb ~= "generate" then
+		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by HOST [options] (see generate --help)\n");
+		return 2;
+	end
+	local request, err = core.parse_generate({ table.unpack(arg, 2) });
+	if not request then
+		io.stderr:write("prosodyctl mod_invites generate: ", err, "\n");
+		return 2;
+	end
+	if request.help then
+		print(core.generate_usage);
+		return 0;
+	end
+
+	local host = request.host;
+	if not prosody.hosts[host] then
+		io.stderr:write("prosodyctl mod_invites generate: host ", host, " is not defined in the configuration\n");
+		return 2;
+	end
+	local reset_username;
+	if request.reset then
+		reset_username = mod.prep_username(request.reset);
+		if not reset_username then
+			io.stderr:write("prosodyctl mod_invites generate: not a valid username: ", request.reset, "\n");
+			return 2;
+		end
+	end
+
+	switch_host(host);
+
+	-- Optional landing page module, so the printed link is the web page when there is one
+	local invites_page_module = module:get_option_string("invites_page_module", "invites_page");
+	if require "core.modulemanager".get_modules_for_host(host):contains(invites_page_module) then
+		-- mod_invites_page takes its default URL from module:http_url() as it loads, a method mod_http
+		-- defines; here mod_http would only come later (through mod_register_apps), so stock prints the
+		-- bare URI unless `invites_page` is set. With http_external_url the URL is known without any open
+		-- port: load mod_http first. (Without it, mod_http could only say "http://disabled.invalid/" here.)
+		if module:get_option_string("http_external_url") then
+			module:depends("http");
+		end
+		module:depends(invites_page_module);
+	end
+
+	local invite, create_err;
+	if reset_username then
+		invite, create_err = mod.create_account_reset(reset_username, nil, request.expires_after, "prosodyctl");
+	else
+		local room_list = request.rooms[1] and request.rooms or nil;
+		local room_message;
+		invite, create_err, room_message = mod.create_account(nil, { roles = admin.stored_roles(request.roles); groups = request.groups;
+			max_uses = request.uses; rooms = room_list }, request.expires_after, "prosodyctl");
+		if room_message then
+			io.stderr:write("prosodyctl mod_invites generate: ", room_message, "\n");
+			return 2;
+		elseif invite and room_list then
+			io.stderr:write("Note: the group chats are checked when the invite is used (prosodyctl cannot see rooms)\n");
+		end
+	end
+	if not invite then
+		io.stderr:write("prosodyctl mod_invites generate: could not create the invite: ", tostring(create_err), "\n");
+		return 1;
+	end
+	print(invite.landing_page or invite.uri);
+	return 0;
+end
+
 admin.verbs = verbs;
 
 return admin;

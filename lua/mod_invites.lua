@@ -1,11 +1,11 @@
 -- XEP-0401 / XEP-0445 / XEP-0379: invite tokens.
 -- Drop-in replacement for Prosody's mod_invites: same globals, same store layout, rules in Rust.
-local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local core = module:require "invites_native";
 local rooms = module:require "invites_rooms";
+local audit_log = module:require "invites_audit";
 local now = os.time;
 
 local function new_core(host)
@@ -17,15 +17,15 @@ end
 local invites = new_core(module.host);
 -- When get() validated each invite it returned (weak: the invites belong to their holders).
 local validated_at = setmetatable({}, { __mode = "k" });
-local token_storage, host_view, audit_store;
+-- token: invite_token as a map; stores.host_view: the same store as keyval (the whole host-level map in
+-- one read, and the list of users); audit: one record per invite (invites_audit.lib.lua).
+local stores = {};
+audit_log.init(stores);
 
 local function open_storage()
-	token_storage = module:open_store("invite_token", "map");
-	-- The same store seen as keyval: the whole host-level map in one read, and the list of users.
-	host_view = module:open_store("invite_token");
-	-- One audit record per invite, keyed by its token (never in invite_token, whose layout stays
-	-- stock's): each read and write touches one small record, whatever the number of invites.
-	audit_store = module:open_store("invites_audit");
+	stores.token = module:open_store("invite_token", "map");
+	stores.host_view = module:open_store("invite_token");
+	stores.audit = module:open_store("invites_audit");
 end
 
 -- COMPAT: prosodyctl loads this module with host "*"; the store is opened by module.command.
@@ -52,18 +52,20 @@ local function get_default_ttl()
 	return default_ttl;
 end
 
-local function prep_username(username)
+-- The one username rule of the invite modules: the nodeprepped name, or nil when `username` is
+-- not a valid one (strict: unassigned code points refused too, for names users choose).
+function prep_username(username, strict) --luacheck: ignore 131/prep_username
 	if type(username) ~= "string" then
 		return nil;
 	end
-	return nodeprep(username);
+	return nodeprep(username, strict);
 end
 
 -- Deletes keys in order, stopping at the first failure: plans put the key that makes an invite
 -- invalid first, so a failure half-way leaves a dead invite, never a usable half.
 local function delete_keys(keys)
 	for _, key in ipairs(keys) do
-		local deleted, set_err = token_storage:set(key.user, key.token, nil);
+		local deleted, set_err = stores.token:set(key.user, key.token, nil);
 		if not deleted then
 			return nil, set_err;
 		elseif key.user == nil then
@@ -95,120 +97,6 @@ local function add_landing_page(invite)
 		return;
 	end
 	invite.landing_page = render_url(template, { host = module.host, invite = invite });
-end
-
---- Lifecycle: audit records, events, statistics
-
-local metrics = {};
-if prosody.process_type == "prosody" then
-	metrics.created = module:metric("counter", "created", "", "Invites created", { "kind" });
-	metrics.used = module:metric("counter", "used", "", "Invite uses", { "how" });
-	metrics.revoked = module:metric("counter", "revoked", "", "Invites revoked", {});
-	metrics.expired = module:metric("counter", "expired", "", "Expired invites purged", {});
-end
-
-local function count(metric, label, n)
-	local counter = metrics[metric];
-	if counter then
-		(label and counter:with_labels(label) or counter:with_labels()):add(n or 1);
-	end
-end
-
-local function additional(invite)
-	return type(invite.additional_data) == "table" and invite.additional_data or {};
-end
-
--- What an invite is: account, reset, contact, account-and-contact.
-local function kind_of(invite)
-	if invite.type == "roster" then
-		return invite.allow_registration and "account-and-contact" or "contact";
-	end
-	return additional(invite).allow_reset and "reset" or "account";
-end
-
--- Who made it: the JID an ad-hoc command or module put in additional_data.source (or the source
--- itself: "shell", "prosodyctl", "api/token/ID"), else the inviter of a contact invite.
-local function creator_of(invite)
-	local source = additional(invite).source;
-	if type(source) == "string" and source ~= "" then
-		return source:find("@", 1, true) and jid_bare(source) or source;
-	end
-	if invite.type == "roster" then
-		local inviter = jid_split(invite.jid or "") or invite.inviter or invite.username;
-		return inviter and (inviter .. "@" .. module.host) or "unknown";
-	end
-	return "module";
-end
-
-local function max_uses_of(invite)
-	local max_uses = additional(invite).max_uses;
-	return math.type(max_uses) == "integer" and max_uses >= 1 and max_uses or nil;
-end
-
--- The audit record of a token: record, false when there is none, or nil and an error.
-local function read_audit(token)
-	local record, err = audit_store:get(token);
-	if record == nil and err then
-		module:log("error", "Failed to read the audit record of an invite: %s", err);
-		return nil, "internal-server-error";
-	end
-	return record or false;
-end
-
-local function new_audit(invite, creator)
-	return {
-		kind = kind_of(invite);
-		creator = creator or creator_of(invite);
-		jid = invite.jid;
-		created_at = invite.created_at;
-		expires = invite.expires;
-		reusable = invite.reusable or nil;
-		max_uses = max_uses_of(invite);
-		uses = {};
-	};
-end
-
--- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
--- without a limit), or nil and an error. For mod_invites_register's claims.
-function usage(invite) --luacheck: ignore 131/usage
-	local max_uses = max_uses_of(invite);
-	if not max_uses then
-		return nil;
-	end
-	local audit, err = read_audit(invite.token);
-	if audit == nil then
-		return nil, err;
-	end
-	return max_uses, audit and #audit.uses or 0;
-end
-
--- Records that `account` used an invite (how: "registered", "password-reset", "contact-approved")
--- and tells other modules (invite-used).
-function record_use(invite, account, how) --luacheck: ignore 131/record_use
-	local audit = read_audit(invite.token);
-	if audit ~= nil then
-		audit = audit or new_audit(invite);
-		table.insert(audit.uses, { account = account; at = now(); how = how });
-		local ok, err = audit_store:set(invite.token, audit);
-		if not ok then
-			module:log("error", "Failed to record the use of an invite by %s: %s", account, err);
-		end
-	end
-	count("used", how);
-	module:fire_event("invite-used", { invite = invite; username = account; how = how });
-end
-
-local function record_revocation(token, record, by)
-	local audit = read_audit(token);
-	if audit then
-		audit.revoked_at, audit.revoked_by = now(), by;
-		local ok, err = audit_store:set(token, audit);
-		if not ok then
-			module:log("error", "Failed to record the revocation of an invite: %s", err);
-		end
-	end
-	count("revoked");
-	module:fire_event("invite-revoked", { token = token; invite = record; by = by });
 end
 
 -- additional_data.rooms checked for a new invite: additional_data with the rooms normalised (a
@@ -266,7 +154,7 @@ local function create_invite(invite_type, username, allow_registration, addition
 	add_landing_page(invite);
 
 	if stored_at_host_level then
-		local ok, err = token_storage:set(nil, invite.token, invite);
+		local ok, err = stores.token:set(nil, invite.token, invite);
 		if not ok then
 			module:log("warn", "Failed to store account invite: %s", err);
 			return nil, "internal-server-error";
@@ -274,7 +162,7 @@ local function create_invite(invite_type, username, allow_registration, addition
 		invites:reservation_add(invite.token, invite, now());
 	end
 	if contact_owner then
-		local ok, err = token_storage:set(contact_owner, invite.token, invite.expires);
+		local ok, err = stores.token:set(contact_owner, invite.token, invite.expires);
 		if not ok then
 			module:log("warn", "Failed to store subscription invite: %s", err);
 			if stored_at_host_level then -- no half-written invite
@@ -283,13 +171,12 @@ local function create_invite(invite_type, username, allow_registration, addition
 			return nil, "internal-server-error";
 		end
 	end
-	local ok, err = audit_store:set(invite.token, new_audit(invite, creator));
+	local ok, err = audit_log.record_creation(invite, creator);
 	if not ok then
 		module:log("warn", "Failed to store the audit record of an invite: %s", err);
 		delete_keys(invites:revoke_plan(invite.token, invite)); -- no invite without its audit record
 		return nil, "internal-server-error";
 	end
-	count("created", kind_of(invite));
 	return invite;
 end
 
@@ -325,7 +212,8 @@ function create_account_reset(account_username, additional_data, ttl, creator) -
 end
 
 -- XEP-0401: an invite MUST NOT promise `ibr=y` when invitees cannot register on this host.
-local function registration_possible()
+-- Also asked by mod_invites_adhoc before it offers contact invites that allow registration.
+function registration_possible() --luacheck: ignore 131/registration_possible
 	local host = prosody.hosts and prosody.hosts[module.host];
 	local loaded = host and host.modules;
 	if prosody.process_type ~= "prosody" or not loaded then
@@ -359,7 +247,7 @@ end
 
 -- Iterates pending invites that allow registration, soonest expiry first
 function pending_account_invites() --luacheck: ignore 131/pending_account_invites
-	local records = host_view:get(nil) or {};
+	local records = stores.host_view:get(nil) or {};
 	local tokens = invites:pending(records, now());
 	local i = 0;
 	return function ()
@@ -373,7 +261,7 @@ end
 
 -- The host-level record of a token: record or nil, or nil and an error when storage failed.
 local function read_record(token)
-	local record, err = token_storage:get(nil, token);
+	local record, err = stores.token:get(nil, token);
 	if record == nil and err then
 		module:log("warn", "Failed to read invite: %s", err);
 		return nil, "internal-server-error";
@@ -383,7 +271,7 @@ end
 
 -- The whole host-level map, read when the reservation index is first needed.
 local function read_host_map()
-	local records, err = host_view:get(nil);
+	local records, err = stores.host_view:get(nil);
 	if records == nil and err then
 		module:log("warn", "Failed to read invites: %s", err);
 		return nil, "internal-server-error";
@@ -454,7 +342,7 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 	if read_err then
 		return nil, read_err; -- without the record, the inviter's half could not be found
 	end
-	local audit = read_audit(token);
+	local audit = audit_log.read(token);
 	local keys = invites:revoke_plan(token, record);
 	if audit and audit.kind == "contact" then
 		-- Contact-only invites live at user level only: the audit record names the inviter.
@@ -466,7 +354,7 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 		return nil, "internal-server-error";
 	end
 	if audit and not audit.revoked_at then
-		record_revocation(token, record, by or "module");
+		audit_log.record_revocation(token, record, by or "module");
 	end
 	return true;
 end
@@ -498,7 +386,7 @@ local function check_inviter(invite, token, contact_path)
 		return true;
 	end
 	if invite.type == "roster" and not contact_path then
-		local entry, err = token_storage:get(inviter, token);
+		local entry, err = stores.token:get(inviter, token);
 		if entry == nil then
 			if err then
 				module:log("warn", "Failed to read invite: %s", err);
@@ -526,7 +414,7 @@ function get(token, username)
 	local user_expiry;
 	if username ~= nil then
 		local read_err;
-		user_expiry, read_err = token_storage:get(username, token);
+		user_expiry, read_err = stores.token:get(username, token);
 		if user_expiry == nil then -- not this user's contact token; spare the host-level read
 			if read_err then
 				module:log("warn", "Failed to read invite: %s", read_err);
@@ -579,9 +467,9 @@ local function remove_tokens(user, tokens)
 	end
 	local keys = {};
 	for _, token in ipairs(tokens) do
-		keys[token] = token_storage.remove;
+		keys[token] = stores.token.remove;
 	end
-	local ok, err = token_storage:set_keys(user, keys);
+	local ok, err = stores.token:set_keys(user, keys);
 	if ok and user == nil then
 		for _, token in ipairs(tokens) do
 			invites:removed(token, now());
@@ -590,167 +478,10 @@ local function remove_tokens(user, tokens)
 	return ok, err;
 end
 
--- The lifecycle of one invite from its audit record: { state, uses_left, purge_audit }.
-local function lifecycle(token, audit)
-	local stored = token_storage:get(nil, token) ~= nil;
-	if not stored and audit.kind == "contact" then
-		stored = token_storage:get(jid_split(audit.jid or ""), token) ~= nil;
-	end
-	local last = audit.uses[#audit.uses];
-	return core.lifecycle({
-		stored = stored;
-		expires = audit.expires;
-		uses = #audit.uses;
-		max_uses = audit.max_uses;
-		reusable = audit.reusable;
-		revoked_at = audit.revoked_at;
-		last_use = last and last.at;
-	}, now(), audit_retention());
-end
-
--- Audit records are kept for invites_audit_retention after their invite ended.
-function audit_retention() --luacheck: ignore 131/audit_retention
-	local seconds = core.option_period(module:get_option("invites_audit_retention", "90 days"));
-	return seconds or 90 * 86400;
-end
-
--- Every audit record: { [token] = record }, or nil and an error.
-local function read_audits()
-	local audits = {};
-	local tokens, tokens_state, tokens_init = audit_store:users();
-	if not tokens then
-		if tokens_state then
-			module:log("error", "Failed to list audit records: %s", tokens_state);
-			return nil, "internal-server-error";
-		end
-		return audits;
-	end
-	for token in tokens, tokens_state, tokens_init do
-		local audit, err = audit_store:get(token);
-		if audit == nil and err then
-			module:log("error", "Failed to read an audit record: %s", err);
-			return nil, "internal-server-error";
-		end
-		if type(audit) == "table" and type(audit.uses) == "table" then
-			audits[token] = audit;
-		end
-	end
-	return audits;
-end
-
-function purge_audit() --luacheck: ignore 131/purge_audit
-	local audits = read_audits();
-	local removed = 0;
-	for token, audit in pairs(audits or {}) do
-		if lifecycle(token, audit).purge_audit then
-			local ok, err = audit_store:set(token, nil);
-			if not ok then
-				module:log("error", "Failed to purge an audit record: %s", err);
-				return removed;
-			end
-			removed = removed + 1;
-		end
-	end
-	if removed > 0 then
-		module:log("info", "Purged %d audit records", removed);
-	end
-	return removed;
-end
-
--- Every invite with its audit record, for the admin views: { token, audit, state, uses_left }.
--- Invites created before audit records existed (or by the stock modules) get one made up from
--- what invite_token holds.
-function all_invites() --luacheck: ignore 131/all_invites
-	local audits, err = read_audits();
-	if not audits then
-		return nil, err;
-	end
-	for token, record in pairs(host_view:get(nil) or {}) do
-		if type(record) == "table" and not audits[token] then
-			audits[token] = new_audit(record);
-		end
-	end
-	for username in host_view:users() do
-		if username ~= "" then
-			for token, expires in pairs(host_view:get(username) or {}) do
-				if not audits[token] and type(expires) == "number" then
-					audits[token] = { kind = "contact"; creator = username .. "@" .. module.host; jid = username .. "@" .. module.host;
-						expires = expires; uses = {} };
-				end
-			end
-		end
-	end
-	local list = {};
-	for token, audit in pairs(audits) do
-		if type(audit) == "table" and type(audit.uses) == "table" then
-			local life = lifecycle(token, audit);
-			list[#list + 1] = { token = token; audit = audit; state = life.state; uses_left = life.uses_left };
-		end
-	end
-	table.sort(list, function (a, b)
-		return (a.audit.expires or 0) < (b.audit.expires or 0);
-	end);
-	return list;
-end
-
--- Pending invites, optionally of one kind and one creator, soonest expiry first.
-function list_pending(kind, creator) --luacheck: ignore 131/list_pending
-	local all, err = all_invites();
-	if not all then
-		return nil, err;
-	end
-	local list = {};
-	for _, item in ipairs(all) do
-		if item.state == "pending" and (kind == nil or item.audit.kind == kind) and (creator == nil or item.audit.creator == creator) then
-			list[#list + 1] = item;
-		end
-	end
-	return list;
-end
-
--- What one creator made: the creation times of their invites (pending or not, while audit
--- records are kept) and how many are pending. For quotas and "My invites".
-function created_by(creator) --luacheck: ignore 131/created_by
-	local all, err = all_invites();
-	if not all then
-		return nil, err;
-	end
-	local times, mine = {}, {};
-	for _, item in ipairs(all) do
-		if item.audit.creator == creator then
-			times[#times + 1] = item.audit.created_at;
-			if item.state == "pending" then
-				mine[#mine + 1] = item;
-			end
-		end
-	end
-	return times, mine;
-end
-
--- One invite with its audit record and state, or nil and an error code.
-function inspect(token) --luacheck: ignore 131/inspect
-	if not core.check_token(token) then
-		return nil, "token-invalid";
-	end
-	local audit, err = read_audit(token);
-	if audit == nil then
-		return nil, err;
-	end
-	local record = token_storage:get(nil, token);
-	if not audit then
-		if not record then
-			return nil, "token-invalid";
-		end
-		audit = new_audit(record);
-	end
-	local life = lifecycle(token, audit);
-	return { token = token; audit = audit; state = life.state; uses_left = life.uses_left; record = record };
-end
-
 -- Storage failures leave the invites for the next purge; each is logged, none raises.
 local function purge_expired()
 	local removed = 0;
-	local host_records, read_err = host_view:get(nil);
+	local host_records, read_err = stores.host_view:get(nil);
 	if host_records then
 		local tokens = invites:purge_plan(host_records, now());
 		local ok, err = remove_tokens(nil, tokens);
@@ -765,14 +496,14 @@ local function purge_expired()
 		module:log("error", "Failed to read invites to purge: %s", read_err);
 	end
 	-- An iterator triple (internal storage hands back lfs.dir's), or nil and an error.
-	local users, users_state, users_init = host_view:users();
+	local users, users_state, users_init = stores.host_view:users();
 	if not users then
 		module:log("error", "Failed to list users with invites to purge: %s", users_state);
 		users = function () end;
 	end
 	for username in users, users_state, users_init do
 		if username ~= "" then -- COMPAT: mod_storage_sql lists host-level rows as user ""
-			local entries, err = host_view:get(username);
+			local entries, err = stores.host_view:get(username);
 			local tokens = entries and invites:purge_plan(entries, now()) or {};
 			local ok, remove_err = remove_tokens(username, tokens);
 			if entries == nil and err then
@@ -786,9 +517,9 @@ local function purge_expired()
 	end
 	if removed > 0 then
 		module:log("info", "Purged %d expired invites", removed);
-		count("expired", nil, removed);
+		audit_log.count("expired", nil, removed);
 	end
-	purge_audit();
+	audit_log.purge();
 	return removed;
 end
 
@@ -808,23 +539,7 @@ function apply_rooms(invite, account) --luacheck: ignore 131/apply_rooms
 	if not results then
 		return nil;
 	end
-	local audit = read_audit(invite.token);
-	if audit then
-		for i = #audit.uses, 1, -1 do
-			local use = audit.uses[i];
-			if use.account == account and use.rooms == nil then
-				use.rooms = {};
-				for _, result in ipairs(results) do
-					use.rooms[result.jid] = result.outcome;
-				end
-				local ok, err = audit_store:set(invite.token, audit);
-				if not ok then
-					module:log("warn", "Failed to note the group chats of a use in its audit record: %s", err);
-				end
-				break;
-			end
-		end
-	end
+	audit_log.note_rooms(invite, account, results);
 	return results;
 end
 
@@ -840,7 +555,7 @@ module:hook_global("user-deleted", function (event)
 		return;
 	end
 	local username = event.username;
-	local host_records, read_err = host_view:get(nil);
+	local host_records, read_err = stores.host_view:get(nil);
 	if host_records == nil and read_err then
 		module:log("error", "Failed to read invites to remove those of deleted user %s: %s", username, read_err);
 	elseif host_records then
@@ -849,7 +564,7 @@ module:hook_global("user-deleted", function (event)
 			module:log("error", "Failed to remove account invites of deleted user %s: %s", username, err);
 		end
 	end
-	local ok, err = host_view:set(username, nil); -- the user's own contact invites
+	local ok, err = stores.host_view:set(username, nil); -- the user's own contact invites
 	if not ok then
 		module:log("error", "Failed to remove invites of deleted user %s: %s", username, err);
 	end
@@ -864,12 +579,6 @@ end
 local admin = module:require "invites_admin";
 admin.register_shell();
 
-local function usage_error(verb, ...)
-	io.stderr:write("prosodyctl mod_invites ", verb, ": ", ...);
-	io.stderr:write("\n");
-	return 2;
-end
-
 -- prosodyctl loads this module on "*": point it at HOST and its storage.
 local function switch_host(host)
 	require "core.storagemanager".initialize_host(host);
@@ -878,82 +587,6 @@ local function switch_host(host)
 	open_storage();
 end
 
-local offline_verbs = { list = true; show = true; delete = true; revoke_by = true };
-
---- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--room JID]... [--uses N] [--expires-after PERIOD]
---- prosodyctl mod_invites list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
 function module.command(arg)
-	local verb = arg[1];
-	if offline_verbs[verb] then
-		local host = arg[2];
-		if not (host and prosody.hosts[host]) then
-			return usage_error(verb, "host ", tostring(host), " is not defined in the configuration");
-		end
-		switch_host(host);
-		return admin.command(_ENV, verb, { table.unpack(arg, 2) });
-	end
-	if verb ~= "generate" then
-		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by HOST [options] (see generate --help)\n");
-		return 2;
-	end
-	local request, err = core.parse_generate({ table.unpack(arg, 2) });
-	if not request then
-		io.stderr:write("prosodyctl mod_invites generate: ", err, "\n");
-		return 2;
-	end
-	if request.help then
-		print(core.generate_usage);
-		return 0;
-	end
-
-	local host = request.host;
-	if not prosody.hosts[host] then
-		io.stderr:write("prosodyctl mod_invites generate: host ", host, " is not defined in the configuration\n");
-		return 2;
-	end
-	local reset_username;
-	if request.reset then
-		reset_username = prep_username(request.reset);
-		if not reset_username then
-			io.stderr:write("prosodyctl mod_invites generate: not a valid username: ", request.reset, "\n");
-			return 2;
-		end
-	end
-
-	switch_host(host);
-
-	-- Optional landing page module, so the printed link is the web page when there is one
-	local invites_page_module = module:get_option_string("invites_page_module", "invites_page");
-	if require "core.modulemanager".get_modules_for_host(host):contains(invites_page_module) then
-		-- mod_invites_page takes its default URL from module:http_url() as it loads, a method mod_http
-		-- defines; here mod_http would only come later (through mod_register_apps), so stock prints the
-		-- bare URI unless `invites_page` is set. With http_external_url the URL is known without any open
-		-- port: load mod_http first. (Without it, mod_http could only say "http://disabled.invalid/" here.)
-		if module:get_option_string("http_external_url") then
-			module:depends("http");
-		end
-		module:depends(invites_page_module);
-	end
-
-	local invite, create_err;
-	if reset_username then
-		invite, create_err = create_account_reset(reset_username, nil, request.expires_after, "prosodyctl");
-	else
-		local room_list = request.rooms[1] and request.rooms or nil;
-		local room_message;
-		invite, create_err, room_message = create_account(nil, { roles = admin.stored_roles(request.roles); groups = request.groups;
-			max_uses = request.uses; rooms = room_list }, request.expires_after, "prosodyctl");
-		if room_message then
-			io.stderr:write("prosodyctl mod_invites generate: ", room_message, "\n");
-			return 2;
-		elseif invite and room_list then
-			io.stderr:write("Note: the group chats are checked when the invite is used (prosodyctl cannot see rooms)\n");
-		end
-	end
-	if not invite then
-		io.stderr:write("prosodyctl mod_invites generate: could not create the invite: ", tostring(create_err), "\n");
-		return 1;
-	end
-	print(invite.landing_page or invite.uri);
-	return 0;
+	return admin.prosodyctl(_ENV, arg, switch_host);
 end

@@ -14,7 +14,6 @@
 local dataforms = require "util.dataforms";
 local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
-local nodeprep = require "util.encodings".stringprep.nodeprep;
 local usermanager = require "core.usermanager";
 
 local core = module:require "invites_native";
@@ -113,15 +112,6 @@ local function requester_of(from, context)
 		requester.roles = usermanager.get_roles and usermanager.get_roles(bare, module.host) or nil;
 	end
 	return requester;
-end
-
--- Whether an invitee could register with an invite here right now: the flag a contact invite
--- carries as `ibr=y` is a promise.
-local function registration_possible()
-	local host = prosody.hosts and prosody.hosts[module.host];
-	local loaded = host and host.modules or {};
-	return core.registration_possible(loaded.invites_register ~= nil, loaded.register_ibr ~= nil,
-		loaded.invites_register_web ~= nil);
 end
 
 local function failed(code, detail)
@@ -232,7 +222,7 @@ end
 -- A contact invite of the requester (carrying `rooms`, if any), as far as the policy and the
 -- quota allow: the invite and whether it allows registration, or nil and the command's response.
 local function new_contact_invite(data, rooms)
-	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), registration_possible());
+	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), invites.registration_possible());
 	if allow_registration == nil then
 		return nil, failed(err);
 	end
@@ -346,7 +336,7 @@ local function account_invite(_, data)
 		return refused;
 	end
 	local raw = trimmed(fields.username);
-	local username, name_err = adhoc.requested_username(raw, raw and nodeprep(raw, true));
+	local username, name_err = adhoc.requested_username(raw, invites.prep_username(raw, true));
 	if username == nil then
 		return failed(name_err);
 	end

@@ -4,7 +4,6 @@
 local st = require "util.stanza";
 local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
-local nodeprep = require "util.encodings".stringprep.nodeprep;
 local rostermanager = require "core.rostermanager";
 local usermanager = require "core.usermanager";
 
@@ -73,11 +72,10 @@ if prosody.process_type == "prosody" then
 	roles_store = module:open_store("roles");
 end
 
-local function prep(name)
-	if type(name) ~= "string" then
-		return nil;
-	end
-	return nodeprep(name) or name;
+-- Names compared in their prepared form (mod_invites' prep_username); one that does not prepare
+-- stays as it is, so it can match no registration (a restriction is never lost).
+local function comparable(name)
+	return invites.prep_username(name) or name;
 end
 
 local function event_invite(event)
@@ -153,7 +151,7 @@ module:hook("user-registering", function (event)
 	if event.allowed == false then
 		return; -- refused already
 	end
-	local username = prep(event.username) or "";
+	local username = comparable(event.username) or "";
 	local invite = event_invite(event);
 	local reserved_by, reservation_err = invites.reserved_by(username);
 	local presented;
@@ -162,14 +160,14 @@ module:hook("user-registering", function (event)
 		local jid = invite.jid;
 		if type(jid) == "string" then
 			local node, host = jid_split(jid);
-			jid = node and (prep(node) .. "@" .. host) or jid;
+			jid = node and (comparable(node) .. "@" .. host) or jid;
 		end
 		presented = {
 			token = invite.token;
 			type = invite.type;
 			jid = jid;
-			username = prep(invite.username);
-			allow_reset = prep(additional_data.allow_reset);
+			username = comparable(invite.username);
+			allow_reset = comparable(additional_data.allow_reset);
 			reusable = invite.reusable == true;
 		};
 		local stored, stored_err = invites.still_stored(invite);
@@ -297,7 +295,7 @@ module:hook("user-registered", function (event)
 		return;
 	end
 	local username = event.username;
-	local inviter = prep(invite.inviter);
+	local inviter = comparable(invite.inviter);
 	local max_uses, uses = invites.usage(invite);
 	local plan, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = username;

@@ -81,22 +81,27 @@ local function load_adhoc(opts)
 
 	local saved = package.loaded["core.usermanager"];
 	package.loaded["core.usermanager"] = usermanager;
+	local prosody = { process_type = "prosody", version = prosody13 and "13.0.1" or "0.12.3", hosts = { [HOST] = {
+		modules = opts.loaded or { invites_register = {}, register_ibr = {} };
+		-- Prosody 13's authorization provider: default policies per role (true or false).
+		authz = prosody13 and {
+			add_default_permission = function (role, permission, policy)
+				it.defaults[#it.defaults + 1] = ("%s %s %s"):format(role, permission, tostring(policy));
+				return true;
+			end;
+		} or nil;
+	} } };
+	-- The username rule and the registration check are mod_invites' own, on the same host.
+	local real_invites = fake.load_module("invites", { host = HOST; prosody = prosody });
+	invites.prep_username, invites.registration_possible = real_invites.prep_username, real_invites.registration_possible;
+
 	local ok, env_or_err, module = pcall(fake.load_module, "invites_adhoc", {
 		host = HOST;
 		config = config;
 		depends = { invites = invites };
 		requires = { adhoc = adhoc_lib };
 		may = may;
-		prosody = { process_type = "prosody", version = prosody13 and "13.0.1" or "0.12.3", hosts = { [HOST] = {
-			modules = opts.loaded or { invites_register = {}, register_ibr = {} };
-			-- Prosody 13's authorization provider: default policies per role (true or false).
-			authz = prosody13 and {
-				add_default_permission = function (role, permission, policy)
-					it.defaults[#it.defaults + 1] = ("%s %s %s"):format(role, permission, tostring(policy));
-					return true;
-				end;
-			} or nil;
-		} } };
+		prosody = prosody;
 	});
 	package.loaded["core.usermanager"] = saved;
 	assert(ok, env_or_err);

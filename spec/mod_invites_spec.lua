@@ -22,9 +22,30 @@ describe("mod_invites", function ()
 	it("exports the stock API and our two additions as module globals", function ()
 		for _, name in ipairs({ "create_account", "create_account_reset", "create_contact", "create_group",
 			"pending_account_invites", "get_account_invite_info", "delete_account_invite", "get", "use",
-			"reserved_by", "still_stored" }) do
+			"reserved_by", "still_stored", "prep_username", "registration_possible" }) do
 			assert.is_function(invites[name], name);
 		end
+	end);
+
+	it("has one username rule: nodeprep, strict for names users choose", function ()
+		assert.equal("alice", invites.prep_username("Alice"));
+		assert.is_nil(invites.prep_username("a@b"));
+		assert.is_nil(invites.prep_username(42));
+		assert.is_nil(invites.prep_username(nil));
+		-- U+0221 is unassigned in Unicode 3.2 (stringprep's table): only strict mode refuses it.
+		assert.equal("x\200\161", invites.prep_username("x\200\161"));
+		assert.is_nil(invites.prep_username("x\200\161", true));
+	end);
+
+	it("says registration is possible only with a module that registers invitees", function ()
+		local function possible(loaded)
+			local env = fake.load_module("invites", { prosody = { process_type = "prosody", hosts = { ["example.com"] = { modules = loaded } } } });
+			return env.registration_possible();
+		end
+		assert.is_true(possible({ invites_register = {}, register_ibr = {} }));
+		assert.is_false(possible({ register_ibr = {} }));
+		assert.is_false(possible({}));
+		assert.is_true(possible(nil)); -- outside the server: nothing to tell
 	end);
 
 	it("creates account invites stored at host level only", function ()

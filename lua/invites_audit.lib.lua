@@ -1,0 +1,321 @@
+-- The invite lifecycle of mod_invites: one audit record per invite (store `invites_audit`, keyed
+-- by token; never in invite_token, whose layout stays stock's), the invite-used/invite-revoked
+-- events, the counters, and the admin views built on them (all_invites, list_pending, inspect, …).
+-- Loaded by mod_invites (module:require), in its environment: the globals below are its API.
+local jid_bare = require "util.jid".bare;
+local jid_split = require "util.jid".split;
+
+local core = module:require "invites_native";
+local now = os.time;
+
+local audit_log = {};
+-- mod_invites' stores ({ token, host_view, audit }), reopened when prosodyctl switches host.
+local stores;
+
+function audit_log.init(store_set)
+	stores = store_set;
+end
+
+local metrics = {};
+if prosody.process_type == "prosody" then
+	metrics.created = module:metric("counter", "created", "", "Invites created", { "kind" });
+	metrics.used = module:metric("counter", "used", "", "Invite uses", { "how" });
+	metrics.revoked = module:metric("counter", "revoked", "", "Invites revoked", {});
+	metrics.expired = module:metric("counter", "expired", "", "Expired invites purged", {});
+end
+
+function audit_log.count(metric, label, n)
+	local counter = metrics[metric];
+	if counter then
+		(label and counter:with_labels(label) or counter:with_labels()):add(n or 1);
+	end
+end
+
+local function additional(invite)
+	return type(invite.additional_data) == "table" and invite.additional_data or {};
+end
+
+-- What an invite is: account, reset, contact, account-and-contact.
+local function kind_of(invite)
+	if invite.type == "roster" then
+		return invite.allow_registration and "account-and-contact" or "contact";
+	end
+	return additional(invite).allow_reset and "reset" or "account";
+end
+
+-- Who made it: the JID an ad-hoc command or module put in additional_data.source (or the source
+-- itself: "shell", "prosodyctl", "api/token/ID"), else the inviter of a contact invite.
+local function creator_of(invite)
+	local source = additional(invite).source;
+	if type(source) == "string" and source ~= "" then
+		return source:find("@", 1, true) and jid_bare(source) or source;
+	end
+	if invite.type == "roster" then
+		local inviter = jid_split(invite.jid or "") or invite.inviter or invite.username;
+		return inviter and (inviter .. "@" .. module.host) or "unknown";
+	end
+	return "module";
+end
+
+local function max_uses_of(invite)
+	local max_uses = additional(invite).max_uses;
+	return math.type(max_uses) == "integer" and max_uses >= 1 and max_uses or nil;
+end
+
+-- The audit record of a token: record, false when there is none, or nil and an error.
+function audit_log.read(token)
+	local record, err = stores.audit:get(token);
+	if record == nil and err then
+		module:log("error", "Failed to read the audit record of an invite: %s", err);
+		return nil, "internal-server-error";
+	end
+	return record or false;
+end
+
+local function new_audit(invite, creator)
+	return {
+		kind = kind_of(invite);
+		creator = creator or creator_of(invite);
+		jid = invite.jid;
+		created_at = invite.created_at;
+		expires = invite.expires;
+		reusable = invite.reusable or nil;
+		max_uses = max_uses_of(invite);
+		uses = {};
+	};
+end
+
+-- Writes the audit record of a new invite (and counts it): true, or nil and the storage error.
+function audit_log.record_creation(invite, creator)
+	local ok, err = stores.audit:set(invite.token, new_audit(invite, creator));
+	if not ok then
+		return nil, err;
+	end
+	audit_log.count("created", kind_of(invite));
+	return true;
+end
+
+-- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
+-- without a limit), or nil and an error. For mod_invites_register's claims.
+function usage(invite) --luacheck: ignore 131/usage
+	local max_uses = max_uses_of(invite);
+	if not max_uses then
+		return nil;
+	end
+	local audit, err = audit_log.read(invite.token);
+	if audit == nil then
+		return nil, err;
+	end
+	return max_uses, audit and #audit.uses or 0;
+end
+
+-- Records that `account` used an invite (how: "registered", "password-reset", "contact-approved")
+-- and tells other modules (invite-used).
+function record_use(invite, account, how) --luacheck: ignore 131/record_use
+	local audit = audit_log.read(invite.token);
+	if audit ~= nil then
+		audit = audit or new_audit(invite);
+		table.insert(audit.uses, { account = account; at = now(); how = how });
+		local ok, err = stores.audit:set(invite.token, audit);
+		if not ok then
+			module:log("error", "Failed to record the use of an invite by %s: %s", account, err);
+		end
+	end
+	audit_log.count("used", how);
+	module:fire_event("invite-used", { invite = invite; username = account; how = how });
+end
+
+function audit_log.record_revocation(token, record, by)
+	local audit = audit_log.read(token);
+	if audit then
+		audit.revoked_at, audit.revoked_by = now(), by;
+		local ok, err = stores.audit:set(token, audit);
+		if not ok then
+			module:log("error", "Failed to record the revocation of an invite: %s", err);
+		end
+	end
+	audit_log.count("revoked");
+	module:fire_event("invite-revoked", { token = token; invite = record; by = by });
+end
+
+-- Audit records are kept for invites_audit_retention after their invite ended.
+local function audit_retention()
+	local seconds = core.option_period(module:get_option("invites_audit_retention", "90 days"));
+	return seconds or 90 * 86400;
+end
+
+-- The lifecycle of one invite from its audit record: { state, uses_left, purge_audit }.
+local function lifecycle(token, audit)
+	local stored = stores.token:get(nil, token) ~= nil;
+	if not stored and audit.kind == "contact" then
+		stored = stores.token:get(jid_split(audit.jid or ""), token) ~= nil;
+	end
+	local last = audit.uses[#audit.uses];
+	return core.lifecycle({
+		stored = stored;
+		expires = audit.expires;
+		uses = #audit.uses;
+		max_uses = audit.max_uses;
+		reusable = audit.reusable;
+		revoked_at = audit.revoked_at;
+		last_use = last and last.at;
+	}, now(), audit_retention());
+end
+
+-- Every audit record: { [token] = record }, or nil and an error.
+local function read_audits()
+	local audits = {};
+	local tokens, tokens_state, tokens_init = stores.audit:users();
+	if not tokens then
+		if tokens_state then
+			module:log("error", "Failed to list audit records: %s", tokens_state);
+			return nil, "internal-server-error";
+		end
+		return audits;
+	end
+	for token in tokens, tokens_state, tokens_init do
+		local audit, err = stores.audit:get(token);
+		if audit == nil and err then
+			module:log("error", "Failed to read an audit record: %s", err);
+			return nil, "internal-server-error";
+		end
+		if type(audit) == "table" and type(audit.uses) == "table" then
+			audits[token] = audit;
+		end
+	end
+	return audits;
+end
+
+-- Removes the audit records kept long enough; how many.
+function audit_log.purge()
+	local audits = read_audits();
+	local removed = 0;
+	for token, audit in pairs(audits or {}) do
+		if lifecycle(token, audit).purge_audit then
+			local ok, err = stores.audit:set(token, nil);
+			if not ok then
+				module:log("error", "Failed to purge an audit record: %s", err);
+				return removed;
+			end
+			removed = removed + 1;
+		end
+	end
+	if removed > 0 then
+		module:log("info", "Purged %d audit records", removed);
+	end
+	return removed;
+end
+
+-- Every invite with its audit record, for the admin views: { token, audit, state, uses_left }.
+-- Invites created before audit records existed (or by the stock modules) get one made up from
+-- what invite_token holds.
+function all_invites() --luacheck: ignore 131/all_invites
+	local audits, err = read_audits();
+	if not audits then
+		return nil, err;
+	end
+	for token, record in pairs(stores.host_view:get(nil) or {}) do
+		if type(record) == "table" and not audits[token] then
+			audits[token] = new_audit(record);
+		end
+	end
+	for username in stores.host_view:users() do
+		if username ~= "" then
+			for token, expires in pairs(stores.host_view:get(username) or {}) do
+				if not audits[token] and type(expires) == "number" then
+					audits[token] = { kind = "contact"; creator = username .. "@" .. module.host; jid = username .. "@" .. module.host;
+						expires = expires; uses = {} };
+				end
+			end
+		end
+	end
+	local list = {};
+	for token, audit in pairs(audits) do
+		if type(audit) == "table" and type(audit.uses) == "table" then
+			local life = lifecycle(token, audit);
+			list[#list + 1] = { token = token; audit = audit; state = life.state; uses_left = life.uses_left };
+		end
+	end
+	table.sort(list, function (a, b)
+		return (a.audit.expires or 0) < (b.audit.expires or 0);
+	end);
+	return list;
+end
+
+-- Pending invites, optionally of one kind and one creator, soonest expiry first.
+function list_pending(kind, creator) --luacheck: ignore 131/list_pending
+	local all, err = all_invites();
+	if not all then
+		return nil, err;
+	end
+	local list = {};
+	for _, item in ipairs(all) do
+		if item.state == "pending" and (kind == nil or item.audit.kind == kind) and (creator == nil or item.audit.creator == creator) then
+			list[#list + 1] = item;
+		end
+	end
+	return list;
+end
+
+-- What one creator made: the creation times of their invites (pending or not, while audit
+-- records are kept) and how many are pending. For quotas and "My invites".
+function created_by(creator) --luacheck: ignore 131/created_by
+	local all, err = all_invites();
+	if not all then
+		return nil, err;
+	end
+	local times, mine = {}, {};
+	for _, item in ipairs(all) do
+		if item.audit.creator == creator then
+			times[#times + 1] = item.audit.created_at;
+			if item.state == "pending" then
+				mine[#mine + 1] = item;
+			end
+		end
+	end
+	return times, mine;
+end
+
+-- One invite with its audit record and state, or nil and an error code.
+function inspect(token) --luacheck: ignore 131/inspect
+	if not core.check_token(token) then
+		return nil, "token-invalid";
+	end
+	local audit, err = audit_log.read(token);
+	if audit == nil then
+		return nil, err;
+	end
+	local record = stores.token:get(nil, token);
+	if not audit then
+		if not record then
+			return nil, "token-invalid";
+		end
+		audit = new_audit(record);
+	end
+	local life = lifecycle(token, audit);
+	return { token = token; audit = audit; state = life.state; uses_left = life.uses_left; record = record };
+end
+
+-- Notes in the audit record of `account`'s use of an invite what became of each group chat.
+function audit_log.note_rooms(invite, account, results)
+	local audit = audit_log.read(invite.token);
+	if not audit then
+		return;
+	end
+	for i = #audit.uses, 1, -1 do
+		local use = audit.uses[i];
+		if use.account == account and use.rooms == nil then
+			use.rooms = {};
+			for _, result in ipairs(results) do
+				use.rooms[result.jid] = result.outcome;
+			end
+			local ok, err = stores.audit:set(invite.token, audit);
+			if not ok then
+				module:log("warn", "Failed to note the group chats of a use in its audit record: %s", err);
+			end
+			return;
+		end
+	end
+end
+
+return audit_log;
