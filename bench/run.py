@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO / "spec" / "e2e"))
 
 import postgres  # noqa: E402  (a private PostgreSQL for pg.bench)
 import prosody  # noqa: E402  (the e2e harness: starts and stops private servers)
+import prosody_host  # noqa: E402  (which Prosody, which plugin directory)
 
 IMPLS = ("stock", "ours")
 INT, SQL, PG = "int.bench", "sql.bench", "pg.bench"
@@ -526,15 +527,15 @@ def machine_info() -> dict:
     if m:
         mem_kib = int(m.group(1))
     try:
-        if prosody.prosodyctl_bin() == "prosodyctl":  # the system's: the Debian package's version
+        if prosody_host.prosodyctl_bin() == "prosodyctl":  # the system's: the Debian package's version
             version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "prosody"],
                                      capture_output=True, text=True, timeout=10).stdout.strip()
         else:  # target/prosody13: the package version tools/prosody13.sh recorded
-            stamp = prosody.PROSODY13_ROOT.parent / "stamp"
+            stamp = prosody_host.PROSODY13_ROOT.parent / "stamp"
             m = re.search(r"\bprosody=(\S+)", stamp.read_text()) if stamp.is_file() else None
             version = m.group(1) if m else ""
-        version = version or prosody.prosody_version_string()
-    except (OSError, subprocess.TimeoutExpired, prosody.ServerError):
+        version = version or prosody_host.prosody_version_string()
+    except (OSError, subprocess.TimeoutExpired, prosody_host.ServerError):
         version = ""
     return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 1048576, 1) if mem_kib else None,
             "kernel": platform.release(), "prosody": version or "unknown", "python": platform.python_version()}
@@ -678,13 +679,13 @@ def main() -> int:
         parser.error("--rounds must be at least 1")
 
     try:
-        prosody.use_host(args.prosody)
-    except prosody.ServerError as e:
+        prosody_host.use_host(args.prosody)
+    except prosody_host.ServerError as e:
         log(str(e))
         return 2
     if args.ours_plugins:
         os.environ["INVITES_PLUGIN_DIR"] = str(Path(args.ours_plugins).resolve())
-    plugins = prosody.plugin_dir()
+    plugins = prosody_host.plugin_dir()
     if not (plugins / "mod_invites.lua").is_file():
         log(f"{plugins}/mod_invites.lua is missing: run `make plugins` first")
         return 2

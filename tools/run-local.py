@@ -14,8 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spec" / "e2e"))
-import prosody  # noqa: E402  (shared with the test harness)
-from prosody import ProsodyServer, ServerError, free_port  # noqa: E402
+import prosody_host  # noqa: E402  (shared with the test harness)
+from prosody import ProsodyServer, free_port  # noqa: E402
 
 MODULES = [
     "roster", "saslauth", "disco", "ping", "adhoc", "http", "admin_shell", "register_ibr",
@@ -40,8 +40,8 @@ def main() -> int:
                         help="12: the system's Prosody (default); 13: target/prosody13")
     args = parser.parse_args()
     try:
-        prosody.use_host(args.prosody)
-    except ServerError as e:
+        prosody_host.use_host(args.prosody)
+    except prosody_host.ServerError as e:
         print(e, file=sys.stderr)
         return 1
     # Each release keeps its own data: 13 migrates nothing back to 0.12.
@@ -58,7 +58,7 @@ def main() -> int:
     server.options["log"] = [{"levels": {"min": "info"}, "to": "file", "filename": str(server.log_path)}]
     try:
         server.start()
-    except ServerError as e:
+    except prosody_host.ServerError as e:
         print(f"Prosody did not start: {e}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -68,7 +68,7 @@ def main() -> int:
         link = server.generate_invite("localhost")
         token = link.rsplit("?", 1)[1] if link.startswith("http") else link.rsplit("preauth=", 1)[1]
         print(f"""
-Prosody {prosody.prosody_version_string()} is running on 127.0.0.1 (client port {server.c2s_port}, HTTP {server.http_port}),
+Prosody {prosody_host.prosody_version_string()} is running on 127.0.0.1 (client port {server.c2s_port}, HTTP {server.http_port}),
 virtual host "localhost", with the invite modules from {ROOT / 'target' / 'plugins'}.
 Configuration and data: {workdir}
 
@@ -78,7 +78,7 @@ or give the xmpp: URI to any XMPP client pointed at localhost:{server.c2s_port} 
     {link}
     xmpp:localhost?register;preauth={token}
 
-More invites: {prosody.prosodyctl_bin()} --config {server.config_path} mod_invites generate localhost
+More invites: {prosody_host.prosodyctl_bin()} --config {server.config_path} mod_invites generate localhost
 Log: {server.log_path}.  Ctrl-C stops the server.
 """, flush=True)
         seen = len(server.log_text())

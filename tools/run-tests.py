@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spec" / "e2e"))
 import postgres  # noqa: E402  (a private PostgreSQL for the PostgreSQL tiers)
-import prosody  # noqa: E402  (the e2e harness: which Prosody a host is)
+import prosody_host  # noqa: E402  (the e2e harness: which Prosody a host is)
 
 HOSTS = ("12", "13")
 
@@ -188,8 +188,8 @@ class E2E:
     def __init__(self, venv, host, kind="end-to-end", extra_env=None, tests=("spec/e2e",)):
         self.host = host
         self.kind = kind
-        self.env = dict(os.environ, **prosody.host_env(host), **(extra_env or {}))
-        self.version = prosody._version_of(self.env["PROSODYCTL_BIN"])
+        self.env = dict(os.environ, **prosody_host.host_env(host), **(extra_env or {}))
+        self.version = prosody_host.launcher_version(self.env["PROSODYCTL_BIN"])
         suffix = "" if kind == "end-to-end" else f"-{kind}"
         self.report = ROOT / "target" / f"e2e-report-{host}{suffix}.xml"
         self.report.unlink(missing_ok=True)
@@ -248,8 +248,8 @@ def main():
     with_rock = args.only in (None, "rock")
     for host in hosts if with_e2e or with_pg or with_package or with_rock else ():
         try:
-            prosody._version_of(prosody.host_env(host)["PROSODYCTL_BIN"])
-        except (OSError, prosody.ServerError) as e:
+            prosody_host.launcher_version(prosody_host.host_env(host)["PROSODYCTL_BIN"])
+        except (OSError, prosody_host.ServerError) as e:
             hint = " (make prosody13)" if host == "13" else ""
             parser.error(f"no Prosody for host {host}{hint}: {e}")
 
@@ -292,7 +292,7 @@ def main():
             except (OSError, postgres.PostgresError) as e:
                 print(f"\n=== PostgreSQL could not start: {e}", flush=True)
                 for host in dict.fromkeys(hosts):
-                    record(f"postgresql {prosody._version_of(prosody.host_env(host)['PROSODYCTL_BIN'])}",
+                    record(f"postgresql {prosody_host.launcher_version(prosody_host.host_env(host)['PROSODYCTL_BIN'])}",
                            (0, 1, 0), 0)
         starts = []
         if with_e2e:

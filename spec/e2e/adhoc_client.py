@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from client import NS_COMMANDS, NS_DATA, AdhocResult, OnlineClient, Outcome, parse_form
+from client_results import NS_COMMANDS, NS_DATA, AdhocResult, Outcome, parse_form
+from online_client import OnlineClient
 from rawxmpp import local, to_xml
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"

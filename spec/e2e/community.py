@@ -3,7 +3,7 @@
 Debian's `prosody-modules` puts each community module in its own folder under Prosody's module
 directory (/usr/lib/prosody/modules/mod_invites_page/mod_invites_page.lua, ...), which Prosody
 searches after the configured plugin_paths; the tests load them from there, unchanged. Each test
-host has its own snapshot: $COMMUNITY_MODULES_DIR (prosody.host_env() sets it) is Prosody 13's
+host has its own snapshot: $COMMUNITY_MODULES_DIR (prosody_host.host_env() sets it) is Prosody 13's
 under target/prosody13, else the system's.
 
 mod_invites_register_web depends on a module named `password_policy`, which the 2023-02 snapshot
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from prosody import DEFAULT_MODULES, REPO_ROOT, SYSTEM_MODULES_DIR, ProsodyServer, default_impl, is_stock, plugin_dir
+from prosody import ProsodyServer
+from prosody_config import DEFAULT_MODULES
+from prosody_host import REPO_ROOT, SYSTEM_MODULES_DIR, default_impl, is_stock, plugin_dir
 
 # Where the host's prosody-modules (and Prosody's own modules) live.
 COMMUNITY_DIR = Path(os.environ.get("COMMUNITY_MODULES_DIR") or SYSTEM_MODULES_DIR)

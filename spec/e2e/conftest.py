@@ -3,9 +3,9 @@
     server          a started ProsodyServer with the default modules
     make_server     factory: make_server(**ProsodyServer kwargs, start=True)
     tmp             a private directory for this test (traversable by the prosody user)
-    impl            "ours" or "stock" (from $INVITES_IMPL); prosody.is_stock(server) for a server
+    impl            "ours" or "stock" (from $INVITES_IMPL); prosody_host.is_stock(server) for a server
     host_version    the Prosody release the servers run, a tuple: (0, 12, 3) or (13, 0, 1)
-                    ($PROSODY_BIN/$PROSODYCTL_BIN choose it; prosody.prosody_version() outside fixtures)
+                    ($PROSODY_BIN/$PROSODYCTL_BIN choose it; prosody_host.prosody_version() outside fixtures)
 
 Every server a fixture makes is stopped after the test and its log is
 checked for tracebacks; opt out with @pytest.mark.allow_tracebacks or
@@ -40,7 +40,8 @@ import pytest
 # importable whatever pytest's import mode is.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prosody import ProsodyServer, default_impl, prosody_version, prosody_version_string  # noqa: E402
+from prosody import ProsodyServer  # noqa: E402
+from prosody_host import default_impl, prosody_version, prosody_version_string  # noqa: E402
 
 DEFAULT_TEST_TIMEOUT = 120
 

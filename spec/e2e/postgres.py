@@ -10,7 +10,7 @@ initdb and postgres refuse to run as root: as root the cluster belongs to the `p
 setuid, so the pid we hold is the postmaster's. Authentication is `trust` for the one
 superuser role (ROLE), on loopback and the private socket only.
 
-The harness side (prosody.py) reads the connection from $E2E_POSTGRES, a libpq-style string
+The harness side (prosody_config.py) reads the connection from $E2E_POSTGRES, a libpq-style string
 ("host=127.0.0.1 port=N user=invites"), which env() gives; create_database() makes one database
 per Prosody server so tests never share data.
 """
@@ -212,7 +212,7 @@ class PostgresServer:
         return " ".join(f"{k}={v}" for k, v in self.conninfo.items())
 
     def env(self) -> dict:
-        """Environment telling the e2e harness (prosody.py) where this server is."""
+        """Environment telling the e2e harness (prosody_config.py) where this server is."""
         return {ENV: self.conninfo_string()}
 
     def create_database(self, name: str | None = None) -> str:

@@ -17,7 +17,9 @@ import pytest
 
 import adhoc_client
 import client
-from prosody import TRACEBACK_PATTERNS, ProsodyServer, is_stock
+from online_client import OnlineClient
+from prosody import TRACEBACK_PATTERNS, ProsodyServer
+from prosody_host import is_stock
 
 CONTACT = "urn:xmpp:invite#invite"
 ACCOUNT = "urn:xmpp:invite#create-account"
@@ -340,7 +342,7 @@ def test_create_account_with_roster_subscription(srv, impl):
     if is_stock(impl):
         pytest.skip("stock has no create-account form")
     name = fresh("friend")
-    with client.OnlineClient(srv, "admin@localhost", PW) as admin:
+    with OnlineClient(srv, "admin@localhost", PW) as admin:
         result = admin.adhoc(ACCOUNT, {"username": name, "roster-subscription": True})
         token = assert_invitation(result, rf"xmpp:{name}@localhost\?register;preauth={TOKEN}")
         mark = admin.mark()

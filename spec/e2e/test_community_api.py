@@ -16,7 +16,7 @@ import pytest
 import client
 import web_client
 from community import GOOD_PASSWORD, check_module_sources, module_scoped_server, token_from
-from prosody import last_line
+from prosody_ctl import last_line
 
 HOST = "localhost"
 KEY = re.compile(r"^([A-Za-z0-9_-]+)/([A-Za-z0-9_-]{16,})$")

@@ -12,7 +12,7 @@ import pytest
 
 import web_client
 from community import GOOD_PASSWORD, SITE_NAME, community_kwargs
-from prosody import last_line
+from prosody_ctl import last_line
 
 HOST = "localhost"
 KNOWN_TRACEBACKS = (

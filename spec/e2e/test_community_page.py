@@ -19,7 +19,8 @@ import pytest
 import client
 import web_client
 from community import GOOD_PASSWORD, SITE_NAME, check_module_sources, module_scoped_server, token_from
-from prosody import last_line, prosody_version
+from prosody_ctl import last_line
+from prosody_host import prosody_version
 
 HOST = "localhost"
 EXT = "ext.localhost"

@@ -18,6 +18,7 @@ import pytest
 import client
 import web_client
 from community import GOOD_PASSWORD, SITE_NAME, check_module_sources, module_scoped_server, probe_events
+from online_client import OnlineClient
 
 HOST = "localhost"
 STRICT = "strict.localhost"  # password_policy = { length = 12 }
@@ -254,7 +255,7 @@ def test_password_policy_applies_to_in_band_registration_and_password_changes(sr
 
     assert client.register(srv, "ibrpolicy", GOOD_PASSWORD, invite["token"]).logged_in
 
-    with client.OnlineClient(srv, f"ibrpolicy@{HOST}", GOOD_PASSWORD) as user:
+    with OnlineClient(srv, f"ibrpolicy@{HOST}", GOOD_PASSWORD) as user:
         reply = user.iq("set", None, "<query xmlns='jabber:iq:register'>"
                         "<username>ibrpolicy</username><password>tiny</password></query>")
         assert reply.get("type") == "error", ET.tostring(reply)

@@ -16,7 +16,9 @@ import pytest
 
 import client
 import rawxmpp
-from prosody import last_line, prosody_version
+from online_client import OnlineClient
+from prosody_ctl import last_line
+from prosody_host import prosody_version
 
 
 def unknown_host_error(host: str) -> str:
@@ -158,7 +160,7 @@ def test_restart_keeps_invites(make_server, impl):
 
 def test_contact_invite_registration_makes_mutual_subscription(server):
     server.create_user("inviter", "pw")
-    with client.OnlineClient(server, "inviter@localhost", "pw") as inviter:
+    with OnlineClient(server, "inviter@localhost", "pw") as inviter:
         mark = inviter.mark()
         invite = server.api1("create_contact", "inviter", True)
         assert invite["uri"].endswith(";ibr=y"), invite
@@ -177,7 +179,7 @@ def test_subscribe_with_preauth_using_a_registration_contact_token(server):
     # contact, stock 0.12.3 never sends `subscribed` back (mod_presence asks
     # the contact's own online roster first), which is a behaviour test, not
     # a harness check.
-    with client.OnlineClient(server, "owner@localhost", "pw") as owner:
+    with OnlineClient(server, "owner@localhost", "pw") as owner:
         mark = owner.mark()
         res = client.subscribe_with_preauth(server, "friend@localhost", "pw", "owner@localhost", invite["token"])
         assert res.got_subscribed, res.received

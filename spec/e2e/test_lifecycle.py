@@ -14,7 +14,8 @@ import pytest
 import adhoc_client
 import client
 import rawxmpp
-from prosody import DEFAULT_MODULES, ProsodyServer
+from prosody import ProsodyServer
+from prosody_config import DEFAULT_MODULES
 
 HOST = "localhost"
 PW = "pw-lifecycle"

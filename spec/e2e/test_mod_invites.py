@@ -11,7 +11,9 @@ import time
 import pytest
 
 import client
-from prosody import ProsodyServer, last_line, prosody_version
+from prosody import ProsodyServer
+from prosody_ctl import last_line
+from prosody_host import prosody_version
 
 HOST = "localhost"
 SHORT = "short.localhost"  # a host with its own invite_expiry

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import postgres
-from prosody import postgres_conninfo
+from prosody_config import postgres_conninfo
 
 HOST = "localhost"
 EXPIRED_ACCOUNT = 2000

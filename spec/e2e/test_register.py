@@ -12,7 +12,8 @@ import pytest
 
 import client
 import rawxmpp
-from prosody import DEFAULT_MODULES, prosody_version
+from prosody_config import DEFAULT_MODULES
+from prosody_host import prosody_version
 from rawxmpp import NS_IBR_TOKEN, NS_INVITE
 from register_client import (
     INVALID_TOKEN_TEXT,

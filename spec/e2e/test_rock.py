@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import client
-from prosody import last_line
+from prosody_ctl import last_line
 
 ROCK = Path(os.environ.get("E2E_ROCK", "")).resolve()
 MODULES = ("invites", "invites_register", "invites_adhoc")

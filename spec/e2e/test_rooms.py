@@ -7,14 +7,14 @@ Rooms are made through mod_muc's own API (test API); affiliations are read the s
 from __future__ import annotations
 
 import os
-import re
 import xml.etree.ElementTree as ET
 
 import pytest
 
 import client
-from client import OnlineClient
-from prosody import DEFAULT_MODULES, default_impl, is_stock
+from online_client import OnlineClient
+from prosody_config import DEFAULT_MODULES
+from prosody_host import default_impl, is_stock
 from rawxmpp import local
 from register_client import PASSWORD, new_name, shared_server, token_of, user, wait_until
 

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from prosody import ProsodyServer, prosody_version
+from prosody import ProsodyServer
+from prosody_host import prosody_version
 
 HOST = "localhost"
 TOKEN = r"[A-Za-z0-9_-]{16,}"

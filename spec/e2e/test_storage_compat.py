@@ -11,7 +11,7 @@ import re
 import pytest
 
 import client
-from prosody import ProsodyServer, prosody_version
+from prosody_host import prosody_version
 
 HOST = "localhost"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import client
-from client import OnlineClient
+from online_client import OnlineClient
 from rawxmpp import NS_PARS, local
 from register_client import PASSWORD, contact_invite, expire, new_name, shared_server, user, wait_until
 
