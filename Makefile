@@ -134,8 +134,9 @@ test-unit: plugins
 # Our modules against Debian's stock ones on the same Prosody, interleaved rounds (up to ten
 # minutes; not part of `make test`). One line per figure; full results in target/bench.json.
 # BENCH_FLAGS=--quick for a fast check of the bench itself.
-# PROSODY=13 benches on Prosody 13.
+# PROSODY=13 benches on Prosody 13. First, bench/binding.lua: ns per binding call, no Prosody.
 bench: deps venv plugins $(ON13)
+	$(LUA) bench/binding.lua
 	$(PYTHON) bench/run.py $(if $(ON),--prosody $(ON)) $(BENCH_FLAGS)
 
 # A local Prosody on loopback with our modules, printing a working invite. Ctrl-C stops it.

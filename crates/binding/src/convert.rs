@@ -4,9 +4,9 @@
 use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
 
 use invites_rules::Error;
-use invites_rules::invite::{InviteType, StoreKey, StoredRecord, ValidatedInvite};
+use invites_rules::invite::{InviteType, StoreKey, ValidatedInvite};
+use invites_rules::record::{Field, InviteFacts, Record};
 use invites_rules::register::RoleEntry;
-use invites_rules::reservations::ReservationEntry;
 
 /// Declares the table keys the binding reads and writes, made into Lua strings once per host
 /// object: a ready string is pushed without hashing and interning it again on every call.
@@ -39,6 +39,8 @@ field_names! {
     landing_page = "landing_page",
     roster_subscription = "roster_subscription",
     allow_reset = "allow_reset",
+    source = "source",
+    max_uses = "max_uses",
     user = "user",
 }
 
@@ -60,6 +62,7 @@ pub(crate) fn seconds(value: &Value) -> Option<i64> {
 pub(crate) struct RecordFields {
     kind: Value,
     jid: Value,
+    allow_registration: Value,
     uri: Value,
     expires: Value,
     created_at: Value,
@@ -79,6 +82,7 @@ impl RecordFields {
         Ok(Some(Self {
             kind: get(&names.kind),
             jid: get(&names.jid),
+            allow_registration: get(&names.allow_registration),
             uri: get(&names.uri),
             expires: get(&names.expires),
             created_at: get(&names.created_at),
@@ -88,7 +92,9 @@ impl RecordFields {
         }))
     }
 
-    pub(crate) fn stored(&self, names: &FieldNames) -> Result<StoredRecord, Error> {
+    /// The record stored under `token`. Fields the rules need (`type`, `jid`, `expires`, a `uri`
+    /// that is there) must be well-formed; the others read as absent when they are junk.
+    pub(crate) fn record(&self, names: &FieldNames, token: &str) -> Result<Record, Error> {
         let text = |value: &Value, key: &'static str| -> Result<Option<String>, Error> {
             match value {
                 Value::Nil => Ok(None),
@@ -99,27 +105,53 @@ impl RecordFields {
         let kind = text(&self.kind, "type")?.as_deref().and_then(InviteType::parse).ok_or(Error::MalformedRecord("type"))?;
         let jid = text(&self.jid, "jid")?.ok_or(Error::MalformedRecord("jid"))?;
         let expires = seconds(&self.expires).ok_or(Error::MalformedRecord("expires"))?;
-        let roster_subscription = match &self.additional_data {
-            Value::Table(data) => match data.raw_get::<Value>(&names.roster_subscription) {
-                Ok(Value::String(creator)) => creator.to_str().ok().map(|s| s.to_owned()),
-                _ => None,
-            },
-            _ => None,
+        let (allow_reset, roster_subscription) = match &self.additional_data {
+            Value::Table(data) => (
+                truthy(&data.raw_get(&names.allow_reset).unwrap_or(Value::Nil)),
+                match data.raw_get::<Value>(&names.roster_subscription) {
+                    Ok(Value::String(creator)) => creator.to_str().ok().map(|s| s.to_owned()),
+                    _ => None,
+                },
+            ),
+            _ => (false, None),
         };
-        Ok(StoredRecord {
+        Ok(Record {
             kind,
             jid,
-            expires,
-            created_at: seconds(&self.created_at),
+            token: token.to_owned(),
+            allow_registration: matches!(self.allow_registration, Value::Boolean(true)),
             uri: text(&self.uri, "uri")?,
-            reusable: matches!(self.reusable, Value::Boolean(true)),
+            created_at: seconds(&self.created_at),
+            expires,
+            reusable: match self.reusable {
+                Value::Boolean(reusable) => Some(reusable),
+                _ => None,
+            },
+            allow_reset,
             roster_subscription,
         })
     }
 }
 
-pub(crate) fn stored_record(names: &FieldNames, value: &Value) -> Result<Option<StoredRecord>, Error> {
-    RecordFields::read(names, value)?.map(|fields| fields.stored(names)).transpose()
+/// The host-level record stored under `token` as read: `None` for `nil`, an error when it is not
+/// a record the rules can read (the core decides what that means).
+pub(crate) fn read_record(names: &FieldNames, token: &str, value: &Value) -> Result<Option<Record>, Error> {
+    RecordFields::read(names, value)?.map(|fields| fields.record(names, token)).transpose()
+}
+
+/// Every record of a whole host-level map, as read (entries not keyed by a string token are not
+/// invites and are left out).
+pub(crate) fn host_records(names: &FieldNames, map: &Table) -> Vec<Result<Record, Error>> {
+    map.pairs::<Value, Value>()
+        .flatten()
+        .filter_map(|(token, value)| match token {
+            Value::String(token) => {
+                let token = token.to_str().ok()?;
+                read_record(names, &token, &value).transpose()
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 pub(crate) fn opt_string(value: Value) -> mlua::Result<Option<String>> {
@@ -240,28 +272,6 @@ impl IntoLuaValue for Option<String> {
     }
 }
 
-/// A stored host-level record as far as reservations care; `None` when it is not a record.
-pub(crate) fn reservation_entry(names: &FieldNames, token: String, record: &Value) -> Option<ReservationEntry> {
-    let fields = RecordFields::read(names, record).ok()??;
-    let stored = fields.stored(names).ok()?;
-    let reset = match &fields.additional_data {
-        Value::Table(data) => truthy(&data.raw_get(&names.allow_reset).unwrap_or(Value::Nil)),
-        _ => false,
-    };
-    Some(ReservationEntry { token, kind: stored.kind, jid: stored.jid, expires: stored.expires, reset })
-}
-
-/// The reservation entries of a whole host-level map.
-pub(crate) fn reservation_entries(names: &FieldNames, map: &Table) -> Vec<ReservationEntry> {
-    map.pairs::<Value, Value>()
-        .flatten()
-        .filter_map(|(token, record)| match token {
-            Value::String(token) => reservation_entry(names, token.to_str().ok()?.to_owned(), &record),
-            _ => None,
-        })
-        .collect()
-}
-
 /// `max_uses` and `uses` of a table: the use limit and the uses recorded so far, or `None` when
 /// `max_uses` is not a positive integer (such an invite is not limited).
 pub(crate) fn use_limit(table: &Table) -> mlua::Result<Option<(u32, u32)>> {
@@ -316,4 +326,76 @@ pub(crate) fn opt_plain_string(value: &Value) -> Option<String> {
 /// Lua truthiness: `usermanager.is_admin` answers with whatever the roles table holds.
 pub(crate) fn truthy(value: &Value) -> bool {
     !matches!(value, Value::Nil | Value::Boolean(false))
+}
+
+/// A field of an invite table as classification reads it. With `numbers`, a number becomes the
+/// string Lua makes of it (the shim's Lua concatenated `inviter` and `username`, numbers too);
+/// without, it is unusable (`util.jid.split` takes the length of `jid`, which raises for one).
+enum FieldValue {
+    Missing,
+    Text(LuaString),
+    Other,
+}
+
+impl FieldValue {
+    fn read(lua: &Lua, table: &Table, key: &LuaString, numbers: bool) -> mlua::Result<Self> {
+        Ok(match table.get::<Value>(key)? {
+            Value::Nil | Value::Boolean(false) => Self::Missing,
+            Value::String(s) => Self::Text(s),
+            number @ (Value::Integer(_) | Value::Number(_)) if numbers => match lua.coerce_string(number)? {
+                Some(s) => Self::Text(s),
+                None => Self::Other,
+            },
+            _ => Self::Other,
+        })
+    }
+}
+
+/// The classification facts of any invite table (stored record, new or validated invite), read
+/// with ordinary indexing, as the shim's Lua did; `classify` calls `with` on them.
+pub(crate) fn with_invite_facts<R>(
+    lua: &Lua,
+    names: &FieldNames,
+    invite: &Table,
+    with: impl FnOnce(&InviteFacts<'_>) -> R,
+) -> mlua::Result<R> {
+    let kind = FieldValue::read(lua, invite, &names.kind, false)?;
+    let jid = FieldValue::read(lua, invite, &names.jid, false)?;
+    let inviter = FieldValue::read(lua, invite, &names.inviter, true)?;
+    let username = FieldValue::read(lua, invite, &names.username, true)?;
+    let allow_registration = truthy(&invite.get(&names.allow_registration)?);
+    let (mut allow_reset, mut source, mut max_uses) = (false, None, None);
+    if let Value::Table(data) = invite.get(&names.additional_data)? {
+        allow_reset = truthy(&data.get(&names.allow_reset)?);
+        if let Value::String(s) = data.get(&names.source)? {
+            source = Some(s);
+        }
+        if let Value::Integer(n) = data.get(&names.max_uses)? {
+            max_uses = Some(n);
+        }
+    }
+    let bytes = |value: &FieldValue| match value {
+        FieldValue::Text(s) => Some(s.as_bytes()),
+        _ => None,
+    };
+    let (kind_bytes, jid_bytes, inviter_bytes, username_bytes) = (bytes(&kind), bytes(&jid), bytes(&inviter), bytes(&username));
+    let source_bytes = source.as_ref().map(LuaString::as_bytes);
+    fn field<'a>(value: &FieldValue, text: &'a Option<mlua::BorrowedBytes>) -> Field<'a> {
+        match (value, text) {
+            (FieldValue::Missing, _) => Field::Missing,
+            (FieldValue::Text(_), Some(text)) => Field::Text(text),
+            _ => Field::Other,
+        }
+    }
+    let facts = InviteFacts {
+        kind: field(&kind, &kind_bytes),
+        allow_registration,
+        allow_reset,
+        source: source_bytes.as_deref(),
+        max_uses,
+        jid: field(&jid, &jid_bytes),
+        inviter: field(&inviter, &inviter_bytes),
+        username: field(&username, &username_bytes),
+    };
+    Ok(with(&facts))
 }

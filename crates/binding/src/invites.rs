@@ -12,8 +12,8 @@ use invites_rules::reservations::Reservations;
 use invites_rules::token::{self, TOKEN_BYTES};
 
 use crate::convert::{
-    FieldNames, IntoLuaValue, RecordFields, expiries, failure, keys_table, opt_string, reservation_entries, reservation_entry,
-    seconds, stored_record, token_list, validated_from_table, validated_table,
+    FieldNames, IntoLuaValue, RecordFields, expiries, failure, host_records, keys_table, opt_string, read_record, seconds,
+    token_list, validated_from_table, validated_table, with_invite_facts,
 };
 use crate::log::Tracer;
 
@@ -54,8 +54,8 @@ impl UserData for Invites {
                     (&names.jid, Either::Left(record.jid.as_str())),
                     (&names.token, Either::Left(record.token.as_str())),
                     (&names.allow_registration, Either::Right(Value::Boolean(record.allow_registration))),
-                    (&names.uri, Either::Left(record.uri.as_str())),
-                    (&names.created_at, Either::Right(Value::Integer(record.created_at))),
+                    (&names.uri, record.uri.as_deref().map_or(Either::Right(Value::Nil), Either::Left)),
+                    (&names.created_at, Either::Right(record.created_at.map_or(Value::Nil, Value::Integer))),
                     (&names.expires, Either::Right(Value::Integer(record.expires))),
                     (&names.reusable, Either::Right(record.reusable.map_or(Value::Nil, Value::Boolean))),
                 ])?;
@@ -81,25 +81,23 @@ impl UserData for Invites {
                 let names = &this.names;
                 let mut fields = None;
                 let outcome = this.tracer.traced(|| {
-                    let read = RecordFields::read(names, &record).and_then(|read| {
-                        let stored = read.as_ref().map(|fields| fields.stored(names)).transpose()?;
+                    let read = RecordFields::read(names, &record);
+                    let stored = read.and_then(|read| {
+                        let stored = read.as_ref().map(|fields| fields.record(names, token.as_deref().unwrap_or_default()));
                         fields = read;
-                        Ok(stored)
+                        stored.transpose()
                     });
-                    let stored =
-                        read.inspect_err(|e| tracing::warn!("ignoring invite {:?}: {e}", token.as_deref().map(token::redact)))?;
                     let redemption = match username.as_deref() {
                         None => Redemption::Account,
                         Some(username) => Redemption::Contact { username, user_expiry: seconds(&user_expiry) },
                     };
-                    invite::validate(token.as_deref(), &this.host, stored.as_ref(), redemption, now)
+                    invite::validate(token.as_deref(), &this.host, stored, redemption, now)
                 })?;
                 match outcome {
                     Ok(invite) => {
                         let table = validated_table(lua, names, invite, &token_value, &username_value, fields.as_ref())?;
                         Ok(MultiValue::from_iter([Value::Table(table)]))
                     }
-                    Err(Error::MalformedRecord(_)) => failure(lua, Error::TokenInvalid.code()),
                     Err(e) => failure(lua, e.code()),
                 }
             },
@@ -112,8 +110,8 @@ impl UserData for Invites {
 
         // revoke_plan(token, record?) -> { {user=?, token=}, ... }
         methods.add_method("revoke_plan", |lua, this, (token, record): (String, Value)| {
-            let stored = this.tracer.traced(|| stored_record(&this.names, &record).ok().flatten())?;
-            keys_table(lua, &this.names, invite::revoke_plan(&token, stored.as_ref()))
+            let keys = this.tracer.traced(|| invite::revoke_plan(&token, read_record(&this.names, &token, &record)))?;
+            keys_table(lua, &this.names, keys)
         });
 
         // purge_plan(map, now) -> { token, ... }
@@ -141,10 +139,32 @@ impl UserData for Invites {
             token_list(lua, invite::deleted_user_plan(entries.iter().map(|(t, j)| (t.as_str(), j.as_str())), &username))
         });
 
+        // classify(invite) -> kind, creator, max_uses: what mod_invites' audit records and
+        // statistics call any invite table (stored record, new or validated invite), read with
+        // ordinary indexing as the shim's kind_of, creator_of and max_uses_of read it.
+        //   kind: "account-and-contact" / "contact" for type "roster" (allow_registration truthy
+        //     or not), else "reset" / "account" (additional_data.allow_reset truthy or not);
+        //   creator: additional_data.source when a non-empty string (its util.jid.bare when it
+        //     contains '@' and is a JID), else for type "roster" the node of jid, or inviter, or
+        //     username, "@" host ("unknown" when none), else "module";
+        //   max_uses: additional_data.max_uses when an integer >= 1 (not 2.0), else nil.
+        // An additional_data that is not a table counts as empty. Raises where the Lua raised:
+        // a jid other than a string, nil or false, or an inviter/username other than a string,
+        // number, nil or false, when it comes to be used; and for an invite that is not a table
+        // (the Lua raised for nil, booleans and numbers, but read a string as an empty invite).
+        methods.add_method("classify", |lua, this, invite: Table| {
+            let (kind, creator, max_uses) = with_invite_facts(lua, &this.names, &invite, |facts| {
+                let creator = facts.creator(&this.host).map(|creator| lua.create_string(creator));
+                (facts.kind().as_str(), creator, facts.max_uses())
+            })?;
+            let creator = creator.map_err(|e| mlua::Error::runtime(e.to_string()))??;
+            Ok((kind, creator, max_uses))
+        });
+
         // reservations_load(host_map, now): rebuilds the index of reserved usernames
         methods.add_method("reservations_load", |_, this, (map, now): (Table, i64)| {
-            let entries = reservation_entries(&this.names, &map);
-            this.reservations_mut()?.load(entries, now);
+            let records = host_records(&this.names, &map);
+            this.reservations_mut()?.load(records, now);
             Ok(())
         });
 
@@ -152,10 +172,8 @@ impl UserData for Invites {
         methods.add_method("reservation_add", |_, this, (token, record, now): (String, Value, i64)| {
             let mut reservations = this.reservations_mut()?;
             // Until the index is loaded, the load will find the record: nothing to read now.
-            if reservations.is_loaded()
-                && let Some(entry) = reservation_entry(&this.names, token, &record)
-            {
-                reservations.add(&entry, now);
+            if reservations.is_loaded() {
+                reservations.add(read_record(&this.names, &token, &record), now);
             }
             Ok(())
         });
@@ -185,9 +203,9 @@ impl UserData for Invites {
         // reservation_confirm(username, token, record?, now) -> whether the record (as read now;
         // nil: gone) still reserves the name; one that does not leaves the index.
         methods.add_method("reservation_confirm", |_, this, (username, token, record, now): (String, String, Value, i64)| {
-            let entry = reservation_entry(&this.names, token.clone(), &record);
+            let record = read_record(&this.names, &token, &record);
             let mut reservations = this.reservations_mut()?;
-            this.tracer.traced(|| reservations.confirm(&username, &token, entry.as_ref(), now))
+            this.tracer.traced(|| reservations.confirm(&username, &token, record, now))
         });
     }
 }

@@ -1,5 +1,5 @@
-//! The invite model: creating records, validating tokens, and planning which storage keys a
-//! redemption, a revocation, a purge or an account deletion removes.
+//! The invite rules: creating records ([`Record`]), validating tokens, and planning which storage
+//! keys a redemption, a revocation, a purge or an account deletion removes.
 //!
 //! Storage layout (kept identical to Prosody's stock `mod_invites`, so operators can switch
 //! back and forth): store `invite_token`, a map. Host-level key `(nil, token)` holds the whole
@@ -9,10 +9,11 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use crate::record::Record;
 use crate::token::{check_token, redact};
 use crate::uri::invite_uri;
 use crate::{Error, Result};
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Seconds an expired record is kept before a purge removes it, so that a stream that
 /// pre-authenticated just before expiry can still finish registering (XEP-0445 checks expiry at
@@ -70,63 +71,6 @@ pub struct InviteRequest<'a> {
     /// `Some(true)` for invites that may be used many times until they expire. Stock stores
     /// the field only for group invites, so `None` keeps records byte-for-byte alike.
     pub reusable: Option<bool>,
-}
-
-/// The fields of a stored record that the rules are about. Records carry more (`additional_data`,
-/// `landing_page`, whatever `invite-created` handlers add); the caller keeps those.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InviteRecord {
-    /// `type`.
-    pub kind: InviteType,
-    /// `jid`: the host, `user@host` for restricted account invites, the inviter for contact ones.
-    pub jid: String,
-    /// `token`.
-    pub token: String,
-    /// `allow_registration`.
-    pub allow_registration: bool,
-    /// `uri`: the `xmpp:` URI to share.
-    pub uri: String,
-    /// `created_at`, Unix seconds.
-    pub created_at: i64,
-    /// `expires`, Unix seconds; the invite is valid up to and including this second.
-    pub expires: i64,
-    /// `reusable`.
-    pub reusable: Option<bool>,
-}
-
-impl InviteRecord {
-    /// Whether the record is stored at host level (every invite that can register an account).
-    pub fn stored_at_host_level(&self) -> bool {
-        self.allow_registration
-    }
-
-    /// The user whose user-level map holds this token (contact invites only).
-    pub fn contact_owner(&self) -> Option<&str> {
-        match self.kind {
-            InviteType::Roster => node_of(&self.jid),
-            InviteType::Register => None,
-        }
-    }
-}
-
-/// A host-level record as read back from storage (any implementation may have written it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRecord {
-    /// `type`.
-    pub kind: InviteType,
-    /// `jid`.
-    pub jid: String,
-    /// `expires`.
-    pub expires: i64,
-    /// `created_at`, absent in hand-made records.
-    pub created_at: Option<i64>,
-    /// `uri`, absent in hand-made records.
-    pub uri: Option<String>,
-    /// `reusable`; absent means single use.
-    pub reusable: bool,
-    /// `additional_data.roster_subscription`: the bare JID of an account invite's creator who
-    /// asked (XEP-0401 `roster-subscription`) to become the new account's contact.
-    pub roster_subscription: Option<String>,
 }
 
 /// How a token is being redeemed.
@@ -198,7 +142,7 @@ fn check_username(username: &str) -> Result<&str> {
 pub const LAST_EXPIRY: i64 = 253_402_300_799;
 
 /// Builds a new record. `token` comes from the caller's CSPRNG ([`crate::token::encode_token`]).
-pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<InviteRecord> {
+pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<Record> {
     let jid = match (request.kind, request.username) {
         (InviteType::Register, None) => request.host.to_owned(),
         (_, Some(username)) => format!("{}@{}", check_username(username)?, request.host),
@@ -210,15 +154,18 @@ pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<In
         i64::try_from(request.ttl).ok().and_then(|ttl| now.checked_add(ttl)).map_or(LAST_EXPIRY, |e| e.min(LAST_EXPIRY));
     let ibr = request.kind == InviteType::Roster && allow_registration;
     let uri = invite_uri(&jid, request.kind.as_str(), &token, ibr);
-    Ok(InviteRecord {
+    Ok(Record {
         kind: request.kind,
         jid,
         token,
         allow_registration,
-        uri,
-        created_at: now,
+        uri: Some(uri),
+        created_at: Some(now),
         expires,
         reusable: request.reusable,
+        // The caller adds additional_data (a reset invite's allow_reset among it) after creation.
+        allow_reset: false,
+        roster_subscription: None,
     })
 }
 
@@ -227,20 +174,26 @@ pub fn is_current(expires: i64, now: i64) -> bool {
     now <= expires
 }
 
-/// Validates a token for one redemption path, from what the caller read out of storage.
+/// Validates a token for one redemption path, from what the caller read out of storage: the
+/// host-level record, `None` when there is none, or the error reading it gave. A record that
+/// cannot be read (junk in a field the rules need) makes the token invalid; the reason is logged.
 ///
 /// The caller should run [`check_token`] first and skip the storage reads for junk.
 pub fn validate(
     token: Option<&str>,
     host: &str,
-    record: Option<&StoredRecord>,
+    record: Result<Option<Record>>,
     redemption: Redemption<'_>,
     now: i64,
 ) -> Result<ValidatedInvite> {
+    let record = record.map_err(|e| {
+        warn!("ignoring invite {:?}: {e}", token.map(redact));
+        Error::TokenInvalid
+    })?;
     let token = check_token(token.ok_or(Error::NoToken)?)?;
     let (kind, username, inviter, jid, expires) = match redemption {
         Redemption::Account => {
-            let record = record.ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown token {}", redact(token)))?;
+            let record = record.as_ref().ok_or(Error::TokenInvalid).inspect_err(|_| debug!("unknown token {}", redact(token)))?;
             let node = node_of(&record.jid).map(str::to_owned);
             let inviter = match record.kind {
                 InviteType::Roster => node.clone(),
@@ -254,7 +207,7 @@ pub fn validate(
             let expires = user_expiry
                 .ok_or(Error::TokenInvalid)
                 .inspect_err(|_| debug!("unknown contact token {} for {username}", redact(token)))?;
-            let kind = record.map_or(InviteType::Roster, |r| r.kind);
+            let kind = record.as_ref().map_or(InviteType::Roster, |r| r.kind);
             (kind, Some(username.to_owned()), None, format!("{username}@{host}"), expires)
         }
     };
@@ -262,20 +215,19 @@ pub fn validate(
         debug!("expired token {}", redact(token));
         return Err(Error::TokenExpired);
     }
-    let uri = match record.and_then(|r| r.uri.clone()) {
-        Some(uri) => uri,
-        None => invite_uri(&jid, kind.as_str(), token, false),
-    };
     Ok(ValidatedInvite {
         token: token.to_owned(),
         kind,
         username,
         inviter,
+        uri: match record.as_ref().and_then(|r| r.uri.clone()) {
+            Some(uri) => uri,
+            None => invite_uri(&jid, kind.as_str(), token, false),
+        },
         jid,
-        uri,
         expires,
-        created_at: record.and_then(|r| r.created_at),
-        reusable: record.is_some_and(|r| r.reusable),
+        created_at: record.as_ref().and_then(|r| r.created_at),
+        reusable: record.as_ref().is_some_and(Record::is_reusable),
         host_level: record.is_some(),
     })
 }
@@ -302,12 +254,17 @@ pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
     keys
 }
 
-/// The keys that revoking `token` deletes: both halves of a contact invite that allows
-/// registration (stock deleted only the host half, leaving the token able to subscribe), the
-/// inviter's half first (see [`use_plan`]).
-pub fn revoke_plan(token: &str, record: Option<&StoredRecord>) -> Vec<StoreKey> {
+/// The keys that revoking `token` deletes, from its host-level record as read (see [`validate`]):
+/// both halves of a contact invite that allows registration (stock deleted only the host half,
+/// leaving the token able to subscribe), the inviter's half first (see [`use_plan`]). A record
+/// that cannot be read names no inviter: its host-level key goes, which ends registration with it.
+pub fn revoke_plan(token: &str, record: Result<Option<Record>>) -> Vec<StoreKey> {
+    let record = record.unwrap_or_else(|e| {
+        debug!("revoking unreadable invite {}: {e}", redact(token));
+        None
+    });
     let mut keys = Vec::with_capacity(2);
-    if let Some(owner) = record.filter(|r| r.kind == InviteType::Roster).and_then(|r| node_of(&r.jid)) {
+    if let Some(owner) = record.as_ref().filter(|r| r.kind == InviteType::Roster).and_then(|r| node_of(&r.jid)) {
         keys.push(StoreKey { user: Some(owner.to_owned()), token: token.to_owned() });
     }
     keys.push(StoreKey { user: None, token: token.to_owned() });
@@ -406,16 +363,9 @@ mod tests {
         InviteRequest { kind, host: HOST, username, allow_registration, ttl: 3600, reusable: None }
     }
 
-    fn stored(record: &InviteRecord) -> StoredRecord {
-        StoredRecord {
-            kind: record.kind,
-            jid: record.jid.clone(),
-            expires: record.expires,
-            created_at: Some(record.created_at),
-            uri: Some(record.uri.clone()),
-            reusable: record.reusable == Some(true),
-            roster_subscription: None,
-        }
+    /// A record as read back from storage.
+    fn stored(record: &Record) -> Result<Option<Record>> {
+        Ok(Some(record.clone()))
     }
 
     #[test]
@@ -444,8 +394,8 @@ mod tests {
         for (req, jid, uri, host_level) in cases {
             let record = create(&req, "T".into(), 1000).unwrap();
             assert_eq!(record.jid, jid);
-            assert_eq!(record.uri, uri);
-            assert_eq!(record.created_at, 1000);
+            assert_eq!(record.uri.as_deref(), Some(uri));
+            assert_eq!(record.created_at, Some(1000));
             assert_eq!(record.expires, 4600);
             assert_eq!(record.stored_at_host_level(), host_level, "{jid}");
         }
@@ -464,10 +414,10 @@ mod tests {
 
     #[test]
     fn expiry_is_inclusive_at_the_expires_second() {
-        let record = stored(&create(&request(InviteType::Register, None, true), T.into(), 1000).unwrap());
+        let record = create(&request(InviteType::Register, None, true), T.into(), 1000).unwrap();
         let cases = [(1000, true), (4599, true), (4600, true), (4601, false)];
         for (now, ok) in cases {
-            let result = validate(Some(T), HOST, Some(&record), Redemption::Account, now);
+            let result = validate(Some(T), HOST, stored(&record), Redemption::Account, now);
             assert_eq!(result.is_ok(), ok, "now={now}");
             if !ok {
                 assert_eq!(result, Err(Error::TokenExpired));
@@ -477,36 +427,36 @@ mod tests {
 
     #[test]
     fn validation_errors() {
-        let record = stored(&create(&request(InviteType::Register, None, true), T.into(), 1000).unwrap());
-        assert_eq!(validate(None, HOST, Some(&record), Redemption::Account, 0), Err(Error::NoToken));
-        assert_eq!(validate(Some(""), HOST, Some(&record), Redemption::Account, 0), Err(Error::TokenInvalid));
-        assert_eq!(validate(Some("a=b&c"), HOST, Some(&record), Redemption::Account, 0), Err(Error::TokenInvalid));
-        assert_eq!(validate(Some(T), HOST, None, Redemption::Account, 0), Err(Error::TokenInvalid));
+        let record = create(&request(InviteType::Register, None, true), T.into(), 1000).unwrap();
+        assert_eq!(validate(None, HOST, stored(&record), Redemption::Account, 0), Err(Error::NoToken));
+        assert_eq!(validate(Some(""), HOST, stored(&record), Redemption::Account, 0), Err(Error::TokenInvalid));
+        assert_eq!(validate(Some("a=b&c"), HOST, stored(&record), Redemption::Account, 0), Err(Error::TokenInvalid));
+        assert_eq!(validate(Some(T), HOST, Ok(None), Redemption::Account, 0), Err(Error::TokenInvalid));
         // An account token cannot be used as a contact token.
         let contact = Redemption::Contact { username: "alice", user_expiry: None };
-        assert_eq!(validate(Some(T), HOST, Some(&record), contact, 0), Err(Error::TokenInvalid));
+        assert_eq!(validate(Some(T), HOST, stored(&record), contact, 0), Err(Error::TokenInvalid));
     }
 
     #[test]
     fn registration_path_exposes_restriction_and_inviter() {
-        let restricted = stored(&create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap());
-        let v = validate(Some(T), HOST, Some(&restricted), Redemption::Account, 1).unwrap();
+        let restricted = create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap();
+        let v = validate(Some(T), HOST, stored(&restricted), Redemption::Account, 1).unwrap();
         assert_eq!((v.username.as_deref(), v.inviter.as_deref()), (Some("bob"), None));
         assert_eq!(v.jid, "bob@example.com");
 
-        let contact = stored(&create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap());
-        let v = validate(Some(T), HOST, Some(&contact), Redemption::Account, 1).unwrap();
+        let contact = create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap();
+        let v = validate(Some(T), HOST, stored(&contact), Redemption::Account, 1).unwrap();
         assert_eq!((v.username.as_deref(), v.inviter.as_deref()), (Some("alice"), Some("alice")));
         assert_eq!(v.kind, InviteType::Roster);
 
-        let open = stored(&create(&request(InviteType::Register, None, true), T.into(), 0).unwrap());
-        let v = validate(Some(T), HOST, Some(&open), Redemption::Account, 1).unwrap();
+        let open = create(&request(InviteType::Register, None, true), T.into(), 0).unwrap();
+        let v = validate(Some(T), HOST, stored(&open), Redemption::Account, 1).unwrap();
         assert_eq!((v.username, v.inviter), (None, None));
     }
 
     #[test]
     fn account_invites_report_a_local_creator_who_asked_for_a_subscription() {
-        let account = stored(&create(&request(InviteType::Register, None, true), T.into(), 0).unwrap());
+        let account = create(&request(InviteType::Register, None, true), T.into(), 0).unwrap();
         let cases = [
             (Some("admin@example.com"), Some("admin")),
             (Some("admin@elsewhere.org"), None),
@@ -515,8 +465,8 @@ mod tests {
             (None, None),
         ];
         for (creator, inviter) in cases {
-            let record = StoredRecord { roster_subscription: creator.map(str::to_owned), ..account.clone() };
-            let v = validate(Some(T), HOST, Some(&record), Redemption::Account, 1).unwrap();
+            let record = Record { roster_subscription: creator.map(str::to_owned), ..account.clone() };
+            let v = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
             assert_eq!(v.inviter.as_deref(), inviter, "{creator:?}");
         }
     }
@@ -524,30 +474,40 @@ mod tests {
     #[test]
     fn contact_only_tokens_validate_without_a_host_record() {
         let redemption = Redemption::Contact { username: "alice", user_expiry: Some(100) };
-        let v = validate(Some(T), HOST, None, redemption, 100).unwrap();
+        let v = validate(Some(T), HOST, Ok(None), redemption, 100).unwrap();
         assert_eq!(v.kind, InviteType::Roster);
         assert_eq!(v.uri, format!("xmpp:alice@example.com?roster;preauth={T}"));
         assert!(!v.reusable && !v.host_level);
         assert_eq!(use_plan(&v), vec![StoreKey { user: Some("alice".into()), token: T.into() }]);
-        assert_eq!(validate(Some(T), HOST, None, redemption, 101), Err(Error::TokenExpired));
+        assert_eq!(validate(Some(T), HOST, Ok(None), redemption, 101), Err(Error::TokenExpired));
     }
 
     #[test]
     fn use_deletes_both_halves_and_spares_reusable_invites() {
-        let record = stored(&create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap());
-        let v = validate(Some(T), HOST, Some(&record), Redemption::Account, 1).unwrap();
+        let record = create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap();
+        let v = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
         let both = vec![StoreKey { user: Some("alice".into()), token: T.into() }, StoreKey { user: None, token: T.into() }];
         assert_eq!(use_plan(&v), both);
-        assert_eq!(revoke_plan(T, Some(&record)), both);
-        assert_eq!(revoke_plan(T, None), vec![StoreKey { user: None, token: T.into() }]);
+        assert_eq!(revoke_plan(T, stored(&record)), both);
+        assert_eq!(revoke_plan(T, Ok(None)), vec![StoreKey { user: None, token: T.into() }]);
 
-        let account = stored(&create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap());
-        let v = validate(Some(T), HOST, Some(&account), Redemption::Account, 1).unwrap();
+        let account = create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap();
+        let v = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();
         assert_eq!(use_plan(&v), vec![StoreKey { user: None, token: T.into() }]);
 
-        let group = StoredRecord { reusable: true, ..account };
-        let v = validate(Some(T), HOST, Some(&group), Redemption::Account, 1).unwrap();
+        let group = Record { reusable: Some(true), ..account };
+        let v = validate(Some(T), HOST, stored(&group), Redemption::Account, 1).unwrap();
         assert!(use_plan(&v).is_empty());
+    }
+
+    #[test]
+    fn unreadable_records_are_invalid_tokens_and_revoke_their_host_half() {
+        let malformed = || Err(Error::MalformedRecord("expires"));
+        assert_eq!(validate(Some(T), HOST, malformed(), Redemption::Account, 0), Err(Error::TokenInvalid));
+        let contact = Redemption::Contact { username: "alice", user_expiry: Some(100) };
+        assert_eq!(validate(Some(T), HOST, malformed(), contact, 0), Err(Error::TokenInvalid), "even with a user-level half");
+        assert_eq!(validate(None, HOST, malformed(), Redemption::Account, 0), Err(Error::TokenInvalid), "checked first");
+        assert_eq!(revoke_plan(T, malformed()), vec![StoreKey { user: None, token: T.into() }]);
     }
 
     #[test]

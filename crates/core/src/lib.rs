@@ -21,6 +21,7 @@ pub mod invite;
 pub mod lifecycle;
 pub mod ns;
 pub mod period;
+pub mod record;
 pub mod register;
 pub mod reservations;
 pub mod rooms;

@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 
 use crate::cli::{self, GenerateCommand, GenerateMode, SHELL_COMMANDS};
+use crate::record::{Field, InviteFacts};
 use crate::{adhoc, datetime, period, token, uri};
 
 const CASES: u32 = 2_000;
@@ -242,6 +243,50 @@ proptest! {
         let _ = adhoc::reset_account(raw.as_deref(), &host);
         let fields = adhoc::invitation_fields(raw.as_deref().unwrap_or(""), prepped.as_deref(), 0);
         prop_assert!(!fields.is_empty());
+    }
+
+    // ------------------------------------------------------------------ classification
+
+    #[test]
+    fn creators_are_the_source_or_its_bare_jid(source in proptest::collection::vec(prop_oneof![
+        Just(b'@'), Just(b'/'), Just(b'a'), Just(0xff), any::<u8>(),
+    ], 1..24)) {
+        let facts = InviteFacts {
+            kind: Field::Text(b"roster"),
+            allow_registration: false,
+            allow_reset: false,
+            source: Some(&source),
+            max_uses: None,
+            jid: Field::Other,
+            inviter: Field::Other,
+            username: Field::Other,
+        };
+        let creator = facts.creator("example.com");
+        prop_assert!(creator.is_ok(), "a source is never junk");
+        let creator = creator.unwrap_or_default();
+        if source.contains(&b'@') {
+            // A bare JID is the source up to its resource.
+            prop_assert!(source.starts_with(&creator), "{creator:?} of {source:?}");
+        } else {
+            prop_assert_eq!(&*creator, &source[..]);
+        }
+    }
+
+    #[test]
+    fn contact_creators_never_panic(jid in text(), inviter in proptest::option::of(text())) {
+        let facts = InviteFacts {
+            kind: Field::Text(b"roster"),
+            allow_registration: true,
+            allow_reset: false,
+            source: None,
+            max_uses: None,
+            jid: Field::Text(jid.as_bytes()),
+            inviter: inviter.as_deref().map_or(Field::Missing, |i| Field::Text(i.as_bytes())),
+            username: Field::Missing,
+        };
+        let creator = facts.creator("example.com");
+        prop_assert!(creator.is_ok());
+        prop_assert!(creator.unwrap_or_default().ends_with(b"@example.com") || inviter.is_none());
     }
 }
 

@@ -6,35 +6,9 @@ use std::collections::HashMap;
 
 use tracing::debug;
 
-use crate::invite::{InviteType, is_current, node_of};
+use crate::Result;
+use crate::record::Record;
 use crate::token::redact;
-
-/// A host-level record as far as reservations care.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReservationEntry {
-    /// The token.
-    pub token: String,
-    /// `type`.
-    pub kind: InviteType,
-    /// `jid`.
-    pub jid: String,
-    /// `expires`.
-    pub expires: i64,
-    /// Whether it is a password-reset invite (those never create the account, so they reserve
-    /// nothing).
-    pub reset: bool,
-}
-
-impl ReservationEntry {
-    /// The username this record reserves at `now`: a pending account invite restricted to a
-    /// name reserves it until it expires (XEP-0445).
-    pub fn reserves(&self, now: i64) -> Option<&str> {
-        if self.kind != InviteType::Register || self.reset || !is_current(self.expires, now) {
-            return None;
-        }
-        node_of(&self.jid)
-    }
-}
 
 /// The usernames reserved by pending invites, held in memory so that a registration does not
 /// read every stored invite. Loaded from storage on first use and again at each purge; the
@@ -55,27 +29,35 @@ impl Reservations {
         self.loaded
     }
 
-    /// Replaces the index with the reservations among `entries` (the whole host-level map).
-    pub fn load(&mut self, entries: impl IntoIterator<Item = ReservationEntry>, now: i64) {
+    /// Replaces the index with the reservations among `records` (the whole host-level map, as
+    /// read: records that cannot be read reserve nothing).
+    pub fn load(&mut self, records: impl IntoIterator<Item = Result<Record>>, now: i64) {
         self.by_name.clear();
         self.name_of.clear();
         self.loaded = true;
-        for entry in entries {
-            self.add(&entry, now);
+        for record in records.into_iter().flatten() {
+            self.insert(&record, now);
         }
     }
 
-    /// Notes a record just stored. Until the index is loaded the load will find it instead.
-    pub fn add(&mut self, entry: &ReservationEntry, now: i64) {
+    /// Notes a record just stored (as read back from what was stored: one that cannot be read
+    /// reserves nothing). Until the index is loaded the load will find it instead.
+    pub fn add(&mut self, record: Result<Option<Record>>, now: i64) {
+        if let Ok(Some(record)) = record {
+            self.insert(&record, now);
+        }
+    }
+
+    fn insert(&mut self, record: &Record, now: i64) {
         if !self.loaded {
             return;
         }
-        let Some(name) = entry.reserves(now) else { return };
-        self.remove(&entry.token);
+        let Some(name) = record.reserves(now) else { return };
+        self.remove(&record.token);
         let tokens = self.by_name.entry(name.to_owned()).or_default();
-        let at = tokens.partition_point(|held| held < &(entry.expires, entry.token.clone()));
-        tokens.insert(at, (entry.expires, entry.token.clone()));
-        self.name_of.insert(entry.token.clone(), name.to_owned());
+        let at = tokens.partition_point(|held| held < &(record.expires, record.token.clone()));
+        tokens.insert(at, (record.expires, record.token.clone()));
+        self.name_of.insert(record.token.clone(), name.to_owned());
     }
 
     /// Forgets a token whose record was removed.
@@ -95,10 +77,13 @@ impl Reservations {
         self.by_name.get(username).map(|held| held.iter().map(|(_, token)| token.clone()).collect()).unwrap_or_default()
     }
 
-    /// Whether `entry` (the candidate's stored record as read now, `None`: gone) still reserves
-    /// `username`; a candidate that does not is dropped from the index.
-    pub fn confirm(&mut self, username: &str, token: &str, entry: Option<&ReservationEntry>, now: i64) -> bool {
-        if entry.is_some_and(|entry| entry.token == token && entry.reserves(now) == Some(username)) {
+    /// Whether the candidate's stored record as read now (`None`: gone; an error: unreadable)
+    /// still reserves `username`; a candidate that does not is dropped from the index.
+    pub fn confirm(&mut self, username: &str, token: &str, record: Result<Option<Record>>, now: i64) -> bool {
+        if let Ok(Some(record)) = &record
+            && record.token == token
+            && record.reserves(now) == Some(username)
+        {
             return true;
         }
         debug!("invite {} no longer reserves {username}", redact(token));
@@ -113,11 +98,11 @@ impl Reservations {
         &mut self,
         username: &str,
         now: i64,
-        mut read: impl FnMut(&str) -> Result<Option<ReservationEntry>, E>,
-    ) -> Result<Option<String>, E> {
+        mut read: impl FnMut(&str) -> std::result::Result<Option<Record>, E>,
+    ) -> std::result::Result<Option<String>, E> {
         for token in self.candidates(username) {
-            let entry = read(&token)?;
-            if self.confirm(username, &token, entry.as_ref(), now) {
+            let record = read(&token)?;
+            if self.confirm(username, &token, Ok(record), now) {
                 return Ok(Some(token));
             }
         }
@@ -128,16 +113,27 @@ impl Reservations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
+    use crate::invite::InviteType;
+
+    fn record(token: &str, kind: InviteType, jid: &str, expires: i64, allow_reset: bool) -> Record {
+        Record {
+            kind,
+            jid: jid.to_owned(),
+            token: token.to_owned(),
+            allow_registration: true,
+            uri: None,
+            created_at: None,
+            expires,
+            reusable: None,
+            allow_reset,
+            roster_subscription: None,
+        }
+    }
 
     #[test]
     fn reservations() {
-        let entry = |token: &str, kind, jid: &str, expires, reset| ReservationEntry {
-            token: token.to_owned(),
-            kind,
-            jid: jid.to_owned(),
-            expires,
-            reset,
-        };
+        let entry = record;
         let entries = [
             entry("open", InviteType::Register, "example.com", 100, false),
             entry("late", InviteType::Register, "bob@example.com", 300, false),
@@ -157,33 +153,27 @@ mod tests {
         ];
         for (username, now, expected) in cases {
             let mut index = Reservations::default();
-            index.load(entries.iter().cloned(), 0);
+            index.load(entries.iter().cloned().map(Ok), 0);
             assert_eq!(index.reserved_by(username, now, stored), Ok(expected.map(str::to_owned)), "{username} at {now}");
         }
     }
 
     #[test]
     fn reservation_index_follows_creates_removals_and_storage() {
-        let entry = |token: &str, jid: &str, expires| ReservationEntry {
-            token: token.to_owned(),
-            kind: InviteType::Register,
-            jid: jid.to_owned(),
-            expires,
-            reset: false,
-        };
+        let entry = |token: &str, jid: &str, expires| record(token, InviteType::Register, jid, expires, false);
         let found = |token: &str| Ok(Some(token.to_owned()));
         let gone = |_: &str| Ok::<_, ()>(None);
         let mut index = Reservations::default();
-        index.add(&entry("early", "bob@example.com", 100), 0);
+        index.add(Ok(Some(entry("early", "bob@example.com", 100))), 0);
         assert!(!index.is_loaded());
         assert_eq!(index.reserved_by("bob", 0, gone), Ok(None), "nothing is noted before the load");
 
-        index.load([entry("a", "bob@example.com", 200)], 0);
-        index.add(&entry("b", "bob@example.com", 100), 0);
-        index.add(&entry("c", "carol@example.com", 100), 0);
+        index.load([Ok(entry("a", "bob@example.com", 200)), Err(Error::MalformedRecord("jid"))], 0);
+        index.add(Ok(Some(entry("b", "bob@example.com", 100))), 0);
+        index.add(Ok(Some(entry("c", "carol@example.com", 100))), 0);
         let mut stored =
             vec![entry("a", "bob@example.com", 200), entry("b", "bob@example.com", 100), entry("c", "carol@example.com", 100)];
-        let read = |stored: &[ReservationEntry]| {
+        let read = |stored: &[Record]| {
             let stored = stored.to_vec();
             move |token: &str| Ok::<_, ()>(stored.iter().find(|e| e.token == token).cloned())
         };
@@ -203,7 +193,10 @@ mod tests {
 
         // Removed behind its back.
         assert_eq!(index.reserved_by("carol", 0, gone), Ok(None));
-        index.load(stored.iter().cloned(), 0);
+        index.load(stored.iter().cloned().map(Ok), 0);
+        assert!(!index.confirm("carol", "c", Err(Error::MalformedRecord("expires")), 0), "unreadable: dropped");
+        assert_eq!(index.candidates("carol"), Vec::<String>::new());
+        index.load(stored.iter().cloned().map(Ok), 0);
         assert_eq!(index.reserved_by("carol", 0, read(&stored)), found("c"), "the next load finds it again");
     }
 }

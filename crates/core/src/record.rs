@@ -1,0 +1,366 @@
+//! The invite record: the one model of what the `invite_token` store holds at host level, as
+//! [`crate::invite::create`] builds it and as a read gives it back; and the classification of
+//! any invite table (record, created or validated invite) for audit records and statistics.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+
+use crate::invite::{InviteType, is_current, node_of};
+
+/// A host-level invite record: the fields the rules are about. Records carry more
+/// (`landing_page`, the rest of `additional_data`, whatever `invite-created` handlers add); the
+/// caller keeps those.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// `type`.
+    pub kind: InviteType,
+    /// `jid`: the host, `user@host` for restricted account invites, the inviter for contact ones.
+    pub jid: String,
+    /// The token: the record's storage key.
+    pub token: String,
+    /// `allow_registration`.
+    pub allow_registration: bool,
+    /// `uri`: the `xmpp:` URI to share; absent in hand-made records.
+    pub uri: Option<String>,
+    /// `created_at`, Unix seconds; absent in hand-made records.
+    pub created_at: Option<i64>,
+    /// `expires`, Unix seconds; the invite is valid up to and including this second.
+    pub expires: i64,
+    /// `reusable`. Stock stores the field only for group invites, so a new record leaves it out
+    /// (`None`) unless asked, to stay byte-for-byte alike.
+    pub reusable: Option<bool>,
+    /// `additional_data.allow_reset` is set: a password-reset invite.
+    pub allow_reset: bool,
+    /// `additional_data.roster_subscription`: the bare JID of an account invite's creator who
+    /// asked (XEP-0401 `roster-subscription`) to become the new account's contact.
+    pub roster_subscription: Option<String>,
+}
+
+impl Record {
+    /// Whether the record is stored at host level (every invite that can register an account).
+    pub fn stored_at_host_level(&self) -> bool {
+        self.allow_registration
+    }
+
+    /// The user whose user-level map holds this token (contact invites only).
+    pub fn contact_owner(&self) -> Option<&str> {
+        match self.kind {
+            InviteType::Roster => node_of(&self.jid),
+            InviteType::Register => None,
+        }
+    }
+
+    /// Whether the invite may be used many times until it expires.
+    pub fn is_reusable(&self) -> bool {
+        self.reusable == Some(true)
+    }
+
+    /// The username this record reserves at `now`: a pending account invite restricted to a name
+    /// reserves it until it expires (XEP-0445). Reset invites never create the account, so they
+    /// reserve nothing.
+    pub fn reserves(&self, now: i64) -> Option<&str> {
+        if self.kind != InviteType::Register || self.allow_reset || !is_current(self.expires, now) {
+            return None;
+        }
+        node_of(&self.jid)
+    }
+
+    /// What the classification reads of this record.
+    pub fn facts(&self) -> InviteFacts<'_> {
+        InviteFacts {
+            kind: Field::Text(self.kind.as_str().as_bytes()),
+            allow_registration: self.allow_registration,
+            allow_reset: self.allow_reset,
+            source: None,
+            max_uses: None,
+            jid: Field::Text(self.jid.as_bytes()),
+            inviter: Field::Missing,
+            username: Field::Missing,
+        }
+    }
+}
+
+/// What an invite is, for its audit record and the `created` statistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteKind {
+    /// Registers an account.
+    Account,
+    /// Resets an account's password.
+    Reset,
+    /// Makes the invitee a contact of the inviter.
+    Contact,
+    /// Registers an account that becomes the inviter's contact.
+    AccountAndContact,
+}
+
+impl InviteKind {
+    /// The name audit records and statistics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Reset => "reset",
+            Self::Contact => "contact",
+            Self::AccountAndContact => "account-and-contact",
+        }
+    }
+}
+
+/// A field of an invite table as the classification reads it. Lua strings are bytes, so the
+/// text is too: the rules below compare and split it, never decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// `nil` or `false`.
+    Missing,
+    /// A string; for `inviter` and `username` also a number as Lua prints it (the Lua
+    /// concatenated those, which takes numbers; it took the length of `jid`, which does not).
+    Text(&'a [u8]),
+    /// Anything else: the shim's Lua functions raised when they came to use it.
+    Other,
+}
+
+/// Classification met a field it cannot use where the shim's Lua raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JunkField(pub &'static str);
+
+impl std::fmt::Display for JunkField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the invite's '{}' field is not text", self.0)
+    }
+}
+
+impl std::error::Error for JunkField {}
+
+/// What classifying an invite reads: the fields of a stored record, of a new one or of a
+/// validated invite, each as Lua reads it (an `additional_data` that is not a table is empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InviteFacts<'a> {
+    /// `type`.
+    pub kind: Field<'a>,
+    /// `allow_registration` is truthy.
+    pub allow_registration: bool,
+    /// `additional_data.allow_reset` is truthy.
+    pub allow_reset: bool,
+    /// `additional_data.source` when it is a string: who made the invite (a JID, or "shell",
+    /// "prosodyctl", "api/token/ID").
+    pub source: Option<&'a [u8]>,
+    /// `additional_data.max_uses` when it is an integer (a float such as 2.0 is not).
+    pub max_uses: Option<i64>,
+    /// `jid`.
+    pub jid: Field<'a>,
+    /// `inviter` (validated invites).
+    pub inviter: Field<'a>,
+    /// `username` (validated invites).
+    pub username: Field<'a>,
+}
+
+impl<'a> InviteFacts<'a> {
+    fn is_roster(&self) -> bool {
+        self.kind == Field::Text(b"roster")
+    }
+
+    /// Account, reset, contact or account-and-contact.
+    pub fn kind(&self) -> InviteKind {
+        match (self.is_roster(), self.allow_registration, self.allow_reset) {
+            (true, true, _) => InviteKind::AccountAndContact,
+            (true, false, _) => InviteKind::Contact,
+            (false, _, true) => InviteKind::Reset,
+            (false, _, false) => InviteKind::Account,
+        }
+    }
+
+    /// Who made it: a non-empty `source` (as a bare JID when it contains '@' and is a JID),
+    /// else for a contact invite the inviter at `host` ("unknown" when nothing names one), else
+    /// "module".
+    pub fn creator(&self, host: &str) -> Result<Cow<'a, [u8]>, JunkField> {
+        if let Some(source) = self.source.filter(|source| !source.is_empty()) {
+            let bare = if source.contains(&b'@') { bare_jid(source) } else { None };
+            return Ok(bare.unwrap_or(Cow::Borrowed(source)));
+        }
+        if !self.is_roster() {
+            return Ok(Cow::Borrowed(b"module"));
+        }
+        let node = match self.jid {
+            Field::Missing => None,
+            Field::Text(jid) => split_jid(jid).and_then(|(node, _)| node),
+            Field::Other => return Err(JunkField("jid")),
+        };
+        let inviter = match (node, self.inviter, self.username) {
+            (Some(node), _, _) => node,
+            (None, Field::Text(inviter), _) => inviter,
+            (None, Field::Other, _) => return Err(JunkField("inviter")),
+            (None, Field::Missing, Field::Text(username)) => username,
+            (None, Field::Missing, Field::Other) => return Err(JunkField("username")),
+            (None, Field::Missing, Field::Missing) => return Ok(Cow::Borrowed(b"unknown")),
+        };
+        Ok(Cow::Owned([inviter, b"@", host.as_bytes()].concat()))
+    }
+
+    /// The use limit: `max_uses` when it is a whole number from 1.
+    pub fn max_uses(&self) -> Option<i64> {
+        self.max_uses.filter(|&n| n >= 1)
+    }
+}
+
+/// Prosody's `util.jid.split` (0.12 and 13 alike), byte for byte: the node and host of a JID,
+/// `None` when it is not one.
+fn split_jid(jid: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    let run = |s: &[u8]| s.iter().position(|&b| b == b'@' || b == b'/').unwrap_or(s.len());
+    let first = run(jid);
+    let (node, rest) = match jid.split_at(first) {
+        (node, [b'@', rest @ ..]) if !node.is_empty() => (Some(node), rest),
+        _ => (None, jid),
+    };
+    let (host, tail) = rest.split_at(run(rest));
+    // After the host: nothing, or a resource of at least one byte.
+    let valid_tail = matches!(tail, [] | [b'/', _, ..]);
+    (!host.is_empty() && valid_tail).then_some((node, host))
+}
+
+/// Prosody's `util.jid.bare`: `node@host`, the host alone, or `None`.
+fn bare_jid(jid: &[u8]) -> Option<Cow<'_, [u8]>> {
+    match split_jid(jid)? {
+        (Some(node), host) => Some(Cow::Owned([node, b"@", host].concat())),
+        (None, host) => Some(Cow::Borrowed(host)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "example.com";
+
+    fn facts() -> InviteFacts<'static> {
+        InviteFacts {
+            kind: Field::Text(b"register"),
+            allow_registration: true,
+            allow_reset: false,
+            source: None,
+            max_uses: None,
+            jid: Field::Text(b"example.com"),
+            inviter: Field::Missing,
+            username: Field::Missing,
+        }
+    }
+
+    fn creator(facts: &InviteFacts<'_>) -> Result<String, JunkField> {
+        facts.creator(HOST).map(|c| String::from_utf8_lossy(&c).into_owned())
+    }
+
+    #[test]
+    fn splits_jids_as_prosody_does() {
+        type Split = Option<(Option<&'static str>, &'static str)>;
+        let cases: [(&str, Split); 14] = [
+            ("alice@example.com", Some((Some("alice"), "example.com"))),
+            ("alice@example.com/laptop", Some((Some("alice"), "example.com"))),
+            ("example.com", Some((None, "example.com"))),
+            ("example.com/r", Some((None, "example.com"))),
+            ("shell/a@b", Some((None, "shell"))),
+            ("a@b/c/d@e", Some((Some("a"), "b"))),
+            ("", None),
+            ("@example.com", None),
+            ("alice@", None),
+            ("alice@example.com/", None),
+            ("a@b@c", None),
+            ("/r", None),
+            ("a@/r", None),
+            ("host@", None),
+        ];
+        for (jid, expected) in cases {
+            let got = split_jid(jid.as_bytes()).map(|(node, host)| {
+                (node.map(|n| String::from_utf8_lossy(n).into_owned()), String::from_utf8_lossy(host).into_owned())
+            });
+            let expected = expected.map(|(node, host)| (node.map(str::to_owned), host.to_owned()));
+            assert_eq!(got, expected, "{jid:?}");
+        }
+    }
+
+    #[test]
+    fn kinds() {
+        let roster = |allow_registration| InviteFacts { kind: Field::Text(b"roster"), allow_registration, ..facts() };
+        assert_eq!(roster(true).kind(), InviteKind::AccountAndContact);
+        assert_eq!(roster(false).kind(), InviteKind::Contact);
+        // allow_reset only matters for non-roster invites, whatever their type says.
+        assert_eq!(InviteFacts { allow_reset: true, ..roster(false) }.kind(), InviteKind::Contact);
+        assert_eq!(InviteFacts { allow_reset: true, ..facts() }.kind(), InviteKind::Reset);
+        assert_eq!(facts().kind(), InviteKind::Account);
+        for junk in [Field::Missing, Field::Other, Field::Text(b"Roster"), Field::Text(b"junk")] {
+            assert_eq!(InviteFacts { kind: junk, ..roster(true) }.kind(), InviteKind::Account, "{junk:?}");
+        }
+        assert_eq!(
+            ["account", "reset", "contact", "account-and-contact"],
+            [InviteKind::Account, InviteKind::Reset, InviteKind::Contact, InviteKind::AccountAndContact].map(InviteKind::as_str)
+        );
+    }
+
+    #[test]
+    fn creators() {
+        let with_source = |source: &'static [u8]| InviteFacts { source: Some(source), ..facts() };
+        let cases: [(&[u8], &str); 8] = [
+            (b"admin@example.com/laptop", "admin@example.com"),
+            (b"admin@example.com", "admin@example.com"),
+            (b"shell", "shell"),
+            (b"api/token/7", "api/token/7"),
+            (b"not@a@jid", "not@a@jid"),
+            (b"@odd", "@odd"),
+            (b"shell/a@b", "shell"),
+            (b"x\xff@example.com", "x\u{fffd}@example.com"),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(creator(&with_source(source)), Ok(expected.to_owned()), "{source:?}");
+        }
+        assert_eq!(creator(&with_source(b"")), Ok("module".into()), "an empty source is none");
+        assert_eq!(creator(&facts()), Ok("module".into()));
+
+        let roster = InviteFacts { kind: Field::Text(b"roster"), jid: Field::Text(b"alice@example.com"), ..facts() };
+        assert_eq!(creator(&roster), Ok("alice@example.com".into()));
+        assert_eq!(creator(&InviteFacts { source: Some(b"bob@example.com"), ..roster }), Ok("bob@example.com".into()));
+        let no_jid = InviteFacts { jid: Field::Missing, ..roster };
+        assert_eq!(creator(&no_jid), Ok("unknown".into()));
+        assert_eq!(creator(&InviteFacts { jid: Field::Text(b"example.com"), ..roster }), Ok("unknown".into()));
+        assert_eq!(creator(&InviteFacts { inviter: Field::Text(b"carol"), ..no_jid }), Ok("carol@example.com".into()));
+        assert_eq!(creator(&InviteFacts { username: Field::Text(b"dave"), ..no_jid }), Ok("dave@example.com".into()));
+        assert_eq!(creator(&InviteFacts { inviter: Field::Text(b""), ..no_jid }), Ok("@example.com".into()));
+        assert_eq!(creator(&InviteFacts { inviter: Field::Text(b"5"), ..no_jid }), Ok("5@example.com".into()));
+        // Where the Lua raised.
+        assert_eq!(creator(&InviteFacts { jid: Field::Other, ..roster }), Err(JunkField("jid")));
+        assert_eq!(
+            creator(&InviteFacts { inviter: Field::Other, username: Field::Text(b"d"), ..no_jid }),
+            Err(JunkField("inviter"))
+        );
+        assert_eq!(creator(&InviteFacts { username: Field::Other, ..no_jid }), Err(JunkField("username")));
+        // Fields the Lua never came to look at do not matter.
+        assert_eq!(creator(&InviteFacts { inviter: Field::Other, ..roster }), Ok("alice@example.com".into()));
+        assert_eq!(creator(&InviteFacts { jid: Field::Other, ..facts() }), Ok("module".into()));
+    }
+
+    #[test]
+    fn use_limits_are_whole_numbers_from_one() {
+        for (max_uses, expected) in [(Some(1), Some(1)), (Some(3), Some(3)), (Some(0), None), (Some(-2), None), (None, None)] {
+            assert_eq!(InviteFacts { max_uses, ..facts() }.max_uses(), expected, "{max_uses:?}");
+        }
+    }
+
+    #[test]
+    fn records_reserve_their_name_while_pending() {
+        let record = Record {
+            kind: InviteType::Register,
+            jid: "bob@example.com".into(),
+            token: "t".into(),
+            allow_registration: true,
+            uri: None,
+            created_at: None,
+            expires: 100,
+            reusable: None,
+            allow_reset: false,
+            roster_subscription: None,
+        };
+        assert_eq!(record.reserves(100), Some("bob"));
+        assert_eq!(record.reserves(101), None);
+        assert_eq!(Record { allow_reset: true, ..record.clone() }.reserves(0), None);
+        assert_eq!(Record { kind: InviteType::Roster, ..record.clone() }.reserves(0), None);
+        assert_eq!(Record { jid: "example.com".into(), ..record.clone() }.reserves(0), None);
+        assert_eq!(record.facts().kind(), InviteKind::Account);
+        assert_eq!(Record { allow_reset: true, ..record }.facts().kind(), InviteKind::Reset);
+    }
+}
