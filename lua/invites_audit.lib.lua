@@ -2,18 +2,19 @@
 -- by token; never in invite_token, whose layout stays stock's), the invite-used/invite-revoked
 -- events, the counters, and the admin views built on them (all_invites, list_pending, inspect, …).
 -- Loaded by mod_invites (module:require), in its environment: the globals below are its API.
-local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
 
 local core = module:require "invites_native";
 local now = os.time;
 
 local audit_log = {};
--- mod_invites' stores ({ token, host_view, audit }), reopened when prosodyctl switches host.
-local stores;
+-- mod_invites' stores ({ token, host_view, audit }) and its per-host core object (whose
+-- classify() says what an invite is, who made it and how many uses it allows); both are made
+-- again when prosodyctl switches host.
+local stores, invites;
 
-function audit_log.init(store_set)
-	stores = store_set;
+function audit_log.init(store_set, host_core)
+	stores, invites = store_set, host_core;
 end
 
 local metrics = {};
@@ -31,37 +32,6 @@ function audit_log.count(metric, label, n)
 	end
 end
 
-local function additional(invite)
-	return type(invite.additional_data) == "table" and invite.additional_data or {};
-end
-
--- What an invite is: account, reset, contact, account-and-contact.
-local function kind_of(invite)
-	if invite.type == "roster" then
-		return invite.allow_registration and "account-and-contact" or "contact";
-	end
-	return additional(invite).allow_reset and "reset" or "account";
-end
-
--- Who made it: the JID an ad-hoc command or module put in additional_data.source (or the source
--- itself: "shell", "prosodyctl", "api/token/ID"), else the inviter of a contact invite.
-local function creator_of(invite)
-	local source = additional(invite).source;
-	if type(source) == "string" and source ~= "" then
-		return source:find("@", 1, true) and jid_bare(source) or source;
-	end
-	if invite.type == "roster" then
-		local inviter = jid_split(invite.jid or "") or invite.inviter or invite.username;
-		return inviter and (inviter .. "@" .. module.host) or "unknown";
-	end
-	return "module";
-end
-
-local function max_uses_of(invite)
-	local max_uses = additional(invite).max_uses;
-	return math.type(max_uses) == "integer" and max_uses >= 1 and max_uses or nil;
-end
-
 -- The audit record of a token: record, false when there is none, or nil and an error.
 function audit_log.read(token)
 	local record, err = stores.audit:get(token);
@@ -73,14 +43,15 @@ function audit_log.read(token)
 end
 
 local function new_audit(invite, creator)
+	local kind, made_by, max_uses = invites:classify(invite);
 	return {
-		kind = kind_of(invite);
-		creator = creator or creator_of(invite);
+		kind = kind;
+		creator = creator or made_by;
 		jid = invite.jid;
 		created_at = invite.created_at;
 		expires = invite.expires;
 		reusable = invite.reusable or nil;
-		max_uses = max_uses_of(invite);
+		max_uses = max_uses;
 		uses = {};
 	};
 end
@@ -91,14 +62,14 @@ function audit_log.record_creation(invite, creator)
 	if not ok then
 		return nil, err;
 	end
-	audit_log.count("created", kind_of(invite));
+	audit_log.count("created", (invites:classify(invite)));
 	return true;
 end
 
 -- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
 -- without a limit), or nil and an error. For mod_invites_register's claims.
 function usage(invite) --luacheck: ignore 131/usage
-	local max_uses = max_uses_of(invite);
+	local _, _, max_uses = invites:classify(invite);
 	if not max_uses then
 		return nil;
 	end

@@ -17,10 +17,10 @@ end
 local invites = new_core(module.host);
 -- When get() validated each invite it returned (weak: the invites belong to their holders).
 local validated_at = setmetatable({}, { __mode = "k" });
--- token: invite_token as a map; stores.host_view: the same store as keyval (the whole host-level map in
+-- token: invite_token as a map; host_view: the same store as keyval (the whole host-level map in
 -- one read, and the list of users); audit: one record per invite (invites_audit.lib.lua).
 local stores = {};
-audit_log.init(stores);
+audit_log.init(stores, invites);
 
 local function open_storage()
 	stores.token = module:open_store("invite_token", "map");
@@ -585,6 +585,7 @@ local function switch_host(host)
 	module.host = host; --luacheck: ignore 122/module
 	invites = new_core(host);
 	open_storage();
+	audit_log.init(stores, invites);
 end
 
 function module.command(arg)

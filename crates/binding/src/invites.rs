@@ -27,10 +27,17 @@ pub(crate) struct Invites {
     removals: RefCell<Removals>,
 }
 
+/// A fresh token from the operating system's CSPRNG; draws again when the core refuses one (one
+/// in 64), giving up only if the source keeps producing refused tokens.
 fn random_token() -> mlua::Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    SysRng.try_fill_bytes(&mut bytes).map_err(|e| mlua::Error::runtime(format!("no random bytes: {e}")))?;
-    Ok(token::encode_token(&bytes))
+    for _ in 0..64 {
+        SysRng.try_fill_bytes(&mut bytes).map_err(|e| mlua::Error::runtime(format!("no random bytes: {e}")))?;
+        if let Some(token) = token::new_token(&bytes) {
+            return Ok(token);
+        }
+    }
+    Err(mlua::Error::runtime("the random source keeps producing unusable tokens"))
 }
 
 impl UserData for Invites {

@@ -90,6 +90,7 @@ proptest! {
         let t = token::encode_token(&bytes);
         prop_assert_eq!(t.len(), 24);
         prop_assert!(token::check_token(&t).is_ok());
+        prop_assert_eq!(token::new_token(&bytes).is_none(), t.starts_with('-'));
         prop_assert_eq!(base64url_decode(&t), bytes.to_vec());
         let shown = token::redact(&t);
         prop_assert!(t.starts_with(shown.trim_end_matches('…')));

@@ -29,6 +29,13 @@ pub fn encode_token(random: &[u8; TOKEN_BYTES]) -> String {
     out
 }
 
+/// A new token from random bytes, or `None` when it would start with `-`: such a token reads as an
+/// option on command lines (`prosodyctl shell invite show HOST -Ab…` fails in both releases'
+/// argument parsers), so the caller draws again. One draw in 64 is thrown away.
+pub fn new_token(random: &[u8; TOKEN_BYTES]) -> Option<String> {
+    Some(encode_token(random)).filter(|token| !token.starts_with('-'))
+}
+
 /// Checks that a token could have been issued at all (URI-unreserved characters, sane length)
 /// before anyone spends a storage read on it. Whole query strings, empty strings and
 /// megabyte-long junk are rejected here.
@@ -68,6 +75,17 @@ mod tests {
         assert!(encode_token(&bytes).starts_with("TWFu"));
         bytes[..3].copy_from_slice(&[0xfb, 0xef, 0xbe]);
         assert!(encode_token(&bytes).starts_with("----"));
+    }
+
+    #[test]
+    fn new_tokens_never_start_like_an_option() {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        bytes[0] = 0xf8; // 62 << 2: '-' first
+        assert_eq!(new_token(&bytes), None);
+        bytes[0] = 0xfc; // 63 << 2: '_' first, fine
+        assert_eq!(new_token(&bytes).as_deref().map(|t| t.starts_with('_')), Some(true));
+        bytes[1] = 0xf8; // '-' later, fine
+        assert!(new_token(&bytes).is_some());
     }
 
     #[test]
