@@ -9,6 +9,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use crate::jid::{check_username, local_node, node_of};
 use crate::record::Record;
 use crate::token::{check_token, redact};
 use crate::uri::invite_uri;
@@ -122,22 +123,6 @@ pub struct StoreKey {
     pub token: String,
 }
 
-/// The localpart of `user@host`, if there is one.
-pub fn node_of(jid: &str) -> Option<&str> {
-    jid.split_once('@').map(|(node, _)| node).filter(|node| !node.is_empty())
-}
-
-/// The localpart of `jid` when it is a bare JID of `host`.
-fn local_node(jid: &str, host: &str) -> Option<String> {
-    let (node, domain) = jid.split_once('@')?;
-    (domain == host && !node.is_empty()).then(|| node.to_owned())
-}
-
-fn check_username(username: &str) -> Result<&str> {
-    let bad = username.is_empty() || username.contains(['@', '/', '"', '&', '\'', ':', '<', '>', ' ']);
-    if bad { Err(Error::InvalidUsername) } else { Ok(username) }
-}
-
 /// 9999-12-31T23:59:59Z: the latest expiry a record gets.
 pub const LAST_EXPIRY: i64 = 253_402_300_799;
 
@@ -199,7 +184,9 @@ pub fn validate(
                 InviteType::Roster => node.clone(),
                 // Reported as the inviter so registration makes them mutual contacts, as it does
                 // for contact invites; only a creator on this host can be subscribed to.
-                InviteType::Register => record.roster_subscription.as_deref().and_then(|creator| local_node(creator, host)),
+                InviteType::Register => {
+                    record.roster_subscription.as_deref().and_then(|creator| local_node(creator, host).map(str::to_owned))
+                }
             };
             (record.kind, node, inviter, record.jid.clone(), record.expires)
         }

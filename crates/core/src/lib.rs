@@ -18,6 +18,7 @@ pub mod cli;
 pub mod datetime;
 pub mod error;
 pub mod invite;
+pub mod jid;
 pub mod lifecycle;
 pub mod ns;
 pub mod period;

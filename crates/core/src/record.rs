@@ -5,7 +5,8 @@
 
 use std::borrow::Cow;
 
-use crate::invite::{InviteType, is_current, node_of};
+use crate::invite::{InviteType, is_current};
+use crate::jid::node_of;
 
 /// A host-level invite record: the fields the rules are about. Records carry more
 /// (`landing_page`, the rest of `additional_data`, whatever `invite-created` handlers add); the

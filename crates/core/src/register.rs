@@ -10,7 +10,8 @@
 #![forbid(unsafe_code)]
 
 use crate::claims::Settlement;
-use crate::invite::{InviteType, node_of};
+use crate::invite::InviteType;
+use crate::jid::node_of;
 use crate::token::check_token;
 
 /// Text of the pre-auth error, as the stock module words it.

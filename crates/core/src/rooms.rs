@@ -14,6 +14,8 @@
 
 use std::fmt;
 
+use crate::jid;
+
 /// `invites_max_rooms` default: how many rooms one invite may carry.
 pub const DEFAULT_MAX_ROOMS: usize = 10;
 
@@ -99,8 +101,8 @@ pub fn normalise(inputs: &[RoomInput], max: usize) -> Result<Vec<RoomEntry>, Roo
         if jid.contains('/') {
             return Err(RoomRefusal::new(given, RefusalKind::BadRequest, "give the room's address without a nickname"));
         }
-        match jid.split_once('@') {
-            Some((node, host)) if !node.is_empty() && !host.is_empty() => {}
+        match jid::split(jid) {
+            jid::Parts { node: Some(node), domain, .. } if !node.is_empty() && !domain.is_empty() => {}
             _ => {
                 return Err(RoomRefusal::new(
                     given,

@@ -6,6 +6,7 @@
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
+use crate::jid;
 use crate::{Error, Result};
 
 /// An `xmpp:` URI of the form `xmpp:JID?ACTION;key=value;...`, with every part unescaped.
@@ -89,16 +90,7 @@ fn decode(s: &str) -> Result<String> {
 
 impl fmt::Display for XmppUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Split like a JID: the resource starts at the first '/', the node ends at the first '@'
-        // before it.
-        let (bare, resource) = match self.jid.split_once('/') {
-            Some((bare, resource)) => (bare, Some(resource)),
-            None => (self.jid.as_str(), None),
-        };
-        let (node, domain) = match bare.split_once('@') {
-            Some((node, domain)) => (Some(node), domain),
-            None => (None, bare),
-        };
+        let jid::Parts { node, domain, resource } = jid::split(&self.jid);
 
         f.write_str("xmpp:")?;
         if let Some(node) = node {
@@ -136,14 +128,8 @@ fn parse_path(path: &str) -> Result<String> {
     if path.is_empty() {
         return Err(invalid("empty path"));
     }
-    let (bare, resource) = match path.split_once('/') {
-        Some((bare, resource)) => (bare, Some(resource)),
-        None => (path, None),
-    };
-    let (node, domain) = match bare.split_once('@') {
-        Some((node, domain)) => (Some(node), domain),
-        None => (None, bare),
-    };
+    // Split before decoding: an encoded '@' or '/' is part of its component.
+    let jid::Parts { node, domain, resource } = jid::split(path);
 
     let mut jid = String::with_capacity(path.len());
     if let Some(node) = node {
