@@ -4,7 +4,8 @@
 use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
 
 use invites_rules::Error;
-use invites_rules::invite::{InviteType, StoreKey, ValidatedInvite};
+use invites_rules::invite::{InviteType, ValidatedInvite};
+use invites_rules::plans::StoreKey;
 use invites_rules::record::{Field, InviteFacts, Record};
 use invites_rules::register::RoleEntry;
 

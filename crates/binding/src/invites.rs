@@ -7,7 +7,9 @@ use rand::TryRng;
 use rand::rngs::SysRng;
 
 use invites_rules::Error;
-use invites_rules::invite::{self, InviteRequest, InviteType, Redemption, Removals};
+use invites_rules::invite::{self, InviteRequest, InviteType, Redemption};
+use invites_rules::plans;
+use invites_rules::removals::Removals;
 use invites_rules::reservations::Reservations;
 use invites_rules::token::{self, TOKEN_BYTES};
 
@@ -112,26 +114,26 @@ impl UserData for Invites {
 
         // use_plan(validated) -> { {user=?, token=}, ... }
         methods.add_method("use_plan", |lua, this, validated: Table| {
-            keys_table(lua, &this.names, invite::use_plan(&validated_from_table(&this.names, &validated)?))
+            keys_table(lua, &this.names, plans::use_plan(&validated_from_table(&this.names, &validated)?))
         });
 
         // revoke_plan(token, record?) -> { {user=?, token=}, ... }
         methods.add_method("revoke_plan", |lua, this, (token, record): (String, Value)| {
-            let keys = this.tracer.traced(|| invite::revoke_plan(&token, read_record(&this.names, &token, &record)))?;
+            let keys = this.tracer.traced(|| plans::revoke_plan(&token, read_record(&this.names, &token, &record)))?;
             keys_table(lua, &this.names, keys)
         });
 
         // purge_plan(map, now) -> { token, ... }
         methods.add_method("purge_plan", |lua, this, (map, now): (Table, i64)| {
             let entries = expiries(&map)?;
-            let tokens = this.tracer.traced(|| invite::purge_plan(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))?;
+            let tokens = this.tracer.traced(|| plans::purge_plan(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))?;
             token_list(lua, tokens)
         });
 
         // pending(host_map, now) -> { token, ... } soonest expiry first
         methods.add_method("pending", |lua, _, (map, now): (Table, i64)| {
             let entries = expiries(&map)?;
-            token_list(lua, invite::pending(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))
+            token_list(lua, plans::pending(entries.iter().map(|(t, e)| (t.as_str(), *e)), now))
         });
 
         // deleted_user_plan(host_map, username) -> { token, ... }
@@ -143,7 +145,7 @@ impl UserData for Invites {
                     entries.push((token.to_owned(), jid));
                 }
             }
-            token_list(lua, invite::deleted_user_plan(entries.iter().map(|(t, j)| (t.as_str(), j.as_str())), &username))
+            token_list(lua, plans::deleted_user_plan(entries.iter().map(|(t, j)| (t.as_str(), j.as_str())), &username))
         });
 
         // classify(invite) -> kind, creator, max_uses: what mod_invites' audit records and

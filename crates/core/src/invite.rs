@@ -1,5 +1,5 @@
-//! The invite rules: creating records ([`Record`]), validating tokens, and planning which storage
-//! keys a redemption, a revocation, a purge or an account deletion removes.
+//! The invite rules: creating records ([`Record`]) and validating tokens. Which storage keys a
+//! redemption, a revocation, a purge or an account deletion removes is in [`crate::plans`].
 //!
 //! Storage layout (kept identical to Prosody's stock `mod_invites`, so operators can switch
 //! back and forth): store `invite_token`, a map. Host-level key `(nil, token)` holds the whole
@@ -7,19 +7,12 @@
 //! the expiry as a bare number for every contact (`roster`) invite.
 #![forbid(unsafe_code)]
 
-use std::collections::{HashSet, VecDeque};
-
 use crate::jid::{check_username, local_node, node_of};
 use crate::record::Record;
 use crate::token::{check_token, redact};
 use crate::uri::invite_uri;
 use crate::{Error, Result};
 use tracing::{debug, warn};
-
-/// Seconds an expired record is kept before a purge removes it, so that a stream that
-/// pre-authenticated just before expiry can still finish registering (XEP-0445 checks expiry at
-/// pre-auth only).
-pub const PURGE_GRACE: i64 = 3600;
 
 /// Default lifetime of an invite: one week, as in Prosody.
 pub const DEFAULT_TTL: u64 = 7 * 86400;
@@ -112,15 +105,6 @@ pub struct ValidatedInvite {
     pub reusable: bool,
     /// Whether a host-level record exists (so using it must delete one).
     pub host_level: bool,
-}
-
-/// A storage key of the `invite_token` map: `(user, token)`, `user = None` for host level.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreKey {
-    /// `None` for the host-level map, else the owning user.
-    pub user: Option<String>,
-    /// The token.
-    pub token: String,
 }
 
 /// 9999-12-31T23:59:59Z: the latest expiry a record gets.
@@ -219,129 +203,10 @@ pub fn validate(
     })
 }
 
-/// The keys that using `invite` deletes. Reusable invites are not consumed. Invites are
-/// deleted, never marked used, so the stock module cannot see them as valid again.
-///
-/// The inviter's half of a contact invite goes first: a contact invite is valid only while that
-/// half exists, so a deletion that fails half-way leaves a dead invite, never a usable half.
-pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
-    if invite.reusable {
-        return Vec::new();
-    }
-    let mut keys = Vec::with_capacity(2);
-    if invite.kind == InviteType::Roster {
-        let owner = node_of(&invite.jid).or(invite.username.as_deref());
-        if let Some(owner) = owner {
-            keys.push(StoreKey { user: Some(owner.to_owned()), token: invite.token.clone() });
-        }
-    }
-    if invite.host_level {
-        keys.push(StoreKey { user: None, token: invite.token.clone() });
-    }
-    keys
-}
-
-/// The keys that revoking `token` deletes, from its host-level record as read (see [`validate`]):
-/// both halves of a contact invite that allows registration (stock deleted only the host half,
-/// leaving the token able to subscribe), the inviter's half first (see [`use_plan`]). A record
-/// that cannot be read names no inviter: its host-level key goes, which ends registration with it.
-pub fn revoke_plan(token: &str, record: Result<Option<Record>>) -> Vec<StoreKey> {
-    let record = record.unwrap_or_else(|e| {
-        debug!("revoking unreadable invite {}: {e}", redact(token));
-        None
-    });
-    let mut keys = Vec::with_capacity(2);
-    if let Some(owner) = record.as_ref().filter(|r| r.kind == InviteType::Roster).and_then(|r| node_of(&r.jid)) {
-        keys.push(StoreKey { user: Some(owner.to_owned()), token: token.to_owned() });
-    }
-    keys.push(StoreKey { user: None, token: token.to_owned() });
-    keys
-}
-
-/// Tokens among `(token, expires)` entries that a purge at `now` removes.
-pub fn purge_plan<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
-    let cutoff = now.saturating_sub(PURGE_GRACE);
-    entries.into_iter().filter(|&(_, expires)| expires < cutoff).map(|(token, _)| token).collect()
-}
-
-/// Host-level tokens that belong to a deleted account: its contact invites that allow
-/// registration, and account or reset invites restricted to its name.
-pub fn deleted_user_plan<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>, username: &str) -> Vec<&'a str> {
-    entries.into_iter().filter(|&(_, jid)| node_of(jid) == Some(username)).map(|(token, _)| token).collect()
-}
-
-/// Tokens of host-level entries still pending at `now`, soonest expiry first.
-pub fn pending<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
-    let mut live: Vec<(&str, i64)> = entries.into_iter().filter(|&(_, expires)| is_current(expires, now)).collect();
-    live.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
-    live.into_iter().map(|(token, _)| token).collect()
-}
-
-/// How many removals [`Removals`] remembers.
-pub const REMEMBERED_REMOVALS: usize = 10_000;
-
-/// The host-level records this process removed lately (used, revoked, purged). An invite
-/// validated a moment ago is known to be still stored unless one of these removed it, so a
-/// registration need not read it again; once the memory has moved past its validation, the
-/// answer is unknown and the caller reads storage.
-#[derive(Debug)]
-pub struct Removals {
-    recent: VecDeque<(i64, String)>,
-    tokens: HashSet<String>,
-    /// Removals at or before this time may have been forgotten (or happened before this memory
-    /// existed, in another module instance).
-    forgotten_until: i64,
-}
-
-impl Removals {
-    /// An empty memory, started at `now`.
-    pub fn new(now: i64) -> Self {
-        Self { recent: VecDeque::new(), tokens: HashSet::new(), forgotten_until: now }
-    }
-
-    /// Remembers that `token`'s host-level record was removed at `now`.
-    pub fn note(&mut self, token: &str, now: i64) {
-        if !self.tokens.insert(token.to_owned()) {
-            return;
-        }
-        self.recent.push_back((now, token.to_owned()));
-        while self.recent.len() > REMEMBERED_REMOVALS {
-            let Some((at, old)) = self.recent.pop_front() else { break };
-            self.tokens.remove(&old);
-            self.forgotten_until = self.forgotten_until.max(at);
-        }
-    }
-
-    /// Whether the record of `token`, found stored when validated at `validated_at`, still is:
-    /// `None` when this memory cannot tell.
-    pub fn still_stored(&self, token: &str, validated_at: i64) -> Option<bool> {
-        if self.tokens.contains(token) {
-            return Some(false);
-        }
-        (validated_at > self.forgotten_until).then_some(true)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn removals_tell_whether_a_validated_invite_is_still_stored() {
-        let mut removals = Removals::new(100);
-        assert_eq!(removals.still_stored("a", 100), None, "validated before the memory began");
-        assert_eq!(removals.still_stored("a", 101), Some(true));
-        removals.note("a", 102);
-        assert_eq!(removals.still_stored("a", 101), Some(false));
-        assert_eq!(removals.still_stored("b", 101), Some(true));
-        for i in 0..REMEMBERED_REMOVALS {
-            removals.note(&format!("t{i}"), 200);
-        }
-        assert_eq!(removals.still_stored("a", 101), None, "forgotten: storage must tell");
-        assert_eq!(removals.still_stored("b", 102), None, "validated when a forgotten removal happened");
-        assert_eq!(removals.still_stored("b", 103), Some(true));
-        assert_eq!(removals.still_stored("t9", 201), Some(false));
-    }
+    use crate::plans::{StoreKey, revoke_plan, use_plan};
 
     const HOST: &str = "example.com";
     const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
@@ -470,24 +335,6 @@ mod tests {
     }
 
     #[test]
-    fn use_deletes_both_halves_and_spares_reusable_invites() {
-        let record = create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap();
-        let v = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
-        let both = vec![StoreKey { user: Some("alice".into()), token: T.into() }, StoreKey { user: None, token: T.into() }];
-        assert_eq!(use_plan(&v), both);
-        assert_eq!(revoke_plan(T, stored(&record)), both);
-        assert_eq!(revoke_plan(T, Ok(None)), vec![StoreKey { user: None, token: T.into() }]);
-
-        let account = create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap();
-        let v = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();
-        assert_eq!(use_plan(&v), vec![StoreKey { user: None, token: T.into() }]);
-
-        let group = Record { reusable: Some(true), ..account };
-        let v = validate(Some(T), HOST, stored(&group), Redemption::Account, 1).unwrap();
-        assert!(use_plan(&v).is_empty());
-    }
-
-    #[test]
     fn unreadable_records_are_invalid_tokens_and_revoke_their_host_half() {
         let malformed = || Err(Error::MalformedRecord("expires"));
         assert_eq!(validate(Some(T), HOST, malformed(), Redemption::Account, 0), Err(Error::TokenInvalid));
@@ -495,26 +342,5 @@ mod tests {
         assert_eq!(validate(Some(T), HOST, malformed(), contact, 0), Err(Error::TokenInvalid), "even with a user-level half");
         assert_eq!(validate(None, HOST, malformed(), Redemption::Account, 0), Err(Error::TokenInvalid), "checked first");
         assert_eq!(revoke_plan(T, malformed()), vec![StoreKey { user: None, token: T.into() }]);
-    }
-
-    #[test]
-    fn purge_waits_for_the_grace_period() {
-        let now = 100_000;
-        let entries =
-            [("fresh", now + 10), ("just-expired", now - 1), ("edge", now - PURGE_GRACE), ("old", now - PURGE_GRACE - 1)];
-        assert_eq!(purge_plan(entries, now), vec!["old"]);
-    }
-
-    #[test]
-    fn pending_lists_current_invites_in_expiry_order() {
-        let entries = [("b", 50), ("a", 50), ("gone", 9), ("c", 10)];
-        assert_eq!(pending(entries, 10), vec!["c", "a", "b"]);
-    }
-
-    #[test]
-    fn deleted_user_takes_its_named_invites_along() {
-        let entries =
-            [("t1", "alice@example.com"), ("t2", "example.com"), ("t3", "alicia@example.com"), ("t4", "alice@example.com")];
-        assert_eq!(deleted_user_plan(entries, "alice"), vec!["t1", "t4"]);
     }
 }

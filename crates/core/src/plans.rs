@@ -1,0 +1,139 @@
+//! Plans: which keys of the `invite_token` map using, revoking, purging or deleting an account
+//! removes. The core decides; the shim deletes, in the order given.
+#![forbid(unsafe_code)]
+
+use tracing::debug;
+
+use crate::Result;
+use crate::invite::{InviteType, ValidatedInvite, is_current};
+use crate::jid::node_of;
+use crate::record::Record;
+use crate::token::redact;
+
+/// Seconds an expired record is kept before a purge removes it, so that a stream that
+/// pre-authenticated just before expiry can still finish registering (XEP-0445 checks expiry at
+/// pre-auth only).
+pub const PURGE_GRACE: i64 = 3600;
+
+/// A storage key of the `invite_token` map: `(user, token)`, `user = None` for host level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreKey {
+    /// `None` for the host-level map, else the owning user.
+    pub user: Option<String>,
+    /// The token.
+    pub token: String,
+}
+
+/// The keys that using `invite` deletes. Reusable invites are not consumed. Invites are
+/// deleted, never marked used, so the stock module cannot see them as valid again.
+///
+/// The inviter's half of a contact invite goes first: a contact invite is valid only while that
+/// half exists, so a deletion that fails half-way leaves a dead invite, never a usable half.
+pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
+    if invite.reusable {
+        return Vec::new();
+    }
+    let mut keys = Vec::with_capacity(2);
+    if invite.kind == InviteType::Roster {
+        let owner = node_of(&invite.jid).or(invite.username.as_deref());
+        if let Some(owner) = owner {
+            keys.push(StoreKey { user: Some(owner.to_owned()), token: invite.token.clone() });
+        }
+    }
+    if invite.host_level {
+        keys.push(StoreKey { user: None, token: invite.token.clone() });
+    }
+    keys
+}
+
+/// The keys that revoking `token` deletes, from its host-level record as read (see [`validate`]):
+/// both halves of a contact invite that allows registration (stock deleted only the host half,
+/// leaving the token able to subscribe), the inviter's half first (see [`use_plan`]). A record
+/// that cannot be read names no inviter: its host-level key goes, which ends registration with it.
+pub fn revoke_plan(token: &str, record: Result<Option<Record>>) -> Vec<StoreKey> {
+    let record = record.unwrap_or_else(|e| {
+        debug!("revoking unreadable invite {}: {e}", redact(token));
+        None
+    });
+    let mut keys = Vec::with_capacity(2);
+    if let Some(owner) = record.as_ref().filter(|r| r.kind == InviteType::Roster).and_then(|r| node_of(&r.jid)) {
+        keys.push(StoreKey { user: Some(owner.to_owned()), token: token.to_owned() });
+    }
+    keys.push(StoreKey { user: None, token: token.to_owned() });
+    keys
+}
+
+/// Tokens among `(token, expires)` entries that a purge at `now` removes.
+pub fn purge_plan<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
+    let cutoff = now.saturating_sub(PURGE_GRACE);
+    entries.into_iter().filter(|&(_, expires)| expires < cutoff).map(|(token, _)| token).collect()
+}
+
+/// Host-level tokens that belong to a deleted account: its contact invites that allow
+/// registration, and account or reset invites restricted to its name.
+pub fn deleted_user_plan<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>, username: &str) -> Vec<&'a str> {
+    entries.into_iter().filter(|&(_, jid)| node_of(jid) == Some(username)).map(|(token, _)| token).collect()
+}
+
+/// Tokens of host-level entries still pending at `now`, soonest expiry first.
+pub fn pending<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
+    let mut live: Vec<(&str, i64)> = entries.into_iter().filter(|&(_, expires)| is_current(expires, now)).collect();
+    live.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
+    live.into_iter().map(|(token, _)| token).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invite::{InviteRequest, Redemption, create, validate};
+
+    const HOST: &str = "example.com";
+    const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
+
+    fn request(kind: InviteType, username: Option<&'static str>, allow_registration: bool) -> InviteRequest<'static> {
+        InviteRequest { kind, host: HOST, username, allow_registration, ttl: 3600, reusable: None }
+    }
+
+    fn stored(record: &Record) -> Result<Option<Record>> {
+        Ok(Some(record.clone()))
+    }
+
+    #[test]
+    fn use_deletes_both_halves_and_spares_reusable_invites() {
+        let record = create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap();
+        let v = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
+        let both = vec![StoreKey { user: Some("alice".into()), token: T.into() }, StoreKey { user: None, token: T.into() }];
+        assert_eq!(use_plan(&v), both);
+        assert_eq!(revoke_plan(T, stored(&record)), both);
+        assert_eq!(revoke_plan(T, Ok(None)), vec![StoreKey { user: None, token: T.into() }]);
+
+        let account = create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap();
+        let v = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();
+        assert_eq!(use_plan(&v), vec![StoreKey { user: None, token: T.into() }]);
+
+        let group = Record { reusable: Some(true), ..account };
+        let v = validate(Some(T), HOST, stored(&group), Redemption::Account, 1).unwrap();
+        assert!(use_plan(&v).is_empty());
+    }
+
+    #[test]
+    fn purge_waits_for_the_grace_period() {
+        let now = 100_000;
+        let entries =
+            [("fresh", now + 10), ("just-expired", now - 1), ("edge", now - PURGE_GRACE), ("old", now - PURGE_GRACE - 1)];
+        assert_eq!(purge_plan(entries, now), vec!["old"]);
+    }
+
+    #[test]
+    fn pending_lists_current_invites_in_expiry_order() {
+        let entries = [("b", 50), ("a", 50), ("gone", 9), ("c", 10)];
+        assert_eq!(pending(entries, 10), vec!["c", "a", "b"]);
+    }
+
+    #[test]
+    fn deleted_user_takes_its_named_invites_along() {
+        let entries =
+            [("t1", "alice@example.com"), ("t2", "example.com"), ("t3", "alicia@example.com"), ("t4", "alice@example.com")];
+        assert_eq!(deleted_user_plan(entries, "alice"), vec!["t1", "t4"]);
+    }
+}
