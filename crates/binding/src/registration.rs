@@ -217,6 +217,8 @@ pub(crate) fn new_registration(
     Ok(Registration { tracer, gate: PreauthGate::new(config), claims: Claims::new() })
 }
 
+/// `core.contact_token(presence_type?, token?, from_bare, to_bare)` -> token | nil (not a
+/// pre-authenticated subscription: an answer, not a failure)
 pub(crate) fn contact_token(
     _lua: &Lua,
     (presence_type, token, from_bare, to_bare): (Value, Value, String, String),
