@@ -44,9 +44,9 @@ local function expires_after(opts, default)
 	if text == nil then
 		return default;
 	end
-	local seconds, err = core.parse_period(text);
+	local seconds, _, why = core.parse_period(text);
 	if not seconds then
-		return nil, "--expires-after: " .. err;
+		return nil, "--expires-after: " .. why;
 	end
 	return seconds;
 end
@@ -90,9 +90,10 @@ function verbs.create_account(self, mod, opts, user_jid)
 	end
 	local max_uses;
 	if opts.uses ~= nil then
-		max_uses, err = core.parse_uses(tostring(opts.uses));
+		local _, why;
+		max_uses, _, why = core.parse_uses(tostring(opts.uses));
 		if not max_uses then
-			return nil, err;
+			return nil, why;
 		end
 	end
 	local roles = {};
@@ -137,9 +138,9 @@ function verbs.create_contact(self, mod, opts, user_jid)
 	if not username then
 		return nil, "Supply the JID of the account you want the recipient to become a contact of";
 	end
-	local allow, flag_err = core.parse_flag(opts.allow_registration);
+	local allow, _, flag_why = core.parse_flag(opts.allow_registration);
 	if allow == nil then
-		return nil, "--allow-registration: " .. flag_err;
+		return nil, "--allow-registration: " .. flag_why;
 	end
 	local ttl, err = expires_after(opts);
 	if err then
@@ -297,9 +298,10 @@ local function shell_handler(command)
 			for i = 1, select("#", ...) do
 				words[#words + 1] = args[i] ~= nil and tostring(args[i]) or nil;
 			end
-			args, opts = core.parse_shell_args(command.name, words);
+			local why;
+			args, opts, why = core.parse_shell_args(command.name, words);
 			if not args then
-				return nil, opts;
+				return nil, why;
 			end
 		end
 		local missing = missing_argument(command, args);
@@ -335,10 +337,10 @@ end
 -- prosodyctl mod_invites list|show|delete|revoke_by HOST ...: the shell's verbs, with the
 -- server stopped or running. `mod` is mod_invites, already switched to HOST.
 function admin.command(mod, verb, words)
-	local args, opts = core.parse_shell_args(verb, words);
+	local args, opts, why = core.parse_shell_args(verb, words);
 	local missing = args and missing_argument(commands[verb], args);
 	if not args or missing then
-		io.stderr:write("prosodyctl mod_invites ", verb, ": ", missing or opts, "\n");
+		io.stderr:write("prosodyctl mod_invites ", verb, ": ", missing or why, "\n");
 		return 2;
 	end
 	local caller = { source = "prosodyctl"; session = { print = print; width = 100 } };
@@ -376,9 +378,9 @@ function admin.prosodyctl(mod, arg, switch_host)
 		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by HOST [options] (see generate --help)\n");
 		return 2;
 	end
-	local request, err = core.parse_generate({ table.unpack(arg, 2) });
+	local request, _, why = core.parse_generate({ table.unpack(arg, 2) });
 	if not request then
-		io.stderr:write("prosodyctl mod_invites generate: ", err, "\n");
+		io.stderr:write("prosodyctl mod_invites generate: ", why, "\n");
 		return 2;
 	end
 	if request.help then

@@ -36,9 +36,9 @@ local function grants()
 end
 
 local function invitation_mode()
-	local mode, err = core.rooms.invitation_mode(module:get_option_string("invites_room_invitation"));
+	local mode, _, why = core.rooms.invitation_mode(module:get_option_string("invites_room_invitation"));
 	if not mode then
-		module:log("error", "%s; using \"inviter\"", err);
+		module:log("error", "%s; using \"inviter\"", why);
 		return "inviter";
 	end
 	return mode;
@@ -145,12 +145,12 @@ function rooms.check_new(list, requester)
 	local checked = "room";
 	for _, entry in ipairs(normalised) do
 		local facts, who = room_facts(entry.jid, requester);
-		local ok, why, refusal = core.rooms.check(entry.jid, facts, who);
+		local ok, what, why = core.rooms.check(entry.jid, facts, who); -- what: "room", "service" or the code
 		if not ok then
-			return nil, why, refusal;
+			return nil, what, why;
 		end
-		if why == "service" then
-			checked = why;
+		if what == "service" then
+			checked = what;
 		end
 	end
 	return normalised, nil, checked;
@@ -247,10 +247,10 @@ end
 -- One room for one account: the outcome ("granted", "kept-member", "banned", "room-gone", ...).
 local function apply_one(entry, account, invite, requester, inviter)
 	local facts, who, room = room_facts(entry.jid, requester);
-	local ok, _, message, refused = core.rooms.check(entry.jid, facts, who);
+	local ok, code, message = core.rooms.check(entry.jid, facts, who);
 	if not ok then
 		module:log("info", "Not adding %s to %s: %s", account, entry.jid, message);
-		return refused, message;
+		return core.rooms.refused_outcome(code, message), message;
 	end
 	local step, outcome, welcomes = core.rooms.plan(room:get_affiliation(account));
 	if step == "grant" then

@@ -41,10 +41,10 @@ local function get_default_ttl()
 	end
 	if option ~= ttl_option then
 		-- Read as Prosody 13's get_option_period reads it, on 0.12 too.
-		local ttl, ambiguous_or_err = core.option_period(option);
+		local ttl, ambiguous, why = core.option_period(option);
 		if not ttl then
-			module:log("error", "Ignoring invalid invite_expiry: %s", ambiguous_or_err);
-		elseif ambiguous_or_err then
+			module:log("error", "Ignoring invalid invite_expiry: %s", why);
+		elseif ambiguous then
 			module:log("error", "Config option 'invite_expiry' is set to ambiguous period '%s' - use full syntax e.g. '2 days'", option);
 		end
 		ttl_option, default_ttl = option, ttl or core.default_ttl;
@@ -130,9 +130,9 @@ local function create_invite(invite_type, username, allow_registration, addition
 	end
 	additional_data = room_data;
 	if ttl ~= nil then
-		local seconds, err = core.parse_period(ttl);
+		local seconds, _, why = core.parse_period(ttl);
 		if not seconds then
-			module:log("warn", "Refusing to create invite: %s", err);
+			module:log("warn", "Refusing to create invite: %s", why);
 			return nil, "bad-request";
 		end
 		ttl = seconds;

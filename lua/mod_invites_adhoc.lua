@@ -114,15 +114,18 @@ local function requester_of(from, context)
 	return requester;
 end
 
-local function failed(code, detail)
-	local err = adhoc.command_error(code, module.host, detail);
+-- A command error for a failure's code (and its text, shown for codes that carry one).
+local function failed(code, text)
+	local err = core.stanza_error(code, text, module.host);
+	err.message = err.text; -- adhoc libraries older than util.error-style error tables read this
 	module:log(err.condition == "internal-server-error" and "warn" or "debug", "Invite command failed: %s (%s)", err.text,
 		tostring(code));
 	return { status = "error"; error = err };
 end
 
 local function bad_action()
-	local err = adhoc.command_error("bad-request", module.host, "This command does not support that action");
+	local err = core.stanza_error("bad-request", "This command does not support that action", module.host);
+	err.message = err.text;
 	-- XEP-0050 §4.6: the specific condition next to bad-request.
 	err.extra = { namespace = ns.commands; condition = "bad-action" };
 	return { status = "error"; error = err };
@@ -162,11 +165,11 @@ local quota;
 do
 	local configured = module:get_option("invites_user_quota");
 	if type(configured) == "table" and math.type(configured.count) == "integer" then
-		local period, err = core.option_period(configured.period or "1 week");
+		local period, _, why = core.option_period(configured.period or "1 week");
 		if period then
 			quota = { count = configured.count; period = period; period_text = tostring(configured.period or "1 week") };
 		else
-			module:log("error", "Ignoring invites_user_quota: %s", err);
+			module:log("error", "Ignoring invites_user_quota: %s", why);
 		end
 	elseif configured ~= nil then
 		module:log("error", "Ignoring invites_user_quota: expected { count = N, period = \"1 week\" }");
@@ -182,9 +185,9 @@ local function over_quota(data)
 	if not created then
 		return failed(pending);
 	end
-	local ok, message = core.quota_check(created, #pending, quota, max_pending, os.time());
+	local ok, code, text = core.quota_check(created, #pending, quota, max_pending, os.time());
 	if not ok then
-		return failed("quota-exceeded", message);
+		return failed(code, text);
 	end
 end
 
@@ -222,9 +225,9 @@ end
 -- A contact invite of the requester (carrying `rooms`, if any), as far as the policy and the
 -- quota allow: the invite and whether it allows registration, or nil and the command's response.
 local function new_contact_invite(data, rooms)
-	local allow_registration, err = policy:contact_invite(requester_of(data.from, data), invites.registration_possible());
+	local allow_registration, code, text = policy:contact_invite(requester_of(data.from, data), invites.registration_possible());
 	if allow_registration == nil then
-		return nil, failed(err);
+		return nil, failed(code, text);
 	end
 	local refused = over_quota(data);
 	if refused then
@@ -325,10 +328,10 @@ local function account_invite(_, data)
 	local max_uses;
 	local uses = fields.uses ~= nil and trimmed(tostring(fields.uses)) or ""; -- xs:integer may come as a number
 	if uses ~= "" then
-		local err;
-		max_uses, err = core.parse_uses(uses);
+		local code, text;
+		max_uses, code, text = core.parse_uses(uses);
 		if not max_uses then
-			return failed("bad-request", err);
+			return failed(code, text);
 		end
 	end
 	local refused = over_quota(data);
@@ -336,9 +339,9 @@ local function account_invite(_, data)
 		return refused;
 	end
 	local raw = trimmed(fields.username);
-	local username, name_err = adhoc.requested_username(raw, invites.prep_username(raw, true));
+	local username, name_code, name_text = adhoc.requested_username(raw, invites.prep_username(raw, true));
 	if username == nil then
-		return failed(name_err);
+		return failed(name_code, name_text);
 	end
 	local facts = {};
 	if username then
@@ -350,9 +353,10 @@ local function account_invite(_, data)
 		facts.reserved = reserved_by ~= nil;
 	end
 	local requester = requester_of(data.from, data);
-	local plan, plan_err = adhoc.account_invite(username, facts, fields["roster-subscription"] == true, requester["local"]);
+	local plan, plan_code, plan_text = adhoc.account_invite(username, facts, fields["roster-subscription"] == true,
+		requester["local"]);
 	if not plan then
-		return failed(plan_err);
+		return failed(plan_code, plan_text);
 	end
 
 	local additional_data = { source = data.from; max_uses = max_uses };

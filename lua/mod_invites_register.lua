@@ -46,9 +46,9 @@ end
 
 local function window_option()
 	local value = module:get_option("invites_preauth_failure_window", 600);
-	local seconds, err = core.parse_period(value);
+	local seconds, _, why = core.parse_period(value);
 	if not seconds then
-		module:log("error", "Ignoring invalid invites_preauth_failure_window: %s", err);
+		module:log("error", "Ignoring invalid invites_preauth_failure_window: %s", why);
 		return 600;
 	end
 	return seconds;
@@ -102,6 +102,11 @@ local function send_error(origin, stanza, err)
 	origin.send(st.error_reply(stanza, err.type, err.condition, err.text));
 end
 
+-- The stanza error for a refusal's code (the core maps codes to errors).
+local function stanza_error(code)
+	return core.stanza_error(code, nil, module.host);
+end
+
 local legacy_feature = st.stanza("register", { xmlns = ns.invite });
 local ibr_token_feature = st.stanza("register", { xmlns = ns.ibr_token });
 module:hook("stream-features", function (event)
@@ -125,7 +130,7 @@ module:hook("stanza/iq/" .. ns.pars .. ":preauth", function (event)
 	end
 	local ip = origin.ip;
 	local token = stanza.tags[1].attr.token;
-	local proceed, refusal = state:preauth(ip, stanza.attr.type, token, now());
+	local proceed, code, reason = state:preauth(ip, stanza.attr.type, token, now());
 	if proceed then
 		local invite, err = invites.get(token);
 		if invite then
@@ -133,14 +138,15 @@ module:hook("stanza/iq/" .. ns.pars .. ":preauth", function (event)
 			origin.send(st.reply(stanza));
 			return true;
 		end
-		refusal = state:preauth_failed(ip, err, now());
+		code, reason = select(2, state:preauth_failed(ip, err, now()));
 	end
+	local refusal = stanza_error(code);
 	if refused_counter then
 		refused_counter:with_labels(refusal.condition):add(1);
 	end
 	-- While throttled, every attempt would be logged; once is enough.
-	local level = refusal.condition == "policy-violation" and "debug" or "info";
-	module:log(level, "Refused invite pre-auth from %s: %s", ip or "unknown address", refusal.reason);
+	local level = code == "throttled" and "debug" or "info";
+	module:log(level, "Refused invite pre-auth from %s: %s", ip or "unknown address", reason);
 	send_error(origin, stanza, refusal);
 	return true;
 end);
@@ -185,17 +191,18 @@ module:hook("user-registering", function (event)
 		reserved_by = reserved_by or (reservation_err and false); -- false: could not be read
 		invite = presented;
 	};
-	local allowed, result = state:registering(request, holder_of(event.session or invite, true) or 0, now());
+	local allowed, code, reason = state:registering(request, holder_of(event.session or invite, true) or 0, now());
 	if not allowed then
-		module:log("info", "Refused registration of %s from %s: %s", username, event.ip or "unknown address", result.reason);
+		module:log("info", "Refused registration of %s from %s: %s", username, event.ip or "unknown address", reason);
+		local refusal = stanza_error(code);
 		event.allowed = false;
-		event.reason = result.text;
-		event.error_type = result.type;
-		event.error_condition = result.condition;
+		event.reason = refusal.text;
+		event.error_type = refusal.type;
+		event.error_condition = refusal.condition;
 		return;
 	end
-	if result then
-		event.allow_reset = result;
+	if allowed ~= true then
+		event.allow_reset = allowed; -- the account whose password the invite resets
 	end
 end);
 
@@ -297,7 +304,7 @@ module:hook("user-registered", function (event)
 	local username = event.username;
 	local inviter = comparable(invite.inviter);
 	local max_uses, uses = invites.usage(invite);
-	local plan, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
+	local plan, _, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = username;
 		inviter = inviter;
 		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);

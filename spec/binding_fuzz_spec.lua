@@ -1,6 +1,6 @@
 -- Random Lua values thrown at every function the native binding exports (crates/binding/src): each
--- call must return (a value, or nil and a code) or raise a Lua error, never crash the Lua state,
--- never panic in Rust. Seeded, so a failure can be replayed.
+-- call must return (its values, or nil, a code and a text) or raise a Lua error, never crash the Lua
+-- state, never panic in Rust. Seeded, so a failure can be replayed.
 local fake = require "helpers.fake_prosody";
 
 local core = assert(package.loadlib(fake.plugin_dir .. "/invites_core.so", "luaopen_invites_core"))();
@@ -73,6 +73,10 @@ describe("the native binding under random input", function ()
 		if not ok then
 			local err = tostring((...));
 			assert.not_matches("[Pp]anic", err, name);
+		elseif (...) == nil and select("#", ...) > 1 then
+			-- A failure: nil, code[, text], nothing else.
+			local _, code, text = ...;
+			assert.is_true(select("#", ...) <= 3 and type(code) == "string" and (text == nil or type(text) == "string"), name);
 		end
 		return ok;
 	end
@@ -83,8 +87,10 @@ describe("the native binding under random input", function ()
 		for name, f in pairs(core) do
 			if type(f) == "function" then functions[#functions + 1] = { "core." .. name, f }; end
 		end
-		for name, f in pairs(core.adhoc) do
-			if type(f) == "function" then functions[#functions + 1] = { "core.adhoc." .. name, f }; end
+		for _, lib in ipairs({ "adhoc", "rooms" }) do
+			for name, f in pairs(core[lib]) do
+				if type(f) == "function" then functions[#functions + 1] = { "core." .. lib .. "." .. name, f }; end
+			end
 		end
 		table.sort(functions, function (a, b) return a[1] < b[1]; end);
 		assert.is_true(#functions >= 20, "every export found");
@@ -126,11 +132,47 @@ describe("the native binding under random input", function ()
 
 	it("leaves the Lua state and the objects working", function ()
 		assert.is_true(core.check_token("Xo3gdOvANs77aUhUX40RFxTZ"));
-		assert.same({ nil, "token-invalid" }, { core.check_token(("x"):rep(1024 * 1024)) });
+		assert.same({ nil, "token-invalid", "the invite token is invalid" }, { core.check_token(("x"):rep(1024 * 1024)) });
 		local record = assert(invites:create("register", nil, true, 60, nil, 100));
 		assert.equal("example.com", record.jid);
 		assert.equal(7 * 86400, core.parse_period("1 week"));
-		assert.is_false((registration:preauth("192.0.2.1", "set", "junk!", 0)));
+		assert.same({ nil, "token-malformed", "malformed token" }, { registration:preauth("192.0.2.1", "set", "junk!", 0) });
 		collectgarbage();
+	end);
+end);
+
+describe("the binding's failures", function ()
+	local HOST = "example.com";
+
+	it("are nil, code, text, and the code gives the client's error", function ()
+		local registration = core.new_registration(HOST, function () end, { max_failures = 1 });
+		local ok, code, reason = registration:preauth("192.0.2.1", "get", "Xo3gdOvANs77aUhUX40RFxTZ", 0);
+		assert.same({ nil, "preauth-not-set", "not an iq of type set" }, { ok, code, reason });
+		assert.same({ type = "modify"; condition = "bad-request"; text = "The pre-auth request must be of type 'set'" },
+			core.stanza_error(code, reason, HOST));
+		assert.same({ nil, "token-refused", "unknown, used or expired token" },
+			{ registration:preauth_failed("192.0.2.1", "token-expired", 0) });
+		code = select(2, registration:preauth("192.0.2.1", "set", "Xo3gdOvANs77aUhUX40RFxTZ", 1));
+		assert.equal("throttled", code);
+		assert.equal("policy-violation", core.stanza_error(code).condition);
+		assert.same({ nil, "lookup-failed", "lookup failed" }, { registration:preauth_failed("192.0.2.2", nil, 0) });
+	end);
+
+	it("show the text that comes with codes that carry one", function ()
+		local _, code, text = core.parse_uses("many");
+		assert.equal("bad-request", code);
+		assert.equal(text, core.stanza_error(code, text, HOST).text);
+		assert.equal("The submitted form could not be used", core.stanza_error("bad-request", nil, HOST).text);
+		assert.equal("Group chat a@b: gone", core.stanza_error("item-not-found", "Group chat a@b: gone", HOST).text);
+		-- Codes without a text of their own keep theirs; the host is named where it matters.
+		assert.equal("There is no such account on example.com", core.stanza_error("unknown-account", "ignored", HOST).text);
+		assert.same({ type = "wait"; condition = "internal-server-error";
+			text = "The invite could not be created, please try again later" }, core.stanza_error("no-such-code", nil, HOST));
+	end);
+
+	it("tell a refused room's outcome by its code", function ()
+		assert.equal("room-gone", core.rooms.refused_outcome("item-not-found"));
+		assert.equal("not-allowed", core.rooms.refused_outcome("not-allowed"));
+		assert.equal("unsuitable", core.rooms.refused_outcome("bad-request"));
 	end);
 end);

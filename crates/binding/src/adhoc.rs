@@ -5,7 +5,7 @@ use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 use invites_rules::adhoc::{self, AccountPlan, Authority, NameFacts, Requester};
 use invites_rules::register::RoleEntry;
 
-use crate::convert::{failure, opt_plain_string, role_entries, seconds, truthy};
+use crate::convert::{fail, opt_plain_string, role_entries, seconds, truthy};
 
 /// Role names of a roles table: `{role = true}` (0.12's `roles` store) or `{"role"}`.
 fn role_set(value: &Value) -> std::collections::BTreeSet<String> {
@@ -52,11 +52,11 @@ impl UserData for AdhocPolicy {
             Ok(this.0.may_create_accounts(&requester_from(&requester)?))
         });
 
-        // contact_invite(requester, registration_possible) -> allow_registration | nil, code
+        // contact_invite(requester, registration_possible) -> allow_registration | nil, code, text
         methods.add_method("contact_invite", |lua, this, (requester, possible): (Table, bool)| {
             match this.0.contact_invite(&requester_from(&requester)?, possible) {
                 Ok(allow) => Ok(MultiValue::from_iter([Value::Boolean(allow)])),
-                Err(e) => failure(lua, e.code()),
+                Err(e) => fail(lua, &e),
             }
         });
     }
@@ -80,19 +80,19 @@ fn new_adhoc_policy(_lua: &Lua, options: Table) -> mlua::Result<AdhocPolicy> {
     }))
 }
 
-/// `core.adhoc.requested_username(raw, prepped)` -> name | false (blank: any name) | nil, code
+/// `core.adhoc.requested_username(raw, prepped)` -> name | false (blank: any name) | nil, code, text
 fn adhoc_requested_username(lua: &Lua, (raw, prepped): (Value, Value)) -> mlua::Result<MultiValue> {
     let raw = opt_plain_string(&raw);
     let prepped = opt_plain_string(&prepped);
     match adhoc::requested_username(raw.as_deref(), prepped.as_deref()) {
         Ok(Some(name)) => Ok(MultiValue::from_iter([Value::String(lua.create_string(name)?)])),
         Ok(None) => Ok(MultiValue::from_iter([Value::Boolean(false)])),
-        Err(e) => failure(lua, e.code()),
+        Err(e) => fail(lua, &e),
     }
 }
 
 /// `core.adhoc.account_invite(username|false, { exists, reserved }, roster_subscription, requester_local)`
-/// -> { username?, subscribe } | nil, code
+/// -> { username?, subscribe } | nil, code, text
 fn adhoc_account_invite(lua: &Lua, (username, facts, subscribe, local): (Value, Table, bool, bool)) -> mlua::Result<MultiValue> {
     let username = opt_plain_string(&username);
     let facts = NameFacts { exists: truthy(&facts.raw_get("exists")?), reserved: truthy(&facts.raw_get("reserved")?) };
@@ -103,7 +103,7 @@ fn adhoc_account_invite(lua: &Lua, (username, facts, subscribe, local): (Value, 
             plan.set("subscribe", subscribe)?;
             Ok(MultiValue::from_iter([Value::Table(plan)]))
         }
-        Err(e) => failure(lua, e.code()),
+        Err(e) => fail(lua, &e),
     }
 }
 
@@ -112,12 +112,7 @@ fn adhoc_reset_account(lua: &Lua, (jid, host): (Value, String)) -> mlua::Result<
     let jid = opt_plain_string(&jid);
     match adhoc::reset_account(jid.as_deref(), &host) {
         Ok(username) => Ok(MultiValue::from_iter([Value::String(lua.create_string(username)?)])),
-        Err(e) => {
-            let text = adhoc::command_error_for(&e, &host).text;
-            let mut out = failure(lua, e.code())?;
-            out.push_back(Value::String(lua.create_string(text)?));
-            Ok(out)
-        }
+        Err(e) => fail(lua, &e),
     }
 }
 
@@ -140,20 +135,6 @@ fn adhoc_invitation_fields(lua: &Lua, (uri, landing_page, expires): (String, Val
     Ok(list)
 }
 
-/// `core.adhoc.command_error(code, host, detail?)` -> { type, condition, text, message }
-/// (`message` for adhoc libraries older than util.error-style error tables).
-fn adhoc_command_error(lua: &Lua, (code, host, detail): (Value, String, Value)) -> mlua::Result<Table> {
-    let code = opt_plain_string(&code).unwrap_or_default();
-    let detail = opt_plain_string(&detail);
-    let error = adhoc::command_error(&code, &host, detail.as_deref());
-    let table = lua.create_table_with_capacity(0, 4)?;
-    table.set("type", error.kind)?;
-    table.set("condition", error.condition)?;
-    table.set("text", error.text.as_str())?;
-    table.set("message", error.text)?;
-    Ok(table)
-}
-
 pub(crate) fn adhoc_exports(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     table.set("policy", lua.create_function(new_adhoc_policy)?)?;
@@ -161,7 +142,6 @@ pub(crate) fn adhoc_exports(lua: &Lua) -> mlua::Result<Table> {
     table.set("account_invite", lua.create_function(adhoc_account_invite)?)?;
     table.set("reset_account", lua.create_function(adhoc_reset_account)?)?;
     table.set("invitation_fields", lua.create_function(adhoc_invitation_fields)?)?;
-    table.set("command_error", lua.create_function(adhoc_command_error)?)?;
     table.set("invitation_title", adhoc::INVITATION_TITLE)?;
     Ok(table)
 }

@@ -1,5 +1,5 @@
 //! Lua tables to core types and back: the field readers, stored records, validated invites,
-//! storage keys and the `nil, code` failure convention.
+//! storage keys and the `nil, code[, text]` failure convention.
 
 use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
 
@@ -45,9 +45,24 @@ field_names! {
     user = "user",
 }
 
-/// `nil, code` for an expected failure.
-pub(crate) fn failure(lua: &Lua, message: &str) -> mlua::Result<MultiValue> {
-    Ok(MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(message)?)]))
+/// `nil, code` for an expected failure: `code` is an [`Error::code`]. For mod_invites' public
+/// API, whose `nil, "<code>"` is Prosody's contract; everything else answers with [`fail`].
+pub(crate) fn failure(lua: &Lua, code: &str) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(code)?)]))
+}
+
+/// `nil, code, text` for an expected failure or a refusal: the error's code and its reason.
+pub(crate) fn fail(lua: &Lua, error: &Error) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([
+        Value::Nil,
+        Value::String(lua.create_string(error.code())?),
+        Value::String(lua.create_string(error.to_string())?),
+    ]))
+}
+
+/// The error a code from Lua names (`nil, code[, text]` handed back), read once here.
+pub(crate) fn error_of(code: &Value, text: &Value) -> Error {
+    Error::from_code(&opt_plain_string(code).unwrap_or_default(), opt_plain_string(text).as_deref())
 }
 
 /// Reads a Lua number as whole seconds (Prosody stores integers; SQL may hand back floats).

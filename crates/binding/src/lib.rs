@@ -2,9 +2,10 @@
 //! `invites_rules` (crates/core) to Lua.
 //!
 //! It converts Lua values to core types and back, draws token bytes from the OS random source,
-//! maps [`Error`] to Prosody's `nil, "<code>"` convention and forwards the core's `tracing`
-//! diagnostics to the logger the shim passes in. Misuse (a wrong argument type) raises a Lua
-//! error; expected failures never do.
+//! hands the core's [`invites_rules::Error`] to Lua as `nil, code, text` (reading codes that come
+//! back once, with `Error::from_code`) and forwards the core's `tracing` diagnostics to the
+//! logger the shim passes in. Misuse (a wrong argument type) raises a Lua error; expected
+//! failures never do.
 
 #![deny(unsafe_code)]
 
@@ -24,7 +25,7 @@ use invites_rules::register as reg;
 use invites_rules::{cli, invite, ns};
 
 use crate::adhoc::adhoc_exports;
-use crate::convert::failure;
+use crate::convert::{error_of, fail};
 use crate::invites::new_invites;
 use crate::lifecycle::{lifecycle_of, quota_check};
 use crate::registration::{contact_token, new_registration};
@@ -46,11 +47,25 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("parse_period", lua.create_function(parse_period)?)?;
     exports.set("option_period", lua.create_function(option_period)?)?;
     exports.set("parse_flag", lua.create_function(parse_flag)?)?;
+    // parse_uses(text) -> n | nil, "bad-request", text
     exports.set(
         "parse_uses",
         lua.create_function(|lua, text: String| match cli::parse_uses(&text) {
             Ok(n) => Ok(MultiValue::from_iter([Value::Integer(i64::from(n))])),
-            Err(e) => failure(lua, &e.to_string()),
+            Err(e) => fail(lua, &e),
+        })?,
+    )?;
+    // stanza_error(code, text?, host?) -> { type, condition, text }: the XMPP error for a failure
+    // (`nil, code, text` of this library or of mod_invites' API) as the client sees it.
+    exports.set(
+        "stanza_error",
+        lua.create_function(|lua, (code, text, host): (Value, Value, Option<String>)| {
+            let error = error_of(&code, &text).stanza_error(host.as_deref().unwrap_or("this server"));
+            let table = lua.create_table_with_capacity(0, 3)?;
+            table.set("type", error.kind)?;
+            table.set("condition", error.condition)?;
+            table.set("text", error.text)?;
+            Ok(table)
         })?,
     )?;
     exports.set("shell_commands", shell_commands(lua)?)?;

@@ -4,7 +4,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 
 use invites_rules::lifecycle;
 
-use crate::convert::{bool_field, failure, seconds, str_field, use_limit};
+use crate::convert::{bool_field, fail, seconds, str_field, use_limit};
 
 /// lifecycle(facts, now, retention) -> { state, uses_left? (nil: unlimited), purge_audit }
 /// facts = { stored, expires, uses, max_uses?, reusable, revoked_at?, last_use? }
@@ -32,7 +32,7 @@ pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)
 }
 
 /// quota_check(created_at_list, pending, quota? = { count, period, period_text }, max_pending?, now)
-///   -> true | nil, message
+///   -> true | nil, "quota-exceeded", text (the sentence for the user)
 pub(crate) fn quota_check(
     lua: &Lua,
     (created, pending, quota, max_pending, now): (Table, u32, Option<Table>, Option<u32>, i64),
@@ -48,6 +48,6 @@ pub(crate) fn quota_check(
     };
     match lifecycle::quota_check(&created, pending, quota.as_ref(), max_pending, now) {
         Ok(()) => Ok(MultiValue::from_iter([Value::Boolean(true)])),
-        Err(refusal) => failure(lua, refusal.message()),
+        Err(refusal) => fail(lua, &refusal),
     }
 }

@@ -3,12 +3,13 @@
 
 use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
-use invites_rules::claims::{Claims, Settlement};
+use invites_rules::Error;
+use invites_rules::claims::Claims;
 use invites_rules::invite::InviteType;
-use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation, StanzaError};
+use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation};
 use invites_rules::throttle::{Exemptions, PreauthGate, PreauthStep, ThrottleConfig};
 
-use crate::convert::{IntoLuaValue, bool_field, opt_plain_string, role_entries, seconds, str_field, use_limit};
+use crate::convert::{bool_field, error_of, fail, opt_plain_string, role_entries, seconds, str_field, use_limit};
 use crate::log::Tracer;
 
 /// Per-host state of mod_invites_register; the shim owns it (never process-global).
@@ -18,18 +19,24 @@ pub(crate) struct Registration {
     claims: Claims,
 }
 
-fn error_table(lua: &Lua, error: StanzaError, reason: &str) -> mlua::Result<Table> {
-    let table = lua.create_table_with_capacity(0, 4)?;
-    table.set("type", error.kind)?;
-    table.set("condition", error.condition)?;
-    table.set("text", error.text)?;
-    table.set("reason", reason)?;
-    Ok(table)
+impl Registration {
+    /// A pre-auth refusal, counted against `ip` when it counts as a failed attempt. That this
+    /// failure throttles the address is logged by the core (the tracer), so the shim needs only
+    /// the refusal.
+    fn refuse(&mut self, lua: &Lua, ip: Option<&str>, error: &Error, counts: bool, now: i64) -> mlua::Result<MultiValue> {
+        if counts {
+            let gate = &mut self.gate;
+            self.tracer.traced(|| gate.record_failure(ip, now))?;
+        }
+        fail(lua, error)
+    }
 }
 
 impl UserData for Registration {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // preauth(ip?, iq_type, token?, now) -> true | false, error
+        // Refusals below are `nil, code, reason`; `core.stanza_error(code)` is the error to send.
+
+        // preauth(ip?, iq_type, token?, now) -> true (look the token up) | nil, code, reason
         // Records the failure when the request counts as one.
         methods.add_method_mut("preauth", |lua, this, (ip, iq_type, token, now): (Value, Value, Value, i64)| {
             let ip = opt_plain_string(&ip);
@@ -43,29 +50,20 @@ impl UserData for Registration {
             let step = this.gate.check(ip.as_deref(), &iq_type, token.as_deref(), now);
             match step {
                 PreauthStep::Lookup => Ok(MultiValue::from_iter([Value::Boolean(true)])),
-                PreauthStep::Refuse { error, reason, counts } => {
-                    let gate = &mut this.gate;
-                    let throttled_now = counts && this.tracer.traced(|| gate.record_failure(ip.as_deref(), now))?;
-                    let table = error_table(lua, error, reason)?;
-                    table.set("throttled_now", throttled_now)?;
-                    Ok(MultiValue::from_iter([Value::Boolean(false), Value::Table(table)]))
-                }
+                PreauthStep::Refuse { error, counts } => this.refuse(lua, ip.as_deref(), &error, counts, now),
             }
         });
 
-        // preauth_failed(ip?, code, now) -> error   (the token lookup failed with `code`)
+        // preauth_failed(ip?, code, now) -> nil, code, reason: the token lookup failed with
+        // `code` (mod_invites' `get`).
         methods.add_method_mut("preauth_failed", |lua, this, (ip, code, now): (Value, Value, i64)| {
             let ip = opt_plain_string(&ip);
-            let code = opt_plain_string(&code).unwrap_or_default();
-            let (error, counts) = PreauthGate::lookup_failed(&code);
-            let gate = &mut this.gate;
-            let throttled_now = counts && this.tracer.traced(|| gate.record_failure(ip.as_deref(), now))?;
-            let table = error_table(lua, error, if counts { "unknown, used or expired token" } else { "lookup failed" })?;
-            table.set("throttled_now", throttled_now)?;
-            Ok(table)
+            let (error, counts) = PreauthGate::lookup_failed(&error_of(&code, &Value::Nil));
+            this.refuse(lua, ip.as_deref(), &error, counts, now)
         });
 
-        // registering(request, holder, now) -> true, allow_reset? | false, error
+        // registering(request, holder, now) -> true | allow_reset (the account the invite resets)
+        //   | nil, code, reason
         // request = { invite_only, username, account_exists, reserved_by? (token, or false when the
         //   lookup failed), invite? = { token, type, jid?, username?, allow_reset?, reusable,
         //   still_stored, storage_failed, max_uses?, uses? } }
@@ -114,7 +112,7 @@ impl UserData for Registration {
                 },
             };
             let claims = &mut this.claims;
-            let outcome = this.tracer.traced(|| -> Result<reg::Allowed, reg::Refusal> {
+            let outcome = this.tracer.traced(|| -> Result<reg::Allowed, Error> {
                 let allowed = reg::decide_registration(&facts)?;
                 if let Some(claim) = &allowed.claim {
                     claims.claim(claim, holder, now)?;
@@ -122,18 +120,15 @@ impl UserData for Registration {
                 Ok(allowed)
             })?;
             match outcome {
-                Ok(allowed) => {
-                    let reset = allowed.allow_reset.into_lua_value(lua)?;
-                    Ok(MultiValue::from_iter([Value::Boolean(true), reset]))
+                Ok(reg::Allowed { allow_reset: Some(account), .. }) => {
+                    Ok(MultiValue::from_iter([Value::String(lua.create_string(account)?)]))
                 }
-                Err(refusal) => {
-                    let table = error_table(lua, refusal.error(), refusal.reason())?;
-                    Ok(MultiValue::from_iter([Value::Boolean(false), Value::Table(table)]))
-                }
+                Ok(_) => Ok(MultiValue::from_iter([Value::Boolean(true)])),
+                Err(refusal) => fail(lua, &refusal),
             }
         });
 
-        // registered(token, holder?, facts) -> plan | nil
+        // registered(token, holder?, facts) -> plan | nil, code, reason (not redeemed)
         // facts = { username, inviter?, inviter_exists, still_stored, roles?, max_uses?, uses? }
         // plan = { consume = true, befriend = inviter?, roles = { role = true }? }
         methods.add_method_mut("registered", |lua, this, (token, holder, facts): (String, Option<u64>, Table)| {
@@ -150,12 +145,9 @@ impl UserData for Registration {
                 use_limit(&facts)?,
                 roles,
             );
-            let Some(plan) = plan else {
-                let why = match settlement {
-                    Settlement::HeldByOther => "claimed by another registration",
-                    _ => "no longer stored",
-                };
-                return Ok(MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(why)?)]));
+            let plan = match plan {
+                Ok(plan) => plan,
+                Err(refusal) => return fail(lua, &refusal),
             };
             let table = lua.create_table_with_capacity(0, 3)?;
             table.set("consume", plan.consume)?;
@@ -225,6 +217,8 @@ pub(crate) fn new_registration(
     Ok(Registration { tracer, gate: PreauthGate::new(config), claims: Claims::new() })
 }
 
+/// `core.contact_token(presence_type?, token?, from_bare, to_bare)` -> token | nil (not a
+/// pre-authenticated subscription: an answer, not a failure)
 pub(crate) fn contact_token(
     _lua: &Lua,
     (presence_type, token, from_bare, to_bare): (Value, Value, String, String),

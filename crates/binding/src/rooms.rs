@@ -2,22 +2,13 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use invites_rules::rooms::{self, RoomFacts, RoomInput, RoomRefusal};
+use invites_rules::Error;
+use invites_rules::rooms::{self, RoomFacts, RoomInput};
 
-use crate::convert::{bool_field, failure, opt_plain_string, str_field};
-
-/// `nil, code, message, outcome` for a refused room.
-fn room_refusal(lua: &Lua, refusal: &RoomRefusal) -> mlua::Result<MultiValue> {
-    Ok(MultiValue::from_iter([
-        Value::Nil,
-        Value::String(lua.create_string(refusal.kind.code())?),
-        Value::String(lua.create_string(refusal.to_string())?),
-        Value::String(lua.create_string(refusal.redemption_outcome())?),
-    ]))
-}
+use crate::convert::{bool_field, error_of, fail, opt_plain_string, str_field};
 
 /// `core.rooms.normalise(inputs, max)` with inputs `{ { given, prepped?, autojoin? }, ... }`
-///   -> `{ { jid, autojoin }, ... }` | nil, code, message
+///   -> `{ { jid, autojoin }, ... }` | nil, code, text (naming the room)
 fn rooms_normalise(lua: &Lua, (inputs, max): (Table, Option<usize>)) -> mlua::Result<MultiValue> {
     let mut list = Vec::new();
     for entry in inputs.sequence_values::<Table>() {
@@ -43,13 +34,13 @@ fn rooms_normalise(lua: &Lua, (inputs, max): (Table, Option<usize>)) -> mlua::Re
             }
             Ok(MultiValue::from_iter([Value::Table(out)]))
         }
-        Err(refusal) => room_refusal(lua, &refusal),
+        Err(refusal) => fail(lua, &Error::from(refusal)),
     }
 }
 
 /// `core.rooms.check(room, facts, requester)`; facts: booleans `muc_service`, `checked`, `exists`,
 /// `destroyed`, `persistent`, `members_only`, `allow_member_invites`; requester `{ privileged = true }`
-/// or `{ affiliation = "member" | nil }` -> true, "room" | "service" or nil, code, message, outcome
+/// or `{ affiliation = "member" | nil }` -> true, "room" | "service" | nil, code, text (naming the room)
 fn rooms_check(lua: &Lua, (room, facts, requester): (String, Table, Table)) -> mlua::Result<MultiValue> {
     let known = RoomFacts {
         muc_service: bool_field(&facts, "muc_service"),
@@ -73,7 +64,7 @@ fn rooms_check(lua: &Lua, (room, facts, requester): (String, Table, Table)) -> m
                 rooms::Checked::ServiceOnly => "service",
             })?),
         ])),
-        Err(refusal) => room_refusal(lua, &refusal),
+        Err(refusal) => fail(lua, &Error::from(refusal)),
     }
 }
 
@@ -104,7 +95,12 @@ pub(crate) fn rooms_exports(lua: &Lua) -> mlua::Result<Table> {
         "remove_on_delete",
         lua.create_function(|_, current: Value| Ok(rooms::remove_on_delete(affiliation_of(&current))))?,
     )?;
-    // invitation_mode(option?) -> "inviter" | "room" | "none" | nil, message
+    // refused_outcome(code, text?) -> what an invite's use records for a room `check` refused
+    table.set(
+        "refused_outcome",
+        lua.create_function(|_, (code, text): (Value, Value)| Ok(rooms::redemption_outcome(&error_of(&code, &text))))?,
+    )?;
+    // invitation_mode(option?) -> "inviter" | "room" | "none" | nil, "bad-request", text
     table.set(
         "invitation_mode",
         lua.create_function(|lua, value: Value| match rooms::InvitationMode::parse(opt_plain_string(&value).as_deref()) {
@@ -113,7 +109,7 @@ pub(crate) fn rooms_exports(lua: &Lua) -> mlua::Result<Table> {
                 rooms::InvitationMode::Room => "room",
                 rooms::InvitationMode::None => "none",
             })?)])),
-            Err(message) => failure(lua, &message),
+            Err(e) => fail(lua, &e),
         })?,
     )?;
     // invitation_sender(mode, inviter?, room) -> jid | nil

@@ -2,9 +2,10 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
+use invites_rules::Error;
 use invites_rules::cli::{self, GenerateCommand, GenerateMode};
 
-use crate::convert::failure;
+use crate::convert::fail;
 
 /// The admin shell's verbs in the shape of Prosody 13's `shell-command` items (without handlers).
 pub(crate) fn shell_commands(lua: &Lua) -> mlua::Result<Table> {
@@ -39,15 +40,15 @@ pub(crate) fn shell_commands(lua: &Lua) -> mlua::Result<Table> {
 }
 
 /// Prosody 0.12's shell form of a verb's words: the fixed arguments as a list and the flags as a
-/// table shaped like Prosody 13's parsed flags; or `nil, reason`.
+/// table shaped like Prosody 13's parsed flags; or `nil, "bad-request", text`.
 pub(crate) fn parse_shell_args(lua: &Lua, (name, words): (String, Table)) -> mlua::Result<MultiValue> {
     let Some(command) = cli::SHELL_COMMANDS.iter().find(|command| command.name == name) else {
-        return failure(lua, &format!("no such command: {name}"));
+        return fail(lua, &Error::Usage(format!("no such command: {name}")));
     };
     let words: Vec<String> = words.sequence_values::<String>().collect::<mlua::Result<_>>()?;
     let parsed = match cli::parse_shell_args(command, &words) {
         Ok(parsed) => parsed,
-        Err(e) => return failure(lua, &e.to_string()),
+        Err(e) => return fail(lua, &e),
     };
     let flags = lua.create_table()?;
     for (name, value) in parsed.flags {
@@ -60,6 +61,7 @@ pub(crate) fn parse_shell_args(lua: &Lua, (name, words): (String, Table)) -> mlu
     Ok(MultiValue::from_iter([Value::Table(lua.create_sequence_from(parsed.args)?), Value::Table(flags)]))
 }
 
+/// `core.parse_flag(value)` -> boolean | nil, "bad-request", text
 pub(crate) fn parse_flag(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
     let flag = match &value {
         Value::Nil => Some(false),
@@ -69,15 +71,16 @@ pub(crate) fn parse_flag(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
     };
     match flag {
         Some(flag) => Ok(MultiValue::from_iter([Value::Boolean(flag)])),
-        None => failure(lua, "expected true or false"),
+        None => fail(lua, &Error::Usage("expected true or false".to_owned())),
     }
 }
 
+/// `core.parse_generate(args)` -> { help = true } | { host, expires_after, ... } | nil, "bad-request", text
 pub(crate) fn parse_generate(lua: &Lua, args: Table) -> mlua::Result<MultiValue> {
     let args: Vec<String> = args.sequence_values::<String>().collect::<mlua::Result<_>>()?;
     let command = match cli::parse_generate(&args) {
         Ok(command) => command,
-        Err(e) => return failure(lua, &e.to_string()),
+        Err(e) => return fail(lua, &e),
     };
     let table = lua.create_table()?;
     match command {

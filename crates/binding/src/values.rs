@@ -4,15 +4,16 @@ use mlua::{Lua, MultiValue, Value};
 
 use invites_rules::{Error, period, token};
 
-use crate::convert::failure;
+use crate::convert::fail;
 
+/// `core.check_token(token)` -> true | nil, code, text
 pub(crate) fn check_token(lua: &Lua, token: Value) -> mlua::Result<MultiValue> {
     match token {
-        Value::Nil => failure(lua, Error::NoToken.code()),
+        Value::Nil => fail(lua, &Error::NoToken),
         Value::String(s) if s.to_str().is_ok_and(|s| token::check_token(&s).is_ok()) => {
             Ok(MultiValue::from_iter([Value::Boolean(true)]))
         }
-        _ => failure(lua, Error::TokenInvalid.code()),
+        _ => fail(lua, &Error::TokenInvalid),
     }
 }
 
@@ -25,6 +26,7 @@ pub(crate) fn redact(_lua: &Lua, value: Value) -> mlua::Result<String> {
     })
 }
 
+/// `core.parse_period(value)` -> seconds | nil, "bad-request", text
 pub(crate) fn parse_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
     let parsed = match &value {
         Value::Integer(n) => period::period_from_number(*n as f64),
@@ -34,12 +36,12 @@ pub(crate) fn parse_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> 
     };
     match parsed {
         Ok(seconds) => Ok(MultiValue::from_iter([Value::Integer(i64::try_from(seconds).unwrap_or(i64::MAX))])),
-        Err(e) => failure(lua, &e.to_string()),
+        Err(e) => fail(lua, &e),
     }
 }
 
 /// A period option as Prosody 13's `get_option_period` reads it: seconds and, when Prosody would
-/// log it as ambiguous, `true`; or `nil, reason`.
+/// log it as ambiguous, `true`; or `nil, "bad-request", text`.
 pub(crate) fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
     let parsed = match &value {
         Value::Boolean(false) => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
@@ -58,6 +60,6 @@ pub(crate) fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue>
             Value::Integer(i64::try_from(period.seconds).unwrap_or(i64::MAX)),
             Value::Boolean(period.ambiguous),
         ])),
-        Err(e) => failure(lua, &e.to_string()),
+        Err(e) => fail(lua, &e),
     }
 }

@@ -1,6 +1,6 @@
 //! XEP-0401 (0.6.0) ad-hoc commands as `mod_invites_adhoc` applies them: who may use which
 //! command, whether a contact invite may promise `ibr=y`, the rules of the create-account and
-//! password-reset forms, the invitation result form and the command errors a client sees.
+//! password-reset forms, and the invitation result form (its errors: [`Error::stanza_error`]).
 //!
 //! The shim gathers the facts (the requester's roles on Prosody 0.12, or the answers of Prosody
 //! 13's permission API; which modules run; whether a name is taken) and carries out what is
@@ -201,16 +201,18 @@ pub fn account_invite(
 /// The account a password-reset form names: `accountjid` (already jidprepped) must be a bare
 /// or full JID of an account on `host`. Whether the account exists is the caller's lookup.
 pub fn reset_account<'a>(accountjid: Option<&'a str>, host: &str) -> Result<&'a str> {
-    let jid = accountjid.filter(|j| !j.is_empty()).ok_or_else(|| Error::BadForm("no account given".into()))?;
+    // The texts are what the requester sees.
+    let jid = accountjid.filter(|j| !j.is_empty()).ok_or_else(|| Error::BadRequest("No account given".into()))?;
+    let not_account = || Error::BadRequest(format!("'{jid}' is not the address of an account"));
     let bare = jid.split_once('/').map_or(jid, |(bare, _)| bare);
     let Some((node, domain)) = bare.split_once('@') else {
-        return Err(Error::BadForm(format!("'{jid}' is not the address of an account")));
+        return Err(not_account());
     };
     if domain != host {
         return Err(Error::UnknownAccount);
     }
     if node.is_empty() || node.len() > MAX_LOCALPART_BYTES {
-        return Err(Error::BadForm(format!("'{jid}' is not the address of an account")));
+        return Err(not_account());
     }
     Ok(node)
 }
@@ -260,52 +262,6 @@ pub fn invitation_fields(uri: &str, landing_page: Option<&str>, expires: i64) ->
         value: format_datetime(expires),
     });
     fields
-}
-
-/// An ad-hoc command failure as an XMPP stanza error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandError {
-    /// `cancel`, `modify`, `wait` or `auth`.
-    pub kind: &'static str,
-    /// A defined condition of `urn:ietf:params:xml:ns:xmpp-stanzas`.
-    pub condition: &'static str,
-    /// The `<text/>` shown to the user.
-    pub text: String,
-}
-
-/// The command error for an error code of this crate or of `mod_invites` (`nil, code`).
-/// `detail`, when given, replaces the generic text (a form field's own complaint, say).
-/// Unknown codes are the server's fault and read as such.
-pub fn command_error(code: &str, host: &str, detail: Option<&str>) -> CommandError {
-    let (kind, condition, text) = match code {
-        "not-local-user" => ("auth", "forbidden", format!("This command is only available to users of {host}")),
-        "username-taken" => ("cancel", "conflict", "An account with that username already exists".to_owned()),
-        "username-reserved" => ("cancel", "conflict", "That username is reserved by another pending invite".to_owned()),
-        "unknown-account" => ("cancel", "item-not-found", format!("There is no such account on {host}")),
-        "invalid-username" => ("modify", "bad-request", "The username is not valid".to_owned()),
-        "bad-request" => ("modify", "bad-request", "The submitted form could not be used".to_owned()),
-        "quota-exceeded" => ("wait", "resource-constraint", "You cannot create more invites now".to_owned()),
-        "token-invalid" => ("cancel", "item-not-found", "There is no such invite".to_owned()),
-        "forbidden" => ("auth", "forbidden", "You may not do this".to_owned()),
-        "item-not-found" => ("cancel", "item-not-found", "No such group chat".to_owned()),
-        "not-allowed" => ("cancel", "not-allowed", "You may not invite people to that group chat".to_owned()),
-        _ => ("wait", "internal-server-error", "The invite could not be created, please try again later".to_owned()),
-    };
-    let text = detail.filter(|d| !d.is_empty()).map_or(text, str::to_owned);
-    CommandError { kind, condition, text }
-}
-
-/// [`command_error`] for one of this crate's errors.
-pub fn command_error_for(error: &Error, host: &str) -> CommandError {
-    match error {
-        Error::BadForm(why) => command_error(error.code(), host, Some(&capitalized(why))),
-        _ => command_error(error.code(), host, None),
-    }
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 #[cfg(test)]
@@ -450,15 +406,15 @@ mod tests {
 
     #[test]
     fn reset_accounts() {
-        let not_account = |jid: &str| Err(Error::BadForm(format!("'{jid}' is not the address of an account")));
+        let not_account = |jid: &str| Err(Error::BadRequest(format!("'{jid}' is not the address of an account")));
         let cases = [
             (Some("carol@example.com"), Ok("carol")),
             (Some("carol@example.com/phone"), Ok("carol")),
             (Some("carol@elsewhere.org"), Err(Error::UnknownAccount)),
             (Some("example.com"), not_account("example.com")),
             (Some("@example.com"), not_account("@example.com")),
-            (Some(""), Err(Error::BadForm("no account given".into()))),
-            (None, Err(Error::BadForm("no account given".into()))),
+            (Some(""), Err(Error::BadRequest("No account given".into()))),
+            (None, Err(Error::BadRequest("No account given".into()))),
         ];
         for (jid, expected) in cases {
             assert_eq!(reset_account(jid, HOST), expected, "{jid:?}");
@@ -483,32 +439,5 @@ mod tests {
             let vars: Vec<_> = invitation_fields("xmpp:x", page, 0).iter().map(|f| f.var).collect();
             assert_eq!(vars, vec!["FORM_TYPE", "uri", "expire"], "{page:?}");
         }
-    }
-
-    #[test]
-    fn every_error_reads_as_a_command_error() {
-        let cases = [
-            (Error::NotLocalUser, "auth", "forbidden", "This command is only available to users of example.com"),
-            (Error::UsernameTaken, "cancel", "conflict", "An account with that username already exists"),
-            (Error::UsernameReserved, "cancel", "conflict", "That username is reserved by another pending invite"),
-            (Error::UnknownAccount, "cancel", "item-not-found", "There is no such account on example.com"),
-            (Error::InvalidUsername, "modify", "bad-request", "The username is not valid"),
-            (Error::BadForm("no account given".into()), "modify", "bad-request", "No account given"),
-            (Error::Usage("x".into()), "modify", "bad-request", "The submitted form could not be used"),
-            (Error::TimeOverflow, "wait", "internal-server-error", "The invite could not be created, please try again later"),
-            (Error::NoToken, "wait", "internal-server-error", "The invite could not be created, please try again later"),
-        ];
-        for (error, kind, condition, text) in cases {
-            let e = command_error_for(&error, HOST);
-            assert_eq!((e.kind, e.condition, e.text.as_str()), (kind, condition, text), "{error:?}");
-        }
-        // mod_invites' own codes, and codes nobody knows.
-        assert_eq!(command_error("internal-server-error", HOST, None).condition, "internal-server-error");
-        assert_eq!(command_error("something-new", HOST, None).kind, "wait");
-        assert_eq!(
-            command_error("bad-request", HOST, Some("Roster-subscription: bad value")).text,
-            "Roster-subscription: bad value"
-        );
-        assert_eq!(command_error("bad-request", HOST, Some("")).text, "The submitted form could not be used");
     }
 }

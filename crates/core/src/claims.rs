@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use tracing::debug;
 
-use crate::register::{Claim, Refusal};
+use crate::error::{Error, Result};
+use crate::register::Claim;
 use crate::token::redact;
 
 /// Seconds a claim on a single-use token outlives its holder's silence. Streams release their
@@ -56,12 +57,12 @@ impl Claims {
     /// Takes one of `claim.slots` claims on its token for `holder`. Refused while as many claims
     /// of other holders younger than [`CLAIM_LEASE`], and spent claims of anyone, are held; the
     /// same holder may claim again (a retry on the same stream) unless its claim is spent.
-    pub fn claim(&mut self, claim: &Claim, holder: Holder, now: i64) -> Result<(), Refusal> {
+    pub fn claim(&mut self, claim: &Claim, holder: Holder, now: i64) -> Result<()> {
         let held = self.by_token.entry(claim.token.clone()).or_default();
         held.retain(|h| h.spent || (h.holder != holder && now.saturating_sub(h.since) < CLAIM_LEASE));
         if held.len() >= usize::try_from(claim.slots).unwrap_or(usize::MAX) {
             debug!("token {} is claimed by {} other registrations", redact(&claim.token), held.len());
-            return Err(Refusal::InUse);
+            return Err(Error::InviteInUse);
         }
         held.push(Held { holder, since: now, spent: false });
         Ok(())
@@ -152,14 +153,14 @@ mod tests {
         let two = Claim { token: T.to_owned(), slots: 2 };
         assert_eq!(claims.claim(&two, 1, 0), Ok(()));
         assert_eq!(claims.claim(&two, 2, 0), Ok(()));
-        assert_eq!(claims.claim(&two, 3, 0), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&two, 3, 0), Err(Error::InviteInUse));
         assert_eq!(claims.claim(&two, 2, 1), Ok(()), "a holder may retry");
         assert_eq!(claims.len(), 2);
         assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
         claims.consumed(T, true, 1);
         // One use recorded: one slot left, held by holder 2.
         let one_left = Claim { token: T.to_owned(), slots: 1 };
-        assert_eq!(claims.claim(&one_left, 3, 2), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&one_left, 3, 2), Err(Error::InviteInUse));
         assert_eq!(claims.release(2), 1);
         assert_eq!(claims.claim(&one_left, 3, 2), Ok(()));
     }
@@ -168,7 +169,7 @@ mod tests {
     fn claims_let_exactly_one_holder_through() {
         let mut claims = Claims::new();
         assert_eq!(claims.claim(&one(T), 1, 0), Ok(()));
-        assert_eq!(claims.claim(&one(T), 2, 1), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&one(T), 2, 1), Err(Error::InviteInUse));
         assert_eq!(claims.claim(&one(T), 1, 2), Ok(()), "the holder may retry");
         assert_eq!(claims.claim(&one(U), 2, 2), Ok(()), "other tokens are independent");
         assert_eq!(claims.settle(T, Some(2)), Settlement::HeldByOther);
@@ -186,17 +187,17 @@ mod tests {
         claims.claim(&one(T), 1, 0).unwrap();
         assert_eq!(claims.settle(T, Some(1)), Settlement::Claimed);
         claims.consumed(T, false, 1);
-        assert_eq!(claims.claim(&one(T), 2, 2), Err(Refusal::InUse));
-        assert_eq!(claims.claim(&one(T), 1, 2), Err(Refusal::InUse), "not twice on the holder's stream");
+        assert_eq!(claims.claim(&one(T), 2, 2), Err(Error::InviteInUse));
+        assert_eq!(claims.claim(&one(T), 1, 2), Err(Error::InviteInUse), "not twice on the holder's stream");
         assert_eq!(claims.release(1), 0, "the stream ends: the consume is still owed");
         claims.expire(CLAIM_LEASE * 10);
-        assert_eq!(claims.claim(&one(T), 2, CLAIM_LEASE * 10), Err(Refusal::InUse), "no lease for a spent claim");
+        assert_eq!(claims.claim(&one(T), 2, CLAIM_LEASE * 10), Err(Error::InviteInUse), "no lease for a spent claim");
         assert_eq!(claims.unsettled(), vec![T.to_owned()]);
         claims.consumed(T, true, 3);
         assert!(claims.is_empty() && claims.unsettled().is_empty());
         // An unclaimed registration whose consume failed is held as well.
         claims.consumed(U, false, 4);
-        assert_eq!(claims.claim(&one(U), 5, 5), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&one(U), 5, 5), Err(Error::InviteInUse));
     }
 
     #[test]
@@ -210,7 +211,7 @@ mod tests {
         assert_eq!(claims.claim(&one(T), 2, 5), Ok(()), "free again after its holder left");
 
         claims.claim(&one(U), 3, 100).unwrap();
-        assert_eq!(claims.claim(&one(U), 4, 100 + CLAIM_LEASE - 1), Err(Refusal::InUse));
+        assert_eq!(claims.claim(&one(U), 4, 100 + CLAIM_LEASE - 1), Err(Error::InviteInUse));
         assert_eq!(claims.claim(&one(U), 4, 100 + CLAIM_LEASE), Ok(()), "a silent holder loses it after the lease");
         claims.expire(5 + CLAIM_LEASE);
         assert_eq!(claims.len(), 1);

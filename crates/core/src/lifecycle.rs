@@ -5,6 +5,7 @@
 //! the shim reads and writes; these rules only look at the facts it passes.
 
 use crate::datetime::format_datetime;
+use crate::error::Error;
 
 /// Where an invite is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,43 +98,27 @@ pub struct Quota {
     pub period_text: String,
 }
 
-/// Why a user may not create another invite now, with a sentence for them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QuotaRefusal {
-    PerPeriod { message: String },
-    Pending { message: String },
-}
-
-impl QuotaRefusal {
-    pub fn message(&self) -> &str {
-        match self {
-            Self::PerPeriod { message } | Self::Pending { message } => message,
-        }
-    }
-}
-
 fn plural(n: u32, one: &str) -> String {
     if n == 1 { format!("{n} {one}") } else { format!("{n} {one}s") }
 }
 
 /// Whether a user who created invites at `created` (Unix times) and has `pending` invites
-/// outstanding may create another at `now`.
+/// outstanding may create another at `now`; refused with [`Error::QuotaExceeded`] and a sentence
+/// for them.
 pub fn quota_check(
     created: &[i64],
     pending: u32,
     quota: Option<&Quota>,
     max_pending: Option<u32>,
     now: i64,
-) -> Result<(), QuotaRefusal> {
+) -> Result<(), Error> {
     if let Some(max_pending) = max_pending
         && pending >= max_pending
     {
-        return Err(QuotaRefusal::Pending {
-            message: format!(
-                "You can have {} outstanding at a time; revoke one, or wait until one is used or expires",
-                plural(max_pending, "invite")
-            ),
-        });
+        return Err(Error::QuotaExceeded(format!(
+            "You can have {} outstanding at a time; revoke one, or wait until one is used or expires",
+            plural(max_pending, "invite")
+        )));
     }
     let Some(quota) = quota else {
         return Ok(());
@@ -150,9 +135,10 @@ pub fn quota_check(
     let next = recent.get(index).map_or(now, |&at| at.saturating_add(period).saturating_add(1));
     let day = format_datetime(next).get(..10).map(str::to_owned).unwrap_or_default();
     let per = quota.period_text.trim_start_matches(|c: char| c == '1' || c.is_whitespace());
-    Err(QuotaRefusal::PerPeriod {
-        message: format!("You can create {} per {per}; the next one is possible on {day}", plural(quota.count, "invite")),
-    })
+    Err(Error::QuotaExceeded(format!(
+        "You can create {} per {per}; the next one is possible on {day}",
+        plural(quota.count, "invite")
+    )))
 }
 
 #[cfg(test)]
@@ -207,10 +193,10 @@ mod tests {
         let refused = quota_check(&[now - 3 * DAY, now - DAY], 0, Some(&week), None, now).unwrap_err();
         // The older one leaves the window four days from now.
         let day = &format_datetime(now + 4 * DAY + 1)[..10];
-        assert_eq!(refused.message(), format!("You can create 2 invites per week; the next one is possible on {day}"));
+        assert_eq!(refused.to_string(), format!("You can create 2 invites per week; the next one is possible on {day}"));
         let pending = quota_check(&[], 5, None, Some(5), now).unwrap_err();
-        assert!(matches!(pending, QuotaRefusal::Pending { .. }));
-        assert!(pending.message().starts_with("You can have 5 invites outstanding"));
+        assert!(pending.to_string().starts_with("You can have 5 invites outstanding"));
+        assert_eq!(pending.code(), "quota-exceeded");
         assert_eq!(quota_check(&[now; 10], 4, None, Some(5), now), Ok(()));
     }
 }

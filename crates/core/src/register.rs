@@ -10,32 +10,10 @@
 #![forbid(unsafe_code)]
 
 use crate::claims::Settlement;
+use crate::error::{Error, Result};
 use crate::invite::InviteType;
 use crate::jid::node_of;
 use crate::token::check_token;
-
-/// Text of the pre-auth error, as the stock module words it.
-pub const INVALID_TOKEN_TEXT: &str = "The invite token is invalid or expired";
-
-/// Text of the invite-only refusal, as the stock module words it.
-pub const INVITE_ONLY_TEXT: &str = "Registration on this server is through invitation only";
-
-/// An XMPP stanza error to send back: RFC 6120 type, defined condition and human text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StanzaError {
-    /// `cancel`, `modify`, `wait`, `auth`.
-    pub kind: &'static str,
-    /// A defined condition of `urn:ietf:params:xml:ns:xmpp-stanzas`.
-    pub condition: &'static str,
-    /// The `<text/>` shown to the user.
-    pub text: &'static str,
-}
-
-impl StanzaError {
-    pub(crate) const fn new(kind: &'static str, condition: &'static str, text: &'static str) -> Self {
-        Self { kind, condition, text }
-    }
-}
 
 /// Whether a stream gets the `urn:xmpp:invite` and `urn:xmpp:ibr-token:0` features: only
 /// unauthenticated client streams, and only encrypted ones unless encryption is not required.
@@ -118,67 +96,6 @@ pub enum Reservation<'a> {
     Unknown,
 }
 
-/// Why a registration is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// Invite-only server, no invite.
-    InviteOnly,
-    /// The invite was used or revoked after the stream pre-authenticated with it.
-    InviteGone,
-    /// A restricted invite presented with another username.
-    WrongUsername,
-    /// A reset invite whose account does not exist: it never creates one.
-    NoAccountToReset,
-    /// The username is reserved by another pending invite.
-    Reserved,
-    /// The account exists and the invite is not a reset invite for it.
-    AccountExists,
-    /// Another registration holds the claim on this single-use invite.
-    InUse,
-    /// Whether the username is reserved could not be told (storage failed).
-    ReservationUnknown,
-    /// Whether the invite is still valid could not be told (storage failed).
-    InviteUnknown,
-}
-
-impl Refusal {
-    /// The error the registration is answered with.
-    pub fn error(&self) -> StanzaError {
-        match self {
-            Self::InviteOnly => StanzaError::new("modify", "not-acceptable", INVITE_ONLY_TEXT),
-            Self::InviteGone => StanzaError::new("cancel", "not-allowed", INVALID_TOKEN_TEXT),
-            Self::WrongUsername => StanzaError::new("modify", "not-acceptable", "This invite is for a different username"),
-            Self::NoAccountToReset => {
-                StanzaError::new("cancel", "item-not-found", "This invite resets the password of an account that does not exist")
-            }
-            Self::Reserved => StanzaError::new("cancel", "conflict", "The requested username is reserved"),
-            Self::AccountExists => StanzaError::new("cancel", "conflict", "The requested username already exists."),
-            Self::InUse => StanzaError::new("cancel", "not-allowed", "This invite is already being used by another registration"),
-            Self::ReservationUnknown => {
-                StanzaError::new("wait", "internal-server-error", "The username could not be checked, please try again later")
-            }
-            Self::InviteUnknown => {
-                StanzaError::new("wait", "internal-server-error", "The invite could not be checked, please try again later")
-            }
-        }
-    }
-
-    /// A short reason for the log.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::InviteOnly => "no invite on an invite-only host",
-            Self::InviteGone => "invite used or revoked since pre-auth",
-            Self::WrongUsername => "invite restricted to another username",
-            Self::NoAccountToReset => "reset invite for a missing account",
-            Self::Reserved => "username reserved by a pending invite",
-            Self::AccountExists => "account exists and the invite does not reset it",
-            Self::InUse => "invite claimed by another registration",
-            Self::ReservationUnknown => "reservations could not be read",
-            Self::InviteUnknown => "the invite could not be read",
-        }
-    }
-}
-
 /// A registration that may go ahead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {
@@ -197,43 +114,43 @@ pub struct Claim {
 
 /// Decides a registration. Expiry is deliberately not looked at: XEP-0445 checks it at pre-auth
 /// only, and a stream that pre-authenticated in time may finish registering.
-pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed, Refusal> {
+pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed> {
     let Some(invite) = &r.invite else {
         if r.invite_only {
-            return Err(Refusal::InviteOnly);
+            return Err(Error::InviteOnly);
         }
         return match r.reservation {
             Reservation::Free => Ok(Allowed { allow_reset: None, claim: None }),
-            Reservation::By(_) => Err(Refusal::Reserved),
-            Reservation::Unknown => Err(Refusal::ReservationUnknown),
+            Reservation::By(_) => Err(Error::NameReserved),
+            Reservation::Unknown => Err(Error::ReservationUnknown),
         };
     };
     if invite.storage_failed {
-        return Err(Refusal::InviteUnknown);
+        return Err(Error::InviteUnknown);
     }
     if !invite.still_stored || invite.slots() == Some(0) {
-        return Err(Refusal::InviteGone);
+        return Err(Error::InviteGone);
     }
     let claim = invite.slots().map(|slots| Claim { token: invite.token.to_owned(), slots });
     if let Some(account) = invite.allow_reset {
         if r.username != account {
-            return Err(Refusal::WrongUsername);
+            return Err(Error::WrongUsername);
         }
         if !r.account_exists {
-            return Err(Refusal::NoAccountToReset);
+            return Err(Error::NoAccountToReset);
         }
         return Ok(Allowed { allow_reset: Some(account.to_owned()), claim });
     }
     if invite.restricted_to().is_some_and(|name| name != r.username) {
-        return Err(Refusal::WrongUsername);
+        return Err(Error::WrongUsername);
     }
     match r.reservation {
-        Reservation::By(token) if token != invite.token => return Err(Refusal::Reserved),
-        Reservation::Unknown => return Err(Refusal::ReservationUnknown),
+        Reservation::By(token) if token != invite.token => return Err(Error::NameReserved),
+        Reservation::Unknown => return Err(Error::ReservationUnknown),
         _ => {}
     }
     if r.account_exists {
-        return Err(Refusal::AccountExists);
+        return Err(Error::AccountExists);
     }
     Ok(Allowed { allow_reset: None, claim })
 }
@@ -254,7 +171,8 @@ pub struct Welcome {
 /// is the validated invite's inviter (contact invites), `inviter_exists` whether that account is
 /// still there, `still_stored` the storage re-check (for unclaimed single-use invites), `limit`
 /// the invite's use limit and the uses recorded before this one: the invite is consumed when
-/// this use is its last.
+/// this use is its last. Refused ([`Error::InviteInUse`], [`Error::InviteGone`]) when this
+/// registration may not redeem it.
 pub fn welcome(
     settlement: Settlement,
     new_user: &str,
@@ -263,15 +181,16 @@ pub fn welcome(
     still_stored: bool,
     limit: Option<(u32, u32)>,
     roles: Vec<String>,
-) -> Option<Welcome> {
+) -> Result<Welcome> {
     match settlement {
         Settlement::Claimed => {}
         Settlement::Unclaimed if still_stored => {}
-        Settlement::Unclaimed | Settlement::HeldByOther => return None,
+        Settlement::Unclaimed => return Err(Error::InviteGone),
+        Settlement::HeldByOther => return Err(Error::InviteInUse),
     }
     let befriend = inviter.filter(|&inviter| inviter_exists && inviter != new_user).map(str::to_owned);
     let consume = limit.is_none_or(|(max_uses, used)| used.saturating_add(1) >= max_uses);
-    Some(Welcome { consume, befriend, roles })
+    Ok(Welcome { consume, befriend, roles })
 }
 
 /// One entry of an invite's `additional_data.roles`, which comes as a map (`{role = true}`, what
@@ -390,23 +309,23 @@ mod tests {
         let unreadable = PresentedInvite { still_stored: false, storage_failed: true, ..open.clone() };
         let ok = |claim: Option<Claim>| Ok(Allowed { allow_reset: None, claim });
 
-        let cases: Vec<(&str, Registering<'static>, Result<Allowed, Refusal>)> = vec![
-            ("invite-only, no invite", registering("mallory", None), Err(Refusal::InviteOnly)),
+        let cases: Vec<(&str, Registering<'static>, Result<Allowed>)> = vec![
+            ("invite-only, no invite", registering("mallory", None), Err(Error::InviteOnly)),
             ("open, no invite", Registering { invite_only: false, ..registering("mallory", None) }, ok(None)),
             (
                 "open, no invite, reserved name",
                 Registering { invite_only: false, reservation: Reservation::By(U), ..registering("bob", None) },
-                Err(Refusal::Reserved),
+                Err(Error::NameReserved),
             ),
             (
                 "open, no invite, reservations unreadable",
                 Registering { invite_only: false, reservation: Reservation::Unknown, ..registering("bob", None) },
-                Err(Refusal::ReservationUnknown),
+                Err(Error::ReservationUnknown),
             ),
             (
                 "invite, reservations unreadable",
                 Registering { reservation: Reservation::Unknown, ..registering("bob", Some(open.clone())) },
-                Err(Refusal::ReservationUnknown),
+                Err(Error::ReservationUnknown),
             ),
             ("open invite, any name", registering("mallory", Some(open.clone())), ok(claim())),
             (
@@ -415,7 +334,7 @@ mod tests {
                 ok(claim()),
             ),
             ("restricted invite, its name", registering("bob", Some(for_bob.clone())), ok(claim())),
-            ("restricted invite, other name (B4)", registering("mallory", Some(for_bob.clone())), Err(Refusal::WrongUsername)),
+            ("restricted invite, other name (B4)", registering("mallory", Some(for_bob.clone())), Err(Error::WrongUsername)),
             (
                 "restricted invite reserves its own name",
                 Registering { reservation: Reservation::By(T), ..registering("bob", Some(for_bob.clone())) },
@@ -424,12 +343,12 @@ mod tests {
             (
                 "another invite cannot take a reserved name",
                 Registering { reservation: Reservation::By(U), ..registering("bob", Some(open.clone())) },
-                Err(Refusal::Reserved),
+                Err(Error::NameReserved),
             ),
             (
                 "restricted invite, account taken meanwhile",
                 Registering { account_exists: true, ..registering("bob", Some(for_bob.clone())) },
-                Err(Refusal::AccountExists),
+                Err(Error::AccountExists),
             ),
             ("contact invite registers any name", registering("dave", Some(contact.clone())), ok(claim())),
             (
@@ -437,21 +356,21 @@ mod tests {
                 Registering { account_exists: true, ..registering("carol", Some(reset.clone())) },
                 Ok(Allowed { allow_reset: Some("carol".into()), claim: claim() }),
             ),
-            ("reset invite never creates (B3)", registering("mallory", Some(reset.clone())), Err(Refusal::WrongUsername)),
+            ("reset invite never creates (B3)", registering("mallory", Some(reset.clone())), Err(Error::WrongUsername)),
             (
                 "reset invite for another existing account",
                 Registering { account_exists: true, ..registering("alice", Some(reset.clone())) },
-                Err(Refusal::WrongUsername),
+                Err(Error::WrongUsername),
             ),
-            ("reset invite, its account was deleted", registering("carol", Some(reset.clone())), Err(Refusal::NoAccountToReset)),
-            ("used since pre-auth (B5)", registering("x", Some(gone.clone())), Err(Refusal::InviteGone)),
+            ("reset invite, its account was deleted", registering("carol", Some(reset.clone())), Err(Error::NoAccountToReset)),
+            ("used since pre-auth (B5)", registering("x", Some(gone.clone())), Err(Error::InviteGone)),
             (
                 "used since pre-auth, open host",
                 Registering { invite_only: false, ..registering("x", Some(gone)) },
-                Err(Refusal::InviteGone),
+                Err(Error::InviteGone),
             ),
             ("reusable invite needs no claim", registering("x", Some(group)), ok(None)),
-            ("storage failed: wait, not gone", registering("x", Some(unreadable)), Err(Refusal::InviteUnknown)),
+            ("storage failed: wait, not gone", registering("x", Some(unreadable)), Err(Error::InviteUnknown)),
         ];
         for (name, request, expected) in cases {
             assert_eq!(decide_registration(&request), expected, "{name}");
@@ -470,52 +389,35 @@ mod tests {
     }
 
     #[test]
-    fn every_refusal_has_an_error() {
-        let all = [
-            Refusal::InviteOnly,
-            Refusal::InviteGone,
-            Refusal::WrongUsername,
-            Refusal::NoAccountToReset,
-            Refusal::Reserved,
-            Refusal::AccountExists,
-            Refusal::InUse,
-            Refusal::ReservationUnknown,
-            Refusal::InviteUnknown,
-        ];
-        for refusal in all {
-            let e = refusal.error();
-            assert!(["cancel", "modify", "wait", "auth"].contains(&e.kind));
-            assert!(!e.text.is_empty() && !refusal.reason().is_empty());
-        }
-        assert_eq!(Refusal::InviteOnly.error().text, "Registration on this server is through invitation only");
-    }
-
-    #[test]
     fn welcome_plans() {
         let roles = vec!["prosody:admin".to_owned()];
         let cases = [
-            (Settlement::Claimed, Some("alice"), true, false, Some(Some("alice"))),
-            (Settlement::Claimed, None, true, false, Some(None)),
-            (Settlement::Claimed, Some("alice"), false, true, Some(None)),
-            (Settlement::Claimed, Some("dave"), true, true, Some(None)),
-            (Settlement::Unclaimed, Some("alice"), true, true, Some(Some("alice"))),
-            (Settlement::Unclaimed, Some("alice"), true, false, None),
-            (Settlement::HeldByOther, Some("alice"), true, true, None),
+            (Settlement::Claimed, Some("alice"), true, false, Ok(Some("alice"))),
+            (Settlement::Claimed, None, true, false, Ok(None)),
+            (Settlement::Claimed, Some("alice"), false, true, Ok(None)),
+            (Settlement::Claimed, Some("dave"), true, true, Ok(None)),
+            (Settlement::Unclaimed, Some("alice"), true, true, Ok(Some("alice"))),
+            (Settlement::Unclaimed, Some("alice"), true, false, Err(Error::InviteGone)),
+            (Settlement::HeldByOther, Some("alice"), true, true, Err(Error::InviteInUse)),
         ];
         for (settlement, inviter, exists, stored, expected) in cases {
             let plan = welcome(settlement, "dave", inviter, exists, stored, None, roles.clone());
-            assert_eq!(plan.as_ref().map(|w| w.befriend.as_deref()), expected, "{settlement:?} {inviter:?}");
-            if let Some(plan) = plan {
+            assert_eq!(
+                plan.as_ref().map(|w| w.befriend.as_deref()).map_err(Clone::clone),
+                expected,
+                "{settlement:?} {inviter:?}"
+            );
+            if let Ok(plan) = plan {
                 assert!(plan.consume);
                 assert_eq!(plan.roles, roles);
             }
         }
         // A limited invite is consumed by its last use only.
         let consumed = |limit| welcome(Settlement::Claimed, "dave", None, false, true, limit, vec![]).map(|w| w.consume);
-        assert_eq!(consumed(Some((3, 0))), Some(false));
-        assert_eq!(consumed(Some((3, 1))), Some(false));
-        assert_eq!(consumed(Some((3, 2))), Some(true));
-        assert_eq!(consumed(Some((1, 0))), Some(true));
+        assert_eq!(consumed(Some((3, 0))), Ok(false));
+        assert_eq!(consumed(Some((3, 1))), Ok(false));
+        assert_eq!(consumed(Some((3, 2))), Ok(true));
+        assert_eq!(consumed(Some((1, 0))), Ok(true));
     }
 
     #[test]
@@ -524,7 +426,7 @@ mod tests {
             |max_uses, used| PresentedInvite { limit: Some((max_uses, used)), ..invite(InviteType::Register, "example.com") };
         let allowed = decide_registration(&registering("x", Some(limited(3, 1)))).map(|a| a.claim);
         assert_eq!(allowed, Ok(Some(Claim { token: T.to_owned(), slots: 2 })));
-        assert_eq!(decide_registration(&registering("x", Some(limited(3, 3)))), Err(Refusal::InviteGone));
+        assert_eq!(decide_registration(&registering("x", Some(limited(3, 3)))), Err(Error::InviteGone));
         // A reusable (group) invite with a limit is limited too.
         let group = PresentedInvite { reusable: true, ..limited(5, 4) };
         assert_eq!(decide_registration(&registering("x", Some(group))).map(|a| a.claim.map(|c| c.slots)), Ok(Some(1)));

@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use crate::error::Error;
 use crate::jid;
 
 /// `invites_max_rooms` default: how many rooms one invite may carry.
@@ -47,17 +48,6 @@ pub enum RefusalKind {
     BadRequest,
 }
 
-impl RefusalKind {
-    /// The error code the shims pass on (`nil, code, message`).
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::NotFound => "item-not-found",
-            Self::NotAllowed => "not-allowed",
-            Self::BadRequest => "bad-request",
-        }
-    }
-}
-
 /// A refused room: which one and why, in words an operator or user can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRefusal {
@@ -71,14 +61,26 @@ impl RoomRefusal {
     fn new(room: &str, kind: RefusalKind, reason: impl Into<String>) -> Self {
         Self { room: room.to_owned(), kind, reason: reason.into() }
     }
+}
 
-    /// What an invite's use records for a room that is refused when the invite is used.
-    pub fn redemption_outcome(&self) -> &'static str {
-        match self.kind {
-            RefusalKind::NotFound => "room-gone",
-            RefusalKind::NotAllowed => "not-allowed",
-            RefusalKind::BadRequest => "unsuitable",
+/// The refusal as the core's error, its text naming the room.
+impl From<RoomRefusal> for Error {
+    fn from(refusal: RoomRefusal) -> Self {
+        let text = refusal.to_string();
+        match refusal.kind {
+            RefusalKind::NotFound => Self::RoomNotFound(text),
+            RefusalKind::NotAllowed => Self::RoomNotAllowed(text),
+            RefusalKind::BadRequest => Self::BadRequest(text),
         }
+    }
+}
+
+/// What an invite's use records for a room refused (by [`check`]) when the invite is used.
+pub fn redemption_outcome(refusal: &Error) -> &'static str {
+    match refusal {
+        Error::RoomNotFound(_) => "room-gone",
+        Error::RoomNotAllowed(_) => "not-allowed",
+        _ => "unsuitable",
     }
 }
 
@@ -295,12 +297,14 @@ pub enum InvitationMode {
 
 impl InvitationMode {
     /// Reads the option (`nil` is the default).
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    pub fn parse(value: Option<&str>) -> Result<Self, Error> {
         match value {
             None | Some("inviter") => Ok(Self::Inviter),
             Some("room") => Ok(Self::Room),
             Some("none") => Ok(Self::None),
-            Some(other) => Err(format!("invites_room_invitation: expected \"inviter\", \"room\" or \"none\", not {other:?}")),
+            Some(other) => Err(Error::BadRequest(format!(
+                "invites_room_invitation: expected \"inviter\", \"room\" or \"none\", not {other:?}"
+            ))),
         }
     }
 }
@@ -425,7 +429,7 @@ mod tests {
         let member = Requester::User(Some(Affiliation::Member));
         let refusal = check(LOUNGE, &members_only, member).unwrap_err();
         assert_eq!(refusal.kind, RefusalKind::NotAllowed);
-        assert_eq!(refusal.redemption_outcome(), "not-allowed");
+        assert_eq!(redemption_outcome(&Error::from(refusal.clone())), "not-allowed");
         let allowing = RoomFacts { allow_member_invites: true, ..members_only };
         assert_eq!(check(LOUNGE, &allowing, member), Ok(Checked::Room));
         assert_eq!(check(LOUNGE, &members_only, Requester::User(Some(Affiliation::Owner))), Ok(Checked::Room));
@@ -433,7 +437,7 @@ mod tests {
         assert!(check(LOUNGE, &facts(), Requester::User(Some(Affiliation::Outcast))).is_err());
         // Existence comes first: a user learns the room is gone, not that they lack rights.
         let gone = RoomFacts { exists: false, ..members_only };
-        assert_eq!(check(LOUNGE, &gone, Requester::User(None)).unwrap_err().redemption_outcome(), "room-gone");
+        assert_eq!(redemption_outcome(&check(LOUNGE, &gone, Requester::User(None)).unwrap_err().into()), "room-gone");
     }
 
     #[test]
@@ -478,7 +482,7 @@ mod tests {
         assert_eq!(InvitationMode::parse(None), Ok(InvitationMode::Inviter));
         assert_eq!(InvitationMode::parse(Some("room")), Ok(InvitationMode::Room));
         assert_eq!(InvitationMode::parse(Some("none")), Ok(InvitationMode::None));
-        assert!(InvitationMode::parse(Some("bot")).unwrap_err().contains("\"bot\""));
+        assert!(InvitationMode::parse(Some("bot")).unwrap_err().to_string().contains("\"bot\""));
         assert_eq!(invitation_sender(InvitationMode::Inviter, alice, LOUNGE).as_deref(), alice);
         assert_eq!(invitation_sender(InvitationMode::Inviter, None, LOUNGE).as_deref(), Some(LOUNGE));
         assert_eq!(invitation_sender(InvitationMode::Room, alice, LOUNGE).as_deref(), Some(LOUNGE));

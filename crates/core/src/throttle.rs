@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use tracing::info;
 
-use crate::register::{INVALID_TOKEN_TEXT, StanzaError};
+use crate::error::Error;
 use crate::token::check_token;
 
 /// Default number of failed pre-auth attempts an address may make within the window.
@@ -30,12 +30,10 @@ pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 pub enum PreauthStep {
     /// Look the token up; the answer goes to [`PreauthGate::lookup_failed`] if it fails.
     Lookup,
-    /// Answer with this error without looking anything up.
+    /// Refuse without looking anything up.
     Refuse {
-        /// The error to send.
-        error: StanzaError,
-        /// Why, for the log.
-        reason: &'static str,
+        /// The refusal (its stanza error and reason: [`Error::stanza_error`], `Display`).
+        error: Error,
         /// Whether this counts as a failed attempt of the address.
         counts: bool,
     },
@@ -192,34 +190,24 @@ impl PreauthGate {
     pub fn check(&self, ip: Option<&str>, iq_type: &str, token: Option<&str>, now: i64) -> PreauthStep {
         if iq_type != "set" {
             // XEP-0445 defines only `set`; a `get` is a malformed request, not a guess.
-            let error = StanzaError::new("modify", "bad-request", "The pre-auth request must be of type 'set'");
-            return PreauthStep::Refuse { error, reason: "not an iq of type set", counts: false };
+            return PreauthStep::Refuse { error: Error::PreauthNotSet, counts: false };
         }
         if self.throttled(ip, now) {
-            let error = StanzaError::new("wait", "policy-violation", "Too many failed invite attempts, try again later");
-            return PreauthStep::Refuse { error, reason: "address throttled", counts: true };
+            return PreauthStep::Refuse { error: Error::Throttled, counts: true };
         }
         match token {
-            None => {
-                let error = StanzaError::new("modify", "bad-request", "The pre-auth request carries no token");
-                PreauthStep::Refuse { error, reason: "no token", counts: true }
-            }
-            Some(token) if check_token(token).is_err() => {
-                let error = StanzaError::new("cancel", "item-not-found", INVALID_TOKEN_TEXT);
-                PreauthStep::Refuse { error, reason: "malformed token", counts: true }
-            }
+            None => PreauthStep::Refuse { error: Error::PreauthWithoutToken, counts: true },
+            Some(token) if check_token(token).is_err() => PreauthStep::Refuse { error: Error::TokenMalformed, counts: true },
             Some(_) => PreauthStep::Lookup,
         }
     }
 
-    /// The answer to a lookup that failed with `code` (mod_invites' `get` error), and whether
+    /// The refusal for a lookup that failed with `lookup` (mod_invites' `get` error), and whether
     /// it counts as a failed attempt. Storage trouble is the server's fault, not the client's.
-    pub fn lookup_failed(code: &str) -> (StanzaError, bool) {
-        match code {
-            "no-token" | "token-invalid" | "token-expired" => {
-                (StanzaError::new("cancel", "item-not-found", INVALID_TOKEN_TEXT), true)
-            }
-            _ => (StanzaError::new("wait", "internal-server-error", "The invite could not be checked, try again later"), false),
+    pub fn lookup_failed(lookup: &Error) -> (Error, bool) {
+        match lookup {
+            Error::NoToken | Error::TokenInvalid | Error::TokenExpired => (Error::TokenRefused, true),
+            _ => (Error::LookupFailed, false),
         }
     }
 
@@ -291,7 +279,7 @@ mod tests {
     fn condition(step: &PreauthStep) -> Option<&'static str> {
         match step {
             PreauthStep::Lookup => None,
-            PreauthStep::Refuse { error, .. } => Some(error.condition),
+            PreauthStep::Refuse { error, .. } => Some(error.stanza_error("example.com").condition),
         }
     }
 
@@ -311,12 +299,10 @@ mod tests {
         for (iq_type, token, expected) in cases {
             assert_eq!(condition(&g.check(Some("192.0.2.1"), iq_type, token, 0)), expected, "{iq_type} {token:?}");
         }
-        let (error, counts) = PreauthGate::lookup_failed("token-expired");
-        assert_eq!((error.kind, error.condition, error.text, counts), ("cancel", "item-not-found", INVALID_TOKEN_TEXT, true));
-        assert_eq!(PreauthGate::lookup_failed("token-invalid").0.condition, "item-not-found");
-        assert_eq!(PreauthGate::lookup_failed("no-token").0.condition, "item-not-found");
-        let (error, counts) = PreauthGate::lookup_failed("internal-server-error");
-        assert_eq!((error.condition, counts), ("internal-server-error", false));
+        for lookup in [Error::TokenExpired, Error::TokenInvalid, Error::NoToken] {
+            assert_eq!(PreauthGate::lookup_failed(&lookup), (Error::TokenRefused, true), "{lookup:?}");
+        }
+        assert_eq!(PreauthGate::lookup_failed(&Error::Internal), (Error::LookupFailed, false));
     }
 
     #[test]
@@ -346,7 +332,7 @@ mod tests {
             assert_eq!(g.throttled(ip, now), throttled, "throttled at {now}");
         }
         assert!(
-            matches!(g.check(Some("192.0.2.1"), "set", Some(T), 30), PreauthStep::Refuse { error, .. } if error.condition == "policy-violation")
+            matches!(g.check(Some("192.0.2.1"), "set", Some(T), 30), PreauthStep::Refuse { error, .. } if error == Error::Throttled)
         );
         assert_eq!(g.check(Some("192.0.2.2"), "set", Some(T), 30), PreauthStep::Lookup, "other addresses are not affected");
     }
