@@ -10,11 +10,9 @@
 use std::collections::BTreeSet;
 
 use crate::datetime::format_datetime;
+use crate::jid;
 use crate::ns::INVITATION_FORM;
 use crate::{Error, Result};
-
-/// Longest localpart in bytes (RFC 7622).
-pub const MAX_LOCALPART_BYTES: usize = 1023;
 
 /// Title of the invitation result form (the stock module's wording).
 pub const INVITATION_TITLE: &str = "Your invite has been created";
@@ -149,12 +147,7 @@ pub fn requested_username<'a>(raw: Option<&str>, prepped: Option<&'a str>) -> Re
         return Ok(None);
     }
     let name = prepped.ok_or(Error::InvalidUsername)?;
-    // nodeprep already refuses these; checked again so the rule does not rest on the caller.
-    let bad = name.is_empty()
-        || name.len() > MAX_LOCALPART_BYTES
-        || name.contains(['@', '/', '"', '&', '\'', ':', '<', '>', ' '])
-        || name.chars().any(char::is_control);
-    if bad { Err(Error::InvalidUsername) } else { Ok(Some(name)) }
+    jid::check_username(name).map(Some)
 }
 
 /// Facts about a requested username that the shim looked up.
@@ -204,14 +197,14 @@ pub fn reset_account<'a>(accountjid: Option<&'a str>, host: &str) -> Result<&'a 
     // The texts are what the requester sees.
     let jid = accountjid.filter(|j| !j.is_empty()).ok_or_else(|| Error::BadRequest("No account given".into()))?;
     let not_account = || Error::BadRequest(format!("'{jid}' is not the address of an account"));
-    let bare = jid.split_once('/').map_or(jid, |(bare, _)| bare);
-    let Some((node, domain)) = bare.split_once('@') else {
+    let parts = jid::split(jid);
+    let Some(node) = parts.node else {
         return Err(not_account());
     };
-    if domain != host {
+    if parts.domain != host {
         return Err(Error::UnknownAccount);
     }
-    if node.is_empty() || node.len() > MAX_LOCALPART_BYTES {
+    if node.is_empty() || node.len() > jid::MAX_NODE_BYTES {
         return Err(not_account());
     }
     Ok(node)
@@ -364,7 +357,7 @@ mod tests {
 
     #[test]
     fn requested_usernames() {
-        let long = "a".repeat(MAX_LOCALPART_BYTES + 1);
+        let long = "a".repeat(jid::MAX_NODE_BYTES + 1);
         type Case<'a> = (Option<&'a str>, Option<&'a str>, Result<Option<&'a str>>);
         let cases: [Case<'_>; 9] = [
             (None, None, Ok(None)),

@@ -2,6 +2,8 @@
 //! starts at the first `/`, the node ends at the first `@` before it), and the one rule for
 //! usernames (the node of an account).
 
+use std::borrow::Cow;
+
 use crate::{Error, Result};
 
 /// Longest node Prosody's nodeprep hands back (1023 bytes).
@@ -52,6 +54,30 @@ pub fn check_username(username: &str) -> Result<&str> {
     if bad { Err(Error::InvalidUsername) } else { Ok(username) }
 }
 
+/// Prosody's `util.jid.split` (0.12 and 13 alike) on raw bytes, for values read from Lua that
+/// may not be UTF-8: the node and host of a JID,
+/// `None` when it is not one.
+pub fn split_raw(jid: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    let run = |s: &[u8]| s.iter().position(|&b| b == b'@' || b == b'/').unwrap_or(s.len());
+    let first = run(jid);
+    let (node, rest) = match jid.split_at(first) {
+        (node, [b'@', rest @ ..]) if !node.is_empty() => (Some(node), rest),
+        _ => (None, jid),
+    };
+    let (host, tail) = rest.split_at(run(rest));
+    // After the host: nothing, or a resource of at least one byte.
+    let valid_tail = matches!(tail, [] | [b'/', _, ..]);
+    (!host.is_empty() && valid_tail).then_some((node, host))
+}
+
+/// Prosody's `util.jid.bare`: `node@host`, the host alone, or `None`.
+pub fn bare_raw(jid: &[u8]) -> Option<Cow<'_, [u8]>> {
+    match split_raw(jid)? {
+        (Some(node), host) => Some(Cow::Owned([node, b"@", host].concat())),
+        (None, host) => Some(Cow::Borrowed(host)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +104,33 @@ mod tests {
         }
         assert!(check_username(&"x".repeat(MAX_NODE_BYTES)).is_ok());
         assert!(check_username(&"x".repeat(MAX_NODE_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn splits_jids_as_prosody_does() {
+        type Split = Option<(Option<&'static str>, &'static str)>;
+        let cases: [(&str, Split); 14] = [
+            ("alice@example.com", Some((Some("alice"), "example.com"))),
+            ("alice@example.com/laptop", Some((Some("alice"), "example.com"))),
+            ("example.com", Some((None, "example.com"))),
+            ("example.com/r", Some((None, "example.com"))),
+            ("shell/a@b", Some((None, "shell"))),
+            ("a@b/c/d@e", Some((Some("a"), "b"))),
+            ("", None),
+            ("@example.com", None),
+            ("alice@", None),
+            ("alice@example.com/", None),
+            ("a@b@c", None),
+            ("/r", None),
+            ("a@/r", None),
+            ("host@", None),
+        ];
+        for (jid, expected) in cases {
+            let got = split_raw(jid.as_bytes()).map(|(node, host)| {
+                (node.map(|n| String::from_utf8_lossy(n).into_owned()), String::from_utf8_lossy(host).into_owned())
+            });
+            let expected = expected.map(|(node, host)| (node.map(str::to_owned), host.to_owned()));
+            assert_eq!(got, expected, "{jid:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use crate::cli::{self, GenerateCommand, GenerateMode, SHELL_COMMANDS};
 use crate::record::{Field, InviteFacts};
-use crate::{adhoc, datetime, period, token, uri};
+use crate::{adhoc, datetime, jid, period, token, uri};
 
 const CASES: u32 = 2_000;
 
@@ -239,7 +239,7 @@ proptest! {
     #[test]
     fn form_values_never_panic(raw in proptest::option::of(text()), prepped in proptest::option::of(text()), host in text()) {
         if let Ok(Some(name)) = adhoc::requested_username(raw.as_deref(), prepped.as_deref()) {
-            prop_assert!(!name.is_empty() && name.len() <= adhoc::MAX_LOCALPART_BYTES);
+            prop_assert!(!name.is_empty() && name.len() <= jid::MAX_NODE_BYTES);
         }
         let _ = adhoc::reset_account(raw.as_deref(), &host);
         let fields = adhoc::invitation_fields(raw.as_deref().unwrap_or(""), prepped.as_deref(), 0);
