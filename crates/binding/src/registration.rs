@@ -6,8 +6,9 @@ use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 use invites_rules::Error;
 use invites_rules::claims::Claims;
 use invites_rules::invite::InviteType;
+use invites_rules::net::Exemptions;
 use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation};
-use invites_rules::throttle::{Exemptions, PreauthGate, PreauthStep, ThrottleConfig};
+use invites_rules::throttle::{PreauthGate, PreauthStep, ThrottleConfig};
 
 use crate::convert::{bool_field, error_of, fail, opt_plain_string, role_entries, seconds, str_field, use_limit};
 use crate::log::Tracer;

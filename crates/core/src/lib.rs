@@ -20,6 +20,7 @@ pub mod error;
 pub mod invite;
 pub mod jid;
 pub mod lifecycle;
+pub mod net;
 pub mod ns;
 pub mod period;
 pub mod plans;
