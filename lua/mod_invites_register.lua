@@ -421,9 +421,9 @@ module:hook("presence/bare", function (event)
 	-- contact's in-memory roster, which does not know of the approval yet.
 	module:send(st.presence({ type = "subscribed", from = user_jid, to = contact }));
 	send_presence_of(username, contact);
-	local subscribed = rostermanager.is_user_subscribed(username, host, contact);
-	local pending_out = rostermanager.is_contact_pending_out(username, host, contact);
-	if core.subscribe_back(not not subscribed, not not pending_out) then
+	-- The inviter asks back unless subscribed to the contact already or asking already.
+	if not rostermanager.is_user_subscribed(username, host, contact)
+		and not rostermanager.is_contact_pending_out(username, host, contact) then
 		if rostermanager.set_contact_pending_out(username, host, contact) then
 			rostermanager.roster_push(username, host, contact);
 			module:send(st.presence({ type = "subscribe", from = user_jid, to = contact }));

@@ -83,17 +83,18 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("ns", namespaces)?;
     // mod_invites_register
     exports.set("new_registration", lua.create_function(new_registration)?)?;
+    // advertise_features(session_type, secure, require_encryption) -> whether the stream gets the
+    // invite registration features
     exports.set(
         "advertise_features",
         lua.create_function(|_, (kind, secure, required): (String, bool, bool)| {
             Ok(reg::advertise_features(&kind, secure, required))
         })?,
     )?;
+    // contact_token(presence_type?, token?, from_bare, to_bare) -> token | nil
     exports.set("contact_token", lua.create_function(contact_token)?)?;
-    exports.set(
-        "subscribe_back",
-        lua.create_function(|_, (subscribed, pending): (bool, bool)| Ok(reg::subscribe_back(subscribed, pending)))?,
-    )?;
+    // registration_possible(invites_register_loaded, register_ibr_loaded, register_web_loaded)
+    //   -> whether invitees can register on the host (a contact invite may promise ibr=y)
     exports.set(
         "registration_possible",
         lua.create_function(|_, (ours, ibr, web): (bool, bool, bool)| Ok(reg::registration_possible(ours, ibr, web)))?,

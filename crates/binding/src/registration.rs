@@ -8,6 +8,7 @@ use invites_rules::claims::Claims;
 use invites_rules::invite::InviteType;
 use invites_rules::net::Exemptions;
 use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation};
+use invites_rules::subscription;
 use invites_rules::throttle::{PreauthGate, PreauthStep, ThrottleConfig};
 
 use crate::convert::{bool_field, error_of, fail, opt_plain_string, role_entries, seconds, str_field, use_limit};
@@ -226,5 +227,5 @@ pub(crate) fn contact_token(
 ) -> mlua::Result<Option<String>> {
     let presence_type = opt_plain_string(&presence_type);
     let token = opt_plain_string(&token);
-    Ok(reg::contact_token(presence_type.as_deref(), token.as_deref(), &from_bare, &to_bare).map(str::to_owned))
+    Ok(subscription::contact_token(presence_type.as_deref(), token.as_deref(), &from_bare, &to_bare).map(str::to_owned))
 }

@@ -29,6 +29,7 @@ pub mod register;
 pub mod removals;
 pub mod reservations;
 pub mod rooms;
+pub mod subscription;
 pub mod throttle;
 pub mod token;
 pub mod uri;

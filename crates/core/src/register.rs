@@ -4,7 +4,8 @@
 //! Everything here is pure or a small in-memory state machine the shim owns per host: which
 //! streams get the invite stream features, what a pre-auth iq is answered with, when an address
 //! is throttled, whether a registration may go ahead with the invite it presents, which stream
-//! holds the single-use claim on a token, and what a `subscribe` with a token leads to. The shim
+//! holds the single-use claim on a token. (What a `subscribe` with a token leads to is in
+//! [`crate::subscription`].) The shim
 //! reads storage and configuration, hooks the events and carries out the decisions.
 
 #![forbid(unsafe_code)]
@@ -13,7 +14,6 @@ use crate::claims::Settlement;
 use crate::error::{Error, Result};
 use crate::invite::InviteType;
 use crate::jid::node_of;
-use crate::token::check_token;
 
 /// Whether a stream gets the `urn:xmpp:invite` and `urn:xmpp:ibr-token:0` features: only
 /// unauthenticated client streams, and only encrypted ones unless encryption is not required.
@@ -226,24 +226,6 @@ pub fn role_names(entries: impl IntoIterator<Item = RoleEntry>) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// XEP-0379
-
-/// The token of a `presence` that asks for server-side pre-authenticated subscription: a
-/// `subscribe` from someone else carrying a `preauth` token. Anything else is left alone.
-pub fn contact_token<'a>(presence_type: Option<&str>, token: Option<&'a str>, from_bare: &str, to_bare: &str) -> Option<&'a str> {
-    if presence_type != Some("subscribe") || from_bare.is_empty() || from_bare == to_bare {
-        return None;
-    }
-    token.filter(|token| check_token(token).is_ok())
-}
-
-/// Whether the inviter should send its own `subscribe` back after approving: unless it is
-/// already subscribed to the contact or has asked already.
-pub fn subscribe_back(inviter_subscribed: bool, inviter_pending_out: bool) -> bool {
-    !inviter_subscribed && !inviter_pending_out
-}
-
-// ---------------------------------------------------------------------------------------------
 // `ibr=y`
 
 /// Whether invitees can register on the host, so a contact invite may promise `ibr=y`
@@ -450,26 +432,6 @@ mod tests {
         for (entries, expected) in cases {
             assert_eq!(role_names(entries.clone()), expected, "{entries:?}");
         }
-    }
-
-    #[test]
-    fn contact_tokens() {
-        let cases = [
-            (Some("subscribe"), Some(T), "bob@x", "alice@y", Some(T)),
-            (Some("subscribed"), Some(T), "bob@x", "alice@y", None),
-            (None, Some(T), "bob@x", "alice@y", None),
-            (Some("subscribe"), None, "bob@x", "alice@y", None),
-            (Some("subscribe"), Some(""), "bob@x", "alice@y", None),
-            (Some("subscribe"), Some("x y"), "bob@x", "alice@y", None),
-            (Some("subscribe"), Some(T), "alice@y", "alice@y", None),
-            (Some("subscribe"), Some(T), "", "alice@y", None),
-        ];
-        for (kind, token, from, to, expected) in cases {
-            assert_eq!(contact_token(kind, token, from, to), expected, "{kind:?} {token:?} {from} {to}");
-        }
-        assert!(subscribe_back(false, false));
-        assert!(!subscribe_back(true, false));
-        assert!(!subscribe_back(false, true));
     }
 
     #[test]
