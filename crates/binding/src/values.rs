@@ -2,7 +2,8 @@
 
 use mlua::{Lua, MultiValue, Value};
 
-use invites_rules::{Error, period, token};
+use invites_rules::period::{self, PeriodValue};
+use invites_rules::{Error, token};
 
 use crate::convert::fail;
 
@@ -26,36 +27,30 @@ pub(crate) fn redact(_lua: &Lua, value: Value) -> mlua::Result<String> {
     })
 }
 
+/// Hands a Lua value to `rule` as the core's period rules take it (a string that is not UTF-8
+/// is refused).
+fn with_period_value<T>(value: &Value, rule: impl FnOnce(PeriodValue<'_>) -> T) -> mlua::Result<T> {
+    Ok(match value {
+        Value::Boolean(false) => rule(PeriodValue::False),
+        Value::Integer(n) => rule(PeriodValue::Number(*n as f64)),
+        Value::Number(n) => rule(PeriodValue::Number(*n)),
+        Value::String(s) => rule(PeriodValue::Text(&s.to_str()?)),
+        other => rule(PeriodValue::Other(other.type_name())),
+    })
+}
+
 /// `core.parse_period(value)` -> seconds | nil, "bad-request", text
 pub(crate) fn parse_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
-    let parsed = match &value {
-        Value::Integer(n) => period::period_from_number(*n as f64),
-        Value::Number(n) => period::period_from_number(*n),
-        Value::String(s) => period::parse_period(&s.to_str()?),
-        other => Err(Error::InvalidPeriod(other.type_name().to_owned())),
-    };
-    match parsed {
+    match with_period_value(&value, period::period_of)? {
         Ok(seconds) => Ok(MultiValue::from_iter([Value::Integer(i64::try_from(seconds).unwrap_or(i64::MAX))])),
         Err(e) => fail(lua, &e),
     }
 }
 
-/// A period option as Prosody 13's `get_option_period` reads it: seconds and, when Prosody would
-/// log it as ambiguous, `true`; or `nil, "bad-request", text`.
+/// `core.option_period(value)` -> seconds, ambiguous | nil, "bad-request", text: a period option
+/// as Prosody 13's `get_option_period` reads it (ambiguous: Prosody would log it as such).
 pub(crate) fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
-    let parsed = match &value {
-        Value::Boolean(false) => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
-        // Prosody 13 treats a negative period as "never".
-        Value::Integer(n) if *n < 0 => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
-        Value::Number(n) if *n < 0.0 => Ok(period::OptionPeriod { seconds: period::NEVER, ambiguous: false }),
-        Value::Integer(n) => {
-            period::period_from_number(*n as f64).map(|seconds| period::OptionPeriod { seconds, ambiguous: false })
-        }
-        Value::Number(n) => period::period_from_number(*n).map(|seconds| period::OptionPeriod { seconds, ambiguous: false }),
-        Value::String(s) => period::option_period(&s.to_str()?),
-        other => Err(Error::InvalidPeriod(other.type_name().to_owned())),
-    };
-    match parsed {
+    match with_period_value(&value, period::option_period_of)? {
         Ok(period) => Ok(MultiValue::from_iter([
             Value::Integer(i64::try_from(period.seconds).unwrap_or(i64::MAX)),
             Value::Boolean(period.ambiguous),

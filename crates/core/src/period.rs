@@ -149,6 +149,43 @@ fn prosody_units(next: &[char]) -> (String, String) {
     (unit, lax)
 }
 
+/// A period as a caller holds it: the Lua value of an option or an argument.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PeriodValue<'a> {
+    /// `false`.
+    False,
+    /// A number (Lua integer or float).
+    Number(f64),
+    /// A string.
+    Text(&'a str),
+    /// Anything else, named by its type.
+    Other(&'a str),
+}
+
+/// A period given to an API call or on the command line: a number of seconds or a string
+/// [`parse_period`] reads. Errors: [`Error::InvalidPeriod`], [`Error::TimeOverflow`].
+pub fn period_of(value: PeriodValue<'_>) -> Result<u64> {
+    match value {
+        PeriodValue::Number(n) => period_from_number(n),
+        PeriodValue::Text(s) => parse_period(s),
+        PeriodValue::False => Err(Error::InvalidPeriod("false".to_owned())),
+        PeriodValue::Other(kind) => Err(Error::InvalidPeriod(kind.to_owned())),
+    }
+}
+
+/// A period option as Prosody 13's `get_option_period` reads any value: `false` and negative
+/// numbers mean [`NEVER`], other numbers are seconds, strings go to [`option_period`].
+pub fn option_period_of(value: PeriodValue<'_>) -> Result<OptionPeriod> {
+    let exact = |seconds| OptionPeriod { seconds, ambiguous: false };
+    match value {
+        PeriodValue::False => Ok(exact(NEVER)),
+        PeriodValue::Number(n) if n < 0.0 => Ok(exact(NEVER)),
+        PeriodValue::Number(n) => period_from_number(n).map(exact),
+        PeriodValue::Text(s) => option_period(s),
+        PeriodValue::Other(kind) => Err(Error::InvalidPeriod(kind.to_owned())),
+    }
+}
+
 /// Converts a period given as a Lua number (e.g. `invite_expiry = 86400 * 1.5`) into seconds.
 ///
 /// The number must be finite and at least 1. A fractional part is rounded down, as stored
@@ -170,6 +207,21 @@ pub fn period_from_number(n: f64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_from_any_value() {
+        assert_eq!(period_of(PeriodValue::Number(90.9)), Ok(90));
+        assert_eq!(period_of(PeriodValue::Text("1h")), Ok(3600));
+        assert!(period_of(PeriodValue::False).is_err());
+        assert!(period_of(PeriodValue::Number(-1.0)).is_err());
+        assert_eq!(period_of(PeriodValue::Other("table")), Err(Error::InvalidPeriod("table".into())));
+        let never = Ok(OptionPeriod { seconds: NEVER, ambiguous: false });
+        assert_eq!(option_period_of(PeriodValue::False), never);
+        assert_eq!(option_period_of(PeriodValue::Number(-5.0)), never);
+        assert_eq!(option_period_of(PeriodValue::Text("never")), never);
+        assert_eq!(option_period_of(PeriodValue::Number(60.0)), Ok(OptionPeriod { seconds: 60, ambiguous: false }));
+        assert!(option_period_of(PeriodValue::Other("boolean")).is_err());
+    }
 
     #[test]
     fn parses_periods() {
