@@ -198,15 +198,11 @@ pub(crate) fn new_registration(
     let tracer = Tracer::new(log);
     let mut config = ThrottleConfig::default();
     if let Some(options) = options {
-        if let Some(max) = seconds(&options.raw_get("max_failures")?) {
-            config.max_failures = u32::try_from(max.max(0)).unwrap_or(u32::MAX);
-        }
-        if let Some(window) = seconds(&options.raw_get("failure_window")?) {
-            config.window = window.max(0);
-        }
-        if let Some(prefix) = seconds(&options.raw_get("ipv6_prefix")?) {
-            config.ipv6_prefix = u8::try_from(prefix.clamp(0, 128)).unwrap_or(128);
-        }
+        config = config.with_options(
+            seconds(&options.raw_get("max_failures")?),
+            seconds(&options.raw_get("failure_window")?),
+            seconds(&options.raw_get("ipv6_prefix")?),
+        );
         if let Value::Table(list) = options.raw_get::<Value>("exempt")? {
             let entries: Vec<String> = list.sequence_values::<Value>().flatten().filter_map(|v| opt_plain_string(&v)).collect();
             let (exempt, bad) = Exemptions::parse(entries.iter().map(String::as_str));

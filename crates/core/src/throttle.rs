@@ -60,6 +60,23 @@ impl Default for ThrottleConfig {
     }
 }
 
+impl ThrottleConfig {
+    /// Takes the options as configured (any integers; absent ones keep their defaults): negative
+    /// counts and windows are 0 (no throttle), a prefix is clamped to 0..=128.
+    pub fn with_options(mut self, max_failures: Option<i64>, window: Option<i64>, ipv6_prefix: Option<i64>) -> Self {
+        if let Some(max) = max_failures {
+            self.max_failures = u32::try_from(max.max(0)).unwrap_or(u32::MAX);
+        }
+        if let Some(window) = window {
+            self.window = window.max(0);
+        }
+        if let Some(prefix) = ipv6_prefix {
+            self.ipv6_prefix = u8::try_from(prefix.clamp(0, 128)).unwrap_or(128);
+        }
+        self
+    }
+}
+
 /// The failures of one network, and when it last failed in the least-recently-used order.
 #[derive(Debug, Clone, Default)]
 struct Tracked {
@@ -204,6 +221,14 @@ mod tests {
             PreauthStep::Lookup => None,
             PreauthStep::Refuse { error, .. } => Some(error.stanza_error("example.com").condition),
         }
+    }
+
+    #[test]
+    fn options_are_clamped() {
+        let config = ThrottleConfig::default().with_options(Some(-3), Some(-1), Some(500));
+        assert_eq!((config.max_failures, config.window, config.ipv6_prefix), (0, 0, 128));
+        let config = ThrottleConfig::default().with_options(Some(i64::MAX), None, Some(-1));
+        assert_eq!((config.max_failures, config.window, config.ipv6_prefix), (u32::MAX, DEFAULT_FAILURE_WINDOW, 0));
     }
 
     #[test]
