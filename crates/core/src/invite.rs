@@ -203,22 +203,29 @@ pub fn validate(
     })
 }
 
+/// What the tests of invites and plans build their records from.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
-    use crate::plans::{StoreKey, revoke_plan, use_plan};
 
-    const HOST: &str = "example.com";
-    const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
+    pub(crate) const HOST: &str = "example.com";
+    pub(crate) const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
 
-    fn request(kind: InviteType, username: Option<&'static str>, allow_registration: bool) -> InviteRequest<'static> {
+    pub(crate) fn request(kind: InviteType, username: Option<&'static str>, allow_registration: bool) -> InviteRequest<'static> {
         InviteRequest { kind, host: HOST, username, allow_registration, ttl: 3600, reusable: None }
     }
 
     /// A record as read back from storage.
-    fn stored(record: &Record) -> Result<Option<Record>> {
+    pub(crate) fn stored(record: &Record) -> Result<Option<Record>> {
         Ok(Some(record.clone()))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::plans::{StoreKey, revoke_plan, use_plan};
 
     #[test]
     fn creates_records_like_stock() {

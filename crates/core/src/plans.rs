@@ -85,18 +85,8 @@ pub fn pending<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invite::{InviteRequest, Redemption, create, validate};
-
-    const HOST: &str = "example.com";
-    const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
-
-    fn request(kind: InviteType, username: Option<&'static str>, allow_registration: bool) -> InviteRequest<'static> {
-        InviteRequest { kind, host: HOST, username, allow_registration, ttl: 3600, reusable: None }
-    }
-
-    fn stored(record: &Record) -> Result<Option<Record>> {
-        Ok(Some(record.clone()))
-    }
+    use crate::invite::testing::{HOST, T, request, stored};
+    use crate::invite::{Redemption, create, validate};
 
     #[test]
     fn use_deletes_both_halves_and_spares_reusable_invites() {
