@@ -41,7 +41,7 @@ local function best_of(runs, fn)
 end
 
 local cases = {
-	{ "create", function () return invites:create("register", "bob", true, 3600, nil, now) end },
+	{ "create", function () return invites:create("register", "bob", true, 3600, nil, nil, now) end },
 	{ "validate", function () return invites:validate(token, record, nil, nil, now) end },
 	{ "revoke_plan", function () return invites:revoke_plan(token, record) end },
 	{ "reservation_confirm", function () return invites:reservation_confirm("bob", token, record, now) end },

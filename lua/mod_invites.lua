@@ -110,9 +110,6 @@ local function checked_rooms(invite_type, username, additional_data, creator)
 	if not list then
 		return nil, code, message;
 	end
-	if list[1] and additional_data.allow_reset then
-		return nil, "bad-request", "A password reset invite cannot carry group chats";
-	end
 	local data = {};
 	for k, v in pairs(additional_data) do
 		data[k] = v;
@@ -137,15 +134,12 @@ local function create_invite(invite_type, username, allow_registration, addition
 		end
 		ttl = seconds;
 	end
-	local max_uses = type(additional_data) == "table" and additional_data.max_uses or nil;
-	if max_uses ~= nil and not (math.type(max_uses) == "integer" and max_uses >= 1 and allow_registration) then
-		module:log("warn", "Refusing to create invite: max_uses must be a whole number from 1, on invites that allow registration");
-		return nil, "bad-request";
-	end
 	local invite, stored_at_host_level, contact_owner = invites:create(invite_type, username, not not allow_registration,
-		ttl or get_default_ttl(), reusable, now());
+		ttl or get_default_ttl(), reusable, additional_data, now());
 	if not invite then
-		return nil, stored_at_host_level;
+		local code, why = stored_at_host_level, contact_owner;
+		module:log("warn", "Refusing to create invite: %s", why);
+		return nil, code, why;
 	end
 	invite.additional_data = additional_data;
 

@@ -133,7 +133,7 @@ describe("the native binding under random input", function ()
 	it("leaves the Lua state and the objects working", function ()
 		assert.is_true(core.check_token("Xo3gdOvANs77aUhUX40RFxTZ"));
 		assert.same({ nil, "token-invalid", "the invite token is invalid" }, { core.check_token(("x"):rep(1024 * 1024)) });
-		local record = assert(invites:create("register", nil, true, 60, nil, 100));
+		local record = assert(invites:create("register", nil, true, 60, nil, nil, 100));
 		assert.equal("example.com", record.jid);
 		assert.equal(7 * 86400, core.parse_period("1 week"));
 		assert.same({ nil, "token-malformed", "malformed token" }, { registration:preauth("192.0.2.1", "set", "junk!", 0) });

@@ -173,6 +173,19 @@ def test_streams_racing_a_limited_invite(srv):
     assert srv.api1("store_get", None, invite["token"]) is None
 
 
+def test_use_limits_only_on_invites_that_register(srv):
+    before = len(srv.api1("list_pending") or [])
+    for fn, args in (
+        ("create_contact", ["alice", False, {"max_uses": 2}]),  # contact-only: nothing to count
+        ("create_account", [None, {"max_uses": 0}]),
+        ("create_account", [None, {"max_uses": 1.5}]),
+        ("create_account", [None, {"max_uses": "2"}]),
+    ):
+        refused = srv.api(fn, *args)
+        assert refused[:2] == [None, "bad-request"] and "max_uses" in refused[2], (fn, args, refused)
+    assert len(srv.api1("list_pending") or []) == before
+
+
 def test_a_limited_group_invite_stops_at_its_limit(srv):
     group = srv.api1("create_group", ["team"], {"max_uses": 1}, 3600)
     assert group["reusable"] is True

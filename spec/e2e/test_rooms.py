@@ -164,6 +164,8 @@ def test_shell_and_prosodyctl_rooms(srv):
         assert res.returncode == 2, (bad, res)
     res = srv.prosodyctl("mod_invites", "generate", "localhost", "--reset", "alice", "--room", LOUNGE)
     assert res.returncode == 2 and "--room" in res.stderr, res
+    refused = srv.api("create_account_reset", "alice", {"rooms": [LOUNGE]})
+    assert refused[:2] == [None, "bad-request"] and "cannot carry group chats" in refused[2], refused
 
 
 def test_user_contact_invite_used_by_new_account(srv):

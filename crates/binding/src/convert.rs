@@ -4,7 +4,7 @@
 use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
 
 use invites_rules::Error;
-use invites_rules::invite::{InviteType, ValidatedInvite};
+use invites_rules::invite::{InviteType, MaxUses, ValidatedInvite};
 use invites_rules::plans::StoreKey;
 use invites_rules::record::{Field, InviteFacts, Record};
 use invites_rules::register::RoleEntry;
@@ -42,6 +42,7 @@ field_names! {
     allow_reset = "allow_reset",
     source = "source",
     max_uses = "max_uses",
+    rooms = "rooms",
     user = "user",
 }
 
@@ -414,4 +415,19 @@ pub(crate) fn with_invite_facts<R>(
         username: field(&username, &username_bytes),
     };
     Ok(with(&facts))
+}
+
+/// What the rules check of a new invite's `additional_data`: `max_uses` as given, whether it
+/// names an account to reset, whether it carries group chats.
+pub(crate) fn requested_data(names: &FieldNames, additional_data: &Value) -> mlua::Result<(MaxUses, bool, bool)> {
+    let Value::Table(data) = additional_data else { return Ok((MaxUses::Absent, false, false)) };
+    let max_uses = match data.raw_get::<Value>(&names.max_uses)? {
+        Value::Nil => MaxUses::Absent,
+        Value::Integer(n) => MaxUses::Whole(n),
+        _ => MaxUses::NotWhole,
+    };
+    let reset = truthy(&data.raw_get(&names.allow_reset)?);
+    let rooms =
+        matches!(data.raw_get::<Value>(&names.rooms)?, Value::Table(rooms) if !matches!(rooms.raw_get::<Value>(1)?, Value::Nil));
+    Ok((max_uses, reset, rooms))
 }

@@ -14,8 +14,8 @@ use invites_rules::reservations::Reservations;
 use invites_rules::token::{self, TOKEN_BYTES};
 
 use crate::convert::{
-    FieldNames, IntoLuaValue, RecordFields, expiries, failure, host_records, keys_table, opt_string, read_record, seconds,
-    token_list, validated_from_table, validated_table, with_invite_facts,
+    FieldNames, IntoLuaValue, RecordFields, expiries, fail, failure, host_records, keys_table, opt_string, read_record,
+    requested_data, seconds, token_list, validated_from_table, validated_table, with_invite_facts,
 };
 use crate::log::Tracer;
 
@@ -44,18 +44,42 @@ fn random_token() -> mlua::Result<String> {
 
 impl UserData for Invites {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // create(type, username?, allow_registration, ttl, reusable?, now)
-        //   -> record, stored_at_host_level, contact_owner | nil, err
+        // create(type, username?, allow_registration, ttl, reusable?, additional_data?, now)
+        //   -> record, stored_at_host_level, contact_owner | nil, code, text
+        // additional_data: what the rules check of it (max_uses, allow_reset, rooms); the shim
+        // puts it in the record.
         methods.add_method(
             "create",
-            |lua, this, (kind, username, allow_registration, ttl, reusable, now): (String, Value, bool, u64, Option<bool>, i64)| {
-                let kind = InviteType::parse(&kind).ok_or_else(|| mlua::Error::runtime(format!("unknown invite type '{kind}'")))?;
+            |lua,
+             this,
+             (kind, username, allow_registration, ttl, reusable, additional_data, now): (
+                String,
+                Value,
+                bool,
+                u64,
+                Option<bool>,
+                Value,
+                i64,
+            )| {
+                let kind =
+                    InviteType::parse(&kind).ok_or_else(|| mlua::Error::runtime(format!("unknown invite type '{kind}'")))?;
                 let username = opt_string(username)?;
-                let request = InviteRequest { kind, host: &this.host, username: username.as_deref(), allow_registration, ttl, reusable };
+                let data = requested_data(&this.names, &additional_data)?;
+                let request = InviteRequest {
+                    kind,
+                    host: &this.host,
+                    username: username.as_deref(),
+                    allow_registration,
+                    ttl,
+                    reusable,
+                    max_uses: data.0,
+                    reset: data.1,
+                    rooms: data.2,
+                };
                 let token = random_token()?;
                 let record = match this.tracer.traced(|| invite::create(&request, token, now))? {
                     Ok(record) => record,
-                    Err(e) => return failure(lua, e.code()),
+                    Err(e) => return fail(lua, &e),
                 };
                 let names = &this.names;
                 let table = lua.create_table_from([
@@ -69,7 +93,11 @@ impl UserData for Invites {
                     (&names.reusable, Either::Right(record.reusable.map_or(Value::Nil, Value::Boolean))),
                 ])?;
                 let owner = record.contact_owner().map(str::to_owned);
-                Ok(MultiValue::from_iter([Value::Table(table), Value::Boolean(record.stored_at_host_level()), owner.into_lua_value(lua)?]))
+                Ok(MultiValue::from_iter([
+                    Value::Table(table),
+                    Value::Boolean(record.stored_at_host_level()),
+                    owner.into_lua_value(lua)?,
+                ]))
             },
         );
 

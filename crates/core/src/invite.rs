@@ -65,6 +65,24 @@ pub struct InviteRequest<'a> {
     /// `Some(true)` for invites that may be used many times until they expire. Stock stores
     /// the field only for group invites, so `None` keeps records byte-for-byte alike.
     pub reusable: Option<bool>,
+    /// `additional_data.max_uses` as given.
+    pub max_uses: MaxUses,
+    /// Whether `additional_data` names an account to reset (`allow_reset`).
+    pub reset: bool,
+    /// Whether `additional_data` carries group chats (`rooms`, checked by the caller).
+    pub rooms: bool,
+}
+
+/// `additional_data.max_uses` of a new invite, as the caller found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MaxUses {
+    /// Not given: no use limit beyond the invite's kind.
+    #[default]
+    Absent,
+    /// A whole number (a Lua integer).
+    Whole(i64),
+    /// Anything else (a float, even 2.0; a string): refused.
+    NotWhole,
 }
 
 /// How a token is being redeemed.
@@ -118,6 +136,18 @@ pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<Re
         (InviteType::Roster, None) => return Err(Error::InvalidUsername),
     };
     let allow_registration = request.kind == InviteType::Register || request.allow_registration;
+    if request.reset && request.rooms {
+        return Err(Error::BadRequest("A password reset invite cannot carry group chats".to_owned()));
+    }
+    // A limit counts registrations: only invites that allow one may have it.
+    let limit_ok = match request.max_uses {
+        MaxUses::Absent => true,
+        MaxUses::Whole(n) => n >= 1 && allow_registration,
+        MaxUses::NotWhole => false,
+    };
+    if !limit_ok {
+        return Err(Error::BadRequest("max_uses must be a whole number from 1, on invites that allow registration".to_owned()));
+    }
     // Lifetimes past the last second XEP-0082 can write ("never" among them) end there.
     let expires =
         i64::try_from(request.ttl).ok().and_then(|ttl| now.checked_add(ttl)).map_or(LAST_EXPIRY, |e| e.min(LAST_EXPIRY));
@@ -212,7 +242,17 @@ pub(crate) mod testing {
     pub(crate) const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
 
     pub(crate) fn request(kind: InviteType, username: Option<&'static str>, allow_registration: bool) -> InviteRequest<'static> {
-        InviteRequest { kind, host: HOST, username, allow_registration, ttl: 3600, reusable: None }
+        InviteRequest {
+            kind,
+            host: HOST,
+            username,
+            allow_registration,
+            ttl: 3600,
+            reusable: None,
+            max_uses: MaxUses::Absent,
+            reset: false,
+            rooms: false,
+        }
     }
 
     /// A record as read back from storage.
@@ -269,6 +309,27 @@ mod tests {
         }
         let never = InviteRequest { ttl: u64::MAX, ..request(InviteType::Register, None, true) };
         assert_eq!(create(&never, T.into(), 1000).map(|r| r.expires), Ok(LAST_EXPIRY));
+    }
+
+    #[test]
+    fn use_limits_and_group_chats_where_they_make_sense() {
+        let limited = |kind, allow_registration, max_uses| {
+            let req = InviteRequest { max_uses, ..request(kind, Some("alice"), allow_registration) };
+            create(&req, T.into(), 0).map(|_| ())
+        };
+        let refused = Err(Error::BadRequest("max_uses must be a whole number from 1, on invites that allow registration".into()));
+        assert_eq!(limited(InviteType::Register, false, MaxUses::Whole(3)), Ok(()), "account invites always register");
+        assert_eq!(limited(InviteType::Roster, true, MaxUses::Whole(1)), Ok(()));
+        assert_eq!(limited(InviteType::Roster, false, MaxUses::Whole(1)), refused, "contact-only");
+        assert_eq!(limited(InviteType::Register, true, MaxUses::Whole(0)), refused);
+        assert_eq!(limited(InviteType::Register, true, MaxUses::NotWhole), refused);
+        let reset_with_rooms = InviteRequest { reset: true, rooms: true, ..request(InviteType::Register, Some("bob"), true) };
+        assert_eq!(
+            create(&reset_with_rooms, T.into(), 0).map(|_| ()),
+            Err(Error::BadRequest("A password reset invite cannot carry group chats".into()))
+        );
+        let reset = InviteRequest { rooms: false, ..reset_with_rooms };
+        assert!(create(&reset, T.into(), 0).is_ok());
     }
 
     #[test]
