@@ -304,6 +304,23 @@ class RawClient:
                 pass
 
 
+async def preauth_and_register(port, host, token, username):
+    """One stream: pre-auth with `token`, then register `username` (None: pre-auth only).
+    Returns (pre-auth answer, registration answer or "skipped"); network errors raise."""
+    client = RawClient(port, host)
+    try:
+        await client.open()
+        pre = await client.preauth(token)
+        if pre != "result" or username is None:
+            return pre, "skipped"
+        return pre, await client.register(username, "bench-pw")
+    finally:
+        await client.close()
+
+
+NETWORK_ERRORS = (OSError, TimeoutError, ConnectionError, asyncio.TimeoutError)
+
+
 async def register_all(port, host, jobs, concurrency):
     """jobs: [(token, username)]; returns (wall seconds, latencies, failures)."""
     queue = list(reversed(jobs))
@@ -313,19 +330,15 @@ async def register_all(port, host, jobs, concurrency):
         while queue:
             token, username = queue.pop()
             t0 = time.monotonic()
-            client = RawClient(port, host)
             try:
-                await client.open()
-                pre = await client.preauth(token)
-                reg = await client.register(username, "bench-pw") if pre == "result" else "skipped"
-                if pre == "result" and reg == "result":
-                    latencies.append(time.monotonic() - t0)
-                else:
-                    failures.append((username, pre, reg))
-            except (OSError, TimeoutError, ConnectionError, asyncio.TimeoutError) as e:
+                pre, reg = await preauth_and_register(port, host, token, username)
+            except NETWORK_ERRORS as e:
                 failures.append((username, "error", repr(e)))
-            finally:
-                await client.close()
+                continue
+            if pre == "result" and reg == "result":
+                latencies.append(time.monotonic() - t0)
+            else:
+                failures.append((username, pre, reg))
 
     t0 = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -341,25 +354,20 @@ async def soak_all(port, host, jobs, concurrency):
     async def worker():
         while queue:
             token, username = queue.pop()
-            client = RawClient(port, host)
             try:
-                await client.open()
-                pre = await client.preauth(token)
-                if username is None:
-                    if pre == "error":
-                        refused[0] += 1
-                    else:
-                        failures.append((token, pre))
-                    continue
-                reg = await client.register(username, "bench-pw") if pre == "result" else "skipped"
-                if pre == "result" and reg == "result":
-                    done[0] += 1
-                else:
-                    failures.append((username, pre, reg))
-            except (OSError, TimeoutError, ConnectionError, asyncio.TimeoutError) as e:
+                pre, reg = await preauth_and_register(port, host, token, username)
+            except NETWORK_ERRORS as e:
                 failures.append((username, "error", repr(e)))
-            finally:
-                await client.close()
+                continue
+            if username is None:
+                if pre == "error":
+                    refused[0] += 1
+                else:
+                    failures.append((token, pre))
+            elif pre == "result" and reg == "result":
+                done[0] += 1
+            else:
+                failures.append((username, pre, reg))
 
     t0 = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -378,9 +378,9 @@ function admin.prosodyctl(mod, arg, switch_host)
 		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by HOST [options] (see generate --help)\n");
 		return 2;
 	end
-	local request, _, why = core.parse_generate({ table.unpack(arg, 2) });
+	local request, _, usage = core.parse_generate({ table.unpack(arg, 2) });
 	if not request then
-		io.stderr:write("prosodyctl mod_invites generate: ", why, "\n");
+		io.stderr:write("prosodyctl mod_invites generate: ", usage, "\n");
 		return 2;
 	end
 	if request.help then
@@ -417,24 +417,22 @@ function admin.prosodyctl(mod, arg, switch_host)
 		module:depends(invites_page_module);
 	end
 
-	local invite, create_err;
+	-- A refusal with a reason (a refused room, a bad limit) is a usage error; one without
+	-- (storage) is not.
+	local invite, create_err, why;
 	if reset_username then
-		invite, create_err = mod.create_account_reset(reset_username, nil, request.expires_after, "prosodyctl");
+		invite, create_err, why = mod.create_account_reset(reset_username, nil, request.expires_after, "prosodyctl");
 	else
 		local room_list = request.rooms[1] and request.rooms or nil;
-		local room_message;
-		invite, create_err, room_message = mod.create_account(nil, { roles = admin.stored_roles(request.roles); groups = request.groups;
+		invite, create_err, why = mod.create_account(nil, { roles = admin.stored_roles(request.roles); groups = request.groups;
 			max_uses = request.uses; rooms = room_list }, request.expires_after, "prosodyctl");
-		if room_message then
-			io.stderr:write("prosodyctl mod_invites generate: ", room_message, "\n");
-			return 2;
-		elseif invite and room_list then
+		if invite and room_list then
 			io.stderr:write("Note: the group chats are checked when the invite is used (prosodyctl cannot see rooms)\n");
 		end
 	end
 	if not invite then
-		io.stderr:write("prosodyctl mod_invites generate: could not create the invite: ", tostring(create_err), "\n");
-		return 1;
+		io.stderr:write("prosodyctl mod_invites generate: ", why or ("could not create the invite: " .. tostring(create_err)), "\n");
+		return why and 2 or 1;
 	end
 	print(invite.landing_page or invite.uri);
 	return 0;

@@ -114,18 +114,22 @@ local function requester_of(from, context)
 	return requester;
 end
 
--- A command error for a failure's code (and its text, shown for codes that carry one).
-local function failed(code, text)
+-- The command error for a failure's code (and its text, shown for codes that carry one).
+local function command_error(code, text)
 	local err = core.stanza_error(code, text, module.host);
 	err.message = err.text; -- adhoc libraries older than util.error-style error tables read this
+	return err;
+end
+
+local function failed(code, text)
+	local err = command_error(code, text);
 	module:log(err.condition == "internal-server-error" and "warn" or "debug", "Invite command failed: %s (%s)", err.text,
 		tostring(code));
 	return { status = "error"; error = err };
 end
 
 local function bad_action()
-	local err = core.stanza_error("bad-request", "This command does not support that action", module.host);
-	err.message = err.text;
+	local err = command_error("bad-request", "This command does not support that action");
 	-- XEP-0050 §4.6: the specific condition next to bad-request.
 	err.extra = { namespace = ns.commands; condition = "bad-action" };
 	return { status = "error"; error = err };

@@ -64,7 +64,7 @@ impl UserData for Invites {
                 let kind =
                     InviteType::parse(&kind).ok_or_else(|| mlua::Error::runtime(format!("unknown invite type '{kind}'")))?;
                 let username = opt_string(username)?;
-                let data = requested_data(&this.names, &additional_data)?;
+                let (max_uses, reset, rooms) = requested_data(&this.names, &additional_data)?;
                 let request = InviteRequest {
                     kind,
                     host: &this.host,
@@ -72,9 +72,9 @@ impl UserData for Invites {
                     allow_registration,
                     ttl,
                     reusable,
-                    max_uses: data.0,
-                    reset: data.1,
-                    rooms: data.2,
+                    max_uses,
+                    reset,
+                    rooms,
                 };
                 let token = random_token()?;
                 let record = match this.tracer.traced(|| invite::create(&request, token, now))? {

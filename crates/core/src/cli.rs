@@ -159,20 +159,15 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
                 account_flag.get_or_insert(name);
                 push_unique(&mut roles, ADMIN_ROLE);
             }
-            "--role" => {
-                let role = take_value(name, inline, &mut rest)?;
+            "--role" | "--group" | "-g" | "--room" => {
+                let value = take_value(name, inline, &mut rest)?;
                 account_flag.get_or_insert(name);
-                push_unique(&mut roles, role);
-            }
-            "--group" | "-g" => {
-                let group = take_value(name, inline, &mut rest)?;
-                account_flag.get_or_insert(name);
-                push_unique(&mut groups, group);
-            }
-            "--room" => {
-                let room = take_value(name, inline, &mut rest)?;
-                account_flag.get_or_insert(name);
-                push_unique(&mut rooms, room);
+                let list = match name {
+                    "--role" => &mut roles,
+                    "--room" => &mut rooms,
+                    _ => &mut groups,
+                };
+                push_unique(list, value);
             }
             "--reset" => {
                 let username = take_value(name, inline, &mut rest)?;
