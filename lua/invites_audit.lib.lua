@@ -140,12 +140,11 @@ local function read_audits()
 	return audits;
 end
 
--- Removes the audit records kept long enough; how many.
-function audit_log.purge()
-	local audits = read_audits();
+-- Removes the audit records kept long enough among `audits` ({ [token] = audit }); how many.
+function audit_log.purge(audits)
 	local removed = 0;
-	for token, audit in pairs(audits or {}) do
-		if lifecycle(token, audit).purge_audit then
+	for token, audit in pairs(audits) do
+		if type(audit) == "table" and type(audit.uses) == "table" and lifecycle(token, audit).purge_audit then
 			local ok, err = layout:delete_audit(token);
 			if not ok then
 				module:log("error", "Failed to purge an audit record: %s", err);

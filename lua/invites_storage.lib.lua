@@ -229,6 +229,28 @@ function stock:audits(made_up)
 	return audits;
 end
 
+-- The purge's view of every invite: an iterator over slices (host_map, audits), here one slice
+-- (the map is one record); nil and an error when they cannot be read. The iterator answers nil
+-- and an error when a slice cannot be read.
+function stock:slices()
+	local host_map, err = self:host_records();
+	if not host_map then
+		return nil, err;
+	end
+	local audits, audits_err = self:audits();
+	if not audits then
+		return nil, audits_err;
+	end
+	local given = false;
+	return function ()
+		if given then
+			return nil;
+		end
+		given = true;
+		return host_map, audits;
+	end;
+end
+
 function stock:delete_audit(token)
 	return self.audit_store:set(token, nil);
 end
@@ -406,6 +428,45 @@ end
 
 function records:audits()
 	return self:all_entries();
+end
+
+-- Slices of up to `n` entries: (host-level records, entries), both by token.
+function records:slices(n)
+	local iterate, state, control = self.entries_view:users();
+	if not iterate then
+		if state then
+			return failed("list invites", state);
+		end
+		iterate = function () end;
+	end
+	local finished = false;
+	return function ()
+		if finished then
+			return nil;
+		end
+		local host_map, entries, count = {}, {}, 0;
+		while count < n do
+			local token = iterate(state, control);
+			control = token;
+			if token == nil then
+				finished = true;
+				break;
+			elseif token ~= "" then
+				local entry, err = self.entries:get(token, HOST_RECORD);
+				if entry == nil and err then
+					finished = true;
+					return nil, err;
+				end
+				if type(entry) == "table" then
+					host_map[token], entries[token], count = entry.record, entry, count + 1;
+				end
+			end
+		end
+		if count == 0 then
+			return nil;
+		end
+		return host_map, entries;
+	end;
 end
 
 function records:delete_audit(token)

@@ -485,54 +485,74 @@ end
 
 --- Housekeeping: expired invites and invites of deleted accounts
 
--- Storage failures leave the invites for the next purge; each is logged, none raises.
-local function purge_expired()
-	local purged = 0;
-	-- What other processes stored in the other layout meanwhile (an older prosodyctl).
+-- A purge: invites left in the other layout moved over, expired invites removed (an hour after
+-- they expire), audit records kept long enough removed. In slices of PURGE_SLICE invites (the
+-- per-invite layout reads every invite; the stock one is a single slice, its one map), so the
+-- timer can let the server serve between slices. A function that does the next slice and
+-- answers true, and how many invites were purged, when all is done. Storage failures leave the
+-- invites for the next purge; each is logged, none raises.
+local PURGE_SLICE = 250;
+
+local function new_purge()
 	local moved, move_err = migrate_storage();
 	if not moved then
 		module:log("error", "Failed to move invites into the %s storage layout: %s", layout.name, move_err);
 	end
-	local host_records, read_err = layout:host_records();
-	if host_records then
-		local tokens = invites:purge_plan(host_records, now());
-		local ok, err = layout:remove_host_tokens(tokens, removed);
-		if ok then
-			purged = purged + #tokens;
-		else
-			module:log("error", "Failed to purge expired invites: %s", err);
-		end
-		-- Also picks up what other processes stored meanwhile.
-		if not layout.name_index then
-			invites:reservations_load(host_records, now());
-		end
-	else
-		module:log("error", "Failed to read invites to purge: %s", read_err);
+	local slices, slices_err = layout:slices(PURGE_SLICE);
+	if not slices then
+		module:log("error", "Failed to read invites to purge: %s", slices_err);
 	end
-	for username in layout:users() do
-		local entries, err = layout:user_map(username);
-		local tokens = entries and invites:purge_plan(entries, now()) or {};
-		local ok, remove_err = layout:remove_user_tokens(username, tokens);
-		if not entries then
-			module:log("error", "Failed to read invites of %s to purge: %s", username, err);
-		elseif ok then
-			purged = purged + #tokens;
-		else
-			module:log("error", "Failed to purge expired invites of %s: %s", username, remove_err);
+	local purged = 0;
+	return function ()
+		local host_records, audits = nil, nil;
+		if slices then
+			host_records, audits = slices();
 		end
-	end
-	if purged > 0 then
-		module:log("info", "Purged %d expired invites", purged);
-		audit_log.count("expired", nil, purged);
-	end
-	audit_log.purge();
-	return purged;
+		if host_records then
+			local tokens = invites:purge_plan(host_records, now());
+			local ok, err = layout:remove_host_tokens(tokens, removed);
+			if ok then
+				purged = purged + #tokens;
+			else
+				module:log("error", "Failed to purge expired invites: %s", err);
+			end
+			if not layout.name_index then -- the whole map: also what other processes stored
+				invites:reservations_load(host_records, now());
+			end
+			audit_log.purge(audits);
+			return false;
+		elseif audits then
+			module:log("error", "Failed to read invites to purge: %s", audits);
+		end
+		for username in layout:users() do
+			local entries, err = layout:user_map(username);
+			local tokens = entries and invites:purge_plan(entries, now()) or {};
+			local ok, remove_err = layout:remove_user_tokens(username, tokens);
+			if not entries then
+				module:log("error", "Failed to read invites of %s to purge: %s", username, err);
+			elseif ok then
+				purged = purged + #tokens;
+			else
+				module:log("error", "Failed to purge expired invites of %s: %s", username, remove_err);
+			end
+		end
+		if purged > 0 then
+			module:log("info", "Purged %d expired invites", purged);
+			audit_log.count("expired", nil, purged);
+		end
+		return true, purged;
+	end;
 end
 
 if prosody.process_type == "prosody" then
 	local purge_interval = module:get_option_number("invites_purge_interval", 3600);
+	local running;
 	module:add_timer(module:get_option_number("invites_purge_delay", 60), function ()
-		purge_expired();
+		running = running or new_purge();
+		if not running() then
+			return 0.01; -- the next slice, once the server has served what waits
+		end
+		running = nil;
 		return purge_interval;
 	end);
 end
@@ -576,9 +596,14 @@ module:hook_global("user-deleted", function (event)
 	end
 end);
 
--- For tests and operators: purge now
+-- For tests and operators: purge now, all at once; how many expired invites were removed.
 function purge() --luacheck: ignore 131/purge
-	return purge_expired();
+	local step = new_purge();
+	local done, purged;
+	repeat
+		done, purged = step();
+	until done;
+	return purged;
 end
 
 --- Operator commands: the admin shell's `invite` section and prosodyctl (invites_admin.lib.lua)
