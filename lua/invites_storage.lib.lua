@@ -595,9 +595,9 @@ local function new_counts()
 end
 
 -- Every invite of the stock layout moved into this one (`progress(done, total)` hears how far it
--- got): { moved = pending invites moved, expired = invites left behind as expired (their audit
--- records move), ended = audit records of used or revoked invites moved, already = invites that
--- were in this layout already }, or nil and an error. Safe to interrupt and run again: each
+-- got): { moved = pending invites moved, expired = invites left behind as expired (an hour past
+-- their expiry, as a purge would remove them; their audit records move), ended = audit records of
+-- used or revoked invites moved, already = invites that were in this layout already }, or nil and an error. Safe to interrupt and run again: each
 -- invite is written to this layout before it leaves the other, and where both hold one, the
 -- per-invite entry wins (it alone knows whether the invite was used or revoked since), so no
 -- invite is lost, duplicated or revived.
@@ -619,7 +619,7 @@ function records:migrate_here(progress)
 			tokens[#tokens + 1] = token;
 		end
 	end
-	local current = self.current_tokens(host_map);
+	local expired = self.expired_tokens(host_map);
 	local counts = new_counts();
 	for first, last in batches(tokens) do
 		local gone = {};
@@ -629,16 +629,18 @@ function records:migrate_here(progress)
 			if entry == nil and read_err then
 				return failed("read invite", read_err);
 			end
-			local record, count = host_map[token], "already";
+			local record, audit, count = host_map[token], audits[token], "already";
 			if entry == nil then -- else written by an interrupted run, or used since: it wins
-				entry = type(audits[token]) == "table" and audits[token] or self.new_audit(record);
-				local pending = record ~= nil and current[token];
-				entry.record = pending and record or nil;
-				local ok, set_err = self:put_entry(token, entry);
-				if not ok then
-					return failed("move an invite to the per-invite layout", set_err);
-				end
+				local pending = record ~= nil and not expired[token];
 				count = pending and "moved" or (record and "expired" or "ended");
+				if pending or type(audit) == "table" then -- an expired invite without one leaves nothing
+					entry = type(audit) == "table" and audit or self.new_audit(record);
+					entry.record = pending and record or nil;
+					local ok, set_err = self:put_entry(token, entry);
+					if not ok then
+						return failed("move an invite to the per-invite layout", set_err);
+					end
+				end
 			end
 			counts[count] = counts[count] + 1;
 			gone[#gone + 1] = token;
@@ -683,9 +685,15 @@ function records:migrate_to_stock(progress)
 			if entry == nil and err then
 				return failed("read invite", err);
 			end
-			if type(entry) == "table" then
+			if entry == nil then
+				-- An empty entry, left by a deletion interrupted on internal storage.
+				local ok, remove_err = self.entries_view:set(token, nil);
+				if not ok then
+					return failed("remove an empty entry", remove_err);
+				end
+			elseif type(entry) == "table" then
 				local record = entry.record;
-				local pending = record ~= nil and self.current_tokens({ [token] = record })[token];
+				local pending = record ~= nil and not self.expired_tokens({ [token] = record })[token];
 				-- An ended invite's stock record (left by an interrupted move) goes too.
 				stock_keys[token] = pending and record or self.token.remove;
 				entries[token], moved[token] = entry, true;
@@ -737,8 +745,8 @@ end
 storage.HOST_RECORD = HOST_RECORD;
 
 -- The layout object for the current host: `name` "records" or "stock"; `hooks` gives new_audit
--- (an audit record made up for a record), name_key(token, record) and current_tokens(host_map)
--- (the set of tokens whose records have not expired).
+-- (an audit record made up for a record), name_key(token, record) and expired_tokens(host_map)
+-- (the set of tokens whose records a purge would remove).
 function storage.open(name, hooks)
 	local self = {
 		token = module:open_store("invite_token", "map");
@@ -750,7 +758,7 @@ function storage.open(name, hooks)
 		by_name_view = module:open_store("invites_by_name");
 		new_audit = hooks.new_audit;
 		name_key = hooks.name_key;
-		current_tokens = hooks.current_tokens;
+		expired_tokens = hooks.expired_tokens;
 	};
 	return setmetatable(self, name == "stock" and stock_mt or records_mt);
 end

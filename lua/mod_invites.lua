@@ -36,9 +36,9 @@ local function open_storage(name)
 		name_key = function (token, record)
 			return invites:name_key(token, record);
 		end;
-		current_tokens = function (host_map)
+		expired_tokens = function (host_map)
 			local set = {};
-			for _, token in ipairs(invites:pending(host_map, now())) do
+			for _, token in ipairs(invites:purge_plan(host_map, now())) do
 				set[token] = true;
 			end
 			return set;
@@ -502,7 +502,7 @@ local function new_purge()
 	if not slices then
 		module:log("error", "Failed to read invites to purge: %s", slices_err);
 	end
-	local purged = 0;
+	local purged = moved and moved.expired or 0; -- left behind by the move: as good as purged
 	return function ()
 		local host_records, audits = nil, nil;
 		if slices then

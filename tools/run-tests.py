@@ -56,7 +56,6 @@ STOCK_LAYOUT_TESTS = [
     "spec/e2e/test_xep0379.py",
     "spec/e2e/test_lifecycle.py",
     "spec/e2e/test_rooms.py",
-    "spec/e2e/test_migrate.py",
     "spec/e2e/test_mod_invites.py::test_expired_invites_are_purged_on_a_timer",
     "spec/e2e/test_mod_invites.py::test_deleting_a_user_removes_their_invites",
 ]
