@@ -5,7 +5,7 @@ local fake = require "helpers.fake_prosody";
 describe("the per-invite storage layout", function ()
 	local real_time = os.time;
 	local clock;
-	local invites, module, stores;
+	local invites, stores;
 
 	-- Reads and writes of every store since the last call.
 	local last = {};
@@ -32,7 +32,7 @@ describe("the per-invite storage layout", function ()
 			invites_audit = fake.new_storage();
 		};
 		last = {};
-		invites, module = fake.load_module("invites", {
+		invites = fake.load_module("invites", {
 			config = { invite_expiry = 3600; invites_storage_layout = "records" };
 			storage = stores.invite_token;
 			stores = stores;
