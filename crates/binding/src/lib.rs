@@ -7,8 +7,6 @@
 //! logger the shim passes in. Misuse (a wrong argument type) raises a Lua error; expected
 //! failures never do.
 
-#![deny(unsafe_code)]
-
 mod adhoc;
 mod convert;
 mod invites;

@@ -1,8 +1,6 @@
 //! Claims on limited invites: at most as many registrations at a time with a token as it has
 //! uses left.
 
-#![forbid(unsafe_code)]
-
 use std::collections::HashMap;
 
 use tracing::debug;

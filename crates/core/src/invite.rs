@@ -5,7 +5,6 @@
 //! back and forth): store `invite_token`, a map. Host-level key `(nil, token)` holds the whole
 //! record for every invite that allows registration; user-level key `(inviter, token)` holds
 //! the expiry as a bare number for every contact (`roster`) invite.
-#![forbid(unsafe_code)]
 
 use crate::jid::{check_username, local_node, node_of};
 use crate::record::Record;

@@ -1,6 +1,5 @@
 //! Plans: which keys of the `invite_token` map using, revoking, purging or deleting an account
 //! removes. The core decides; the shim deletes, in the order given.
-#![forbid(unsafe_code)]
 
 use tracing::debug;
 

@@ -1,7 +1,6 @@
 //! The invite record: the one model of what the `invite_token` store holds at host level, as
 //! [`crate::invite::create`] builds it and as a read gives it back; and the classification of
 //! any invite table (record, created or validated invite) for audit records and statistics.
-#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
 

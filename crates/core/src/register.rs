@@ -8,8 +8,6 @@
 //! [`crate::subscription`].) The shim
 //! reads storage and configuration, hooks the events and carries out the decisions.
 
-#![forbid(unsafe_code)]
-
 use crate::claims::Settlement;
 use crate::error::{Error, Result};
 use crate::invite::InviteType;

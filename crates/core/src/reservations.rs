@@ -1,7 +1,5 @@
 //! The index of usernames reserved by pending invites (mod_invites state).
 
-#![forbid(unsafe_code)]
-
 use std::collections::HashMap;
 
 use tracing::debug;
