@@ -4,9 +4,10 @@
 use tracing::debug;
 
 use crate::Result;
-use crate::invite::{InviteType, ValidatedInvite, is_current};
+use crate::invite::ValidatedInvite;
 use crate::jid::node_of;
 use crate::record::Record;
+use crate::record::{InviteType, is_current};
 use crate::token::redact;
 
 /// Seconds an expired record is kept before a purge removes it, so that a stream that

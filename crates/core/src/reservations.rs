@@ -112,7 +112,7 @@ impl Reservations {
 mod tests {
     use super::*;
     use crate::Error;
-    use crate::invite::InviteType;
+    use crate::record::InviteType;
 
     fn record(token: &str, kind: InviteType, jid: &str, expires: i64, allow_reset: bool) -> Record {
         Record {
