@@ -618,6 +618,16 @@ function purge() --luacheck: ignore 131/purge
 	return purged;
 end
 
+--- The lifecycle views and the use record (invites_audit.lib.lua), part of this module's API:
+-- usage(invite) -> max_uses, uses; record_use(invite, account, how); all_invites();
+-- list_pending(kind?, creator?); created_by(creator) -> times, pending; inspect(token).
+usage = audit_log.usage; --luacheck: ignore 111/usage
+record_use = audit_log.record_use; --luacheck: ignore 111/record_use
+all_invites = audit_log.all_invites; --luacheck: ignore 111/all_invites
+list_pending = audit_log.list_pending; --luacheck: ignore 111/list_pending
+created_by = audit_log.created_by; --luacheck: ignore 111/created_by
+inspect = audit_log.inspect; --luacheck: ignore 111/inspect
+
 --- Operator commands: the admin shell's `invite` section and prosodyctl (invites_admin.lib.lua)
 local admin = module:require "invites_admin";
 admin.register_shell();
