@@ -112,9 +112,10 @@ local function audit_retention()
 end
 
 -- The lifecycle of one invite from its audit record: { state, uses_left, purge_audit }.
+-- An audit record the core cannot read (a field missing or mistyped) is "unknown" and kept.
 local function lifecycle(token, audit)
 	local last = audit.uses[#audit.uses];
-	return core.lifecycle({
+	local life, _, why = core.lifecycle({
 		stored = layout:stored(token, audit);
 		expires = audit.expires;
 		uses = #audit.uses;
@@ -123,6 +124,11 @@ local function lifecycle(token, audit)
 		revoked_at = audit.revoked_at;
 		last_use = last and last.at;
 	}, now(), audit_retention());
+	if not life then
+		module:log("warn", "Unreadable audit record of invite %s: %s", core.redact(token), why);
+		return { state = "unknown" };
+	end
+	return life;
 end
 
 -- What became of an invite, from its audit record (false: none) and its host-level record:

@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn unreadable_records_are_invalid_tokens_and_revoke_their_host_half() {
-        let malformed = || Err(Error::MalformedRecord("expires"));
+        let malformed = || Err(Error::BadField("expires"));
         assert_eq!(validate(Some(T), HOST, malformed(), Redemption::Account, 0), Err(Error::TokenInvalid));
         let contact = Redemption::Contact { username: "alice", user_expiry: Some(100) };
         assert_eq!(validate(Some(T), HOST, malformed(), contact, 0), Err(Error::TokenInvalid), "even with a user-level half");
