@@ -181,17 +181,16 @@ impl UserData for Invites {
 
         // classify(invite) -> kind, creator, max_uses: what mod_invites' audit records and
         // statistics call any invite table (stored record, new or validated invite), read with
-        // ordinary indexing as the shim's kind_of, creator_of and max_uses_of read it.
+        // ordinary indexing.
         //   kind: "account-and-contact" / "contact" for type "roster" (allow_registration truthy
         //     or not), else "reset" / "account" (additional_data.allow_reset truthy or not);
         //   creator: additional_data.source when a non-empty string (its util.jid.bare when it
         //     contains '@' and is a JID), else for type "roster" the node of jid, or inviter, or
         //     username, "@" host ("unknown" when none), else "module";
         //   max_uses: additional_data.max_uses when an integer >= 1 (not 2.0), else nil.
-        // An additional_data that is not a table counts as empty. Raises where the Lua raised:
-        // a jid other than a string, nil or false, or an inviter/username other than a string,
-        // number, nil or false, when it comes to be used; and for an invite that is not a table
-        // (the Lua raised for nil, booleans and numbers, but read a string as an empty invite).
+        // An additional_data that is not a table counts as empty. Raises for a jid other than a
+        // string, nil or false, or an inviter/username other than a string, number, nil or
+        // false, when it comes to be used; and for an invite that is not a table.
         methods.add_method("classify", |lua, this, invite: Table| {
             let (kind, creator, max_uses) = with_invite_facts(lua, &this.names, &invite, |facts| {
                 let creator = facts.creator(&this.host).map(|creator| lua.create_string(creator));

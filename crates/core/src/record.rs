@@ -154,14 +154,14 @@ impl InviteKind {
 pub enum Field<'a> {
     /// `nil` or `false`.
     Missing,
-    /// A string; for `inviter` and `username` also a number as Lua prints it (the Lua
-    /// concatenated those, which takes numbers; it took the length of `jid`, which does not).
+    /// A string; for `inviter` and `username` also a number as Lua prints it (creators are
+    /// made of those; `jid` is split as a JID, which a number is not).
     Text(&'a [u8]),
-    /// Anything else: the shim's Lua functions raised when they came to use it.
+    /// Anything else: unusable, an error when the classification comes to use it.
     Other,
 }
 
-/// Classification met a field it cannot use where the shim's Lua raised.
+/// Classification met a field it cannot use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JunkField(pub &'static str);
 
