@@ -8,7 +8,7 @@ use invites_rules::invite::{MaxUses, ValidatedInvite};
 use invites_rules::plans::StoreKey;
 use invites_rules::record::InviteType;
 use invites_rules::record::{Field, InviteFacts, Record};
-use invites_rules::register::RoleEntry;
+use invites_rules::roles::RoleEntry;
 
 /// Declares the table keys the binding reads and writes, made into Lua strings once per host
 /// object: a ready string is pushed without hashing and interning it again on every call.

@@ -26,6 +26,7 @@ pub mod record;
 pub mod register;
 pub mod removals;
 pub mod reservations;
+pub mod roles;
 pub mod rooms;
 pub mod subscription;
 pub mod throttle;
