@@ -1,13 +1,15 @@
 -- The invitation web, built in: a landing page for every invite, web sign-up and password reset,
 -- "My invites" for every user and an admin page, on Prosody's own HTTP server.
 --
---   GET  /invite/i/TOKEN            the landing page (a neutral page for any invite not valid)
---   GET  /invite/i/TOKEN/register   sign-up form      POST: create the account
---   GET  /invite/i/TOKEN/reset      new password form POST: change the password
+--   GET  /invite?TOKEN              the landing page (a neutral page for any invite not valid)
+--   GET  /invite/register?TOKEN     sign-up form      POST /invite/register: create the account
+--   GET  /invite/reset?TOKEN        new password form POST /invite/reset: change the password
 --   GET  /invite/me                 log in / my invites; POST /me/login, /me/logout, /me/create, /me/revoke
 --   GET  /invite/admin              every invite (admins); GET /admin/invite?t=TOKEN; POST /admin/create,
 --                                   /admin/revoke, /admin/revoke_by
 --   GET  /invite/static/*           the stylesheet and the script
+--
+-- Tokens travel in query strings and form bodies, never in paths: Prosody logs request paths.
 --
 -- Accounts are created and passwords reset the way mod_invites_register_web does: the validated
 -- invite goes through "user-registering" (mod_invites_register decides every rule), then
@@ -35,7 +37,7 @@ local function base_url()
 end
 
 local function landing_url(token)
-	return base_url() .. "/i/" .. token;
+	return base_url() .. "?" .. token;
 end
 
 -- Every new invite's landing page is ours, unless a module set one or `invites_page` names one.
@@ -335,11 +337,12 @@ local function landing_page(event, token)
 		('<p><a class="button big" href="%s">%s</a></p>'):format(esc(invite.uri), ctx.t("open_button")),
 		html.p(ctx.t("open_help"), "help"),
 	};
-	local here = base_path .. "/i/" .. token;
 	if kind == "reset" then
-		body[#body + 1] = ('<p><a class="button secondary" href="%s/reset">%s</a></p>'):format(esc(here), ctx.t("web_reset"));
+		body[#body + 1] = ('<p><a class="button secondary" href="%s/reset?%s">%s</a></p>'):format(esc(base_path), esc(token),
+			ctx.t("web_reset"));
 	elseif invite.allow_registration then
-		body[#body + 1] = ('<p><a class="button secondary" href="%s/register">%s</a></p>'):format(esc(here), ctx.t("web_signup"));
+		body[#body + 1] = ('<p><a class="button secondary" href="%s/register?%s">%s</a></p>'):format(esc(base_path), esc(token),
+			ctx.t("web_signup"));
 	end
 	if platform ~= "android" and platform ~= "ios" then
 		body[#body + 1] = ('<section class="card desktop-only" aria-labelledby="qr-h"><h2 id="qr-h">%s</h2>%s<div class="qr">%s</div></section>')
@@ -390,14 +393,15 @@ local function signup_form(event, ctx, token, invite, err, username)
 			help = ctx.t("username_help", { host = module.host }) });
 	end
 	local body = html.p(ctx.t("signup_intro", { site = site_name })) .. html.error(err)
-		.. html.form(ctx, base_path .. "/i/" .. token .. "/register", fields .. password_fields(ctx), ctx.t("signup_submit"));
+		.. html.form(ctx, base_path .. "/register", html.hidden("token", token) .. fields .. password_fields(ctx),
+			ctx.t("signup_submit"));
 	return page(event, ctx, err and 400 or 200, ctx.t("signup_title"), body);
 end
 
 local function reset_form(event, ctx, token, invite, err)
 	local _, data = kind_of(invite);
 	local body = html.p(ctx.t("reset_intro", { jid = reset_account(invite, data) })) .. html.error(err)
-		.. html.form(ctx, base_path .. "/i/" .. token .. "/reset", password_fields(ctx), ctx.t("reset_submit"));
+		.. html.form(ctx, base_path .. "/reset", html.hidden("token", token) .. password_fields(ctx), ctx.t("reset_submit"));
 	return page(event, ctx, err and 400 or 200, ctx.t("reset_title"), body);
 end
 
@@ -412,9 +416,10 @@ local function registering(invite, username, ip)
 	return event;
 end
 
-local function handle_signup(event, token)
+local function handle_signup(event)
 	local ctx = context(event);
 	local form = form_of(event);
+	local token = field(form, "token");
 	if not guard:csrf_ok(event.request, form) then
 		return refused(event, ctx, "csrf");
 	end
@@ -461,9 +466,10 @@ local function handle_signup(event, token)
 		platform_of(event.request.headers.user_agent));
 end
 
-local function handle_reset(event, token)
+local function handle_reset(event)
 	local ctx = context(event);
 	local form = form_of(event);
+	local token = field(form, "token");
 	if not guard:csrf_ok(event.request, form) then
 		return refused(event, ctx, "csrf");
 	end
@@ -503,29 +509,35 @@ local function handle_reset(event, token)
 		platform_of(event.request.headers.user_agent));
 end
 
-local function invite_route(event, path)
-	local token, action = path:match("^([%w_-]+)/?(%a*)$");
-	if not token then
-		return invalid_page(event);
+-- The token of a GET: the whole query string (`?TOKEN`, as mod_invites_page has it).
+local function query_token(event)
+	return event.request.url.query;
+end
+
+local function landing_or_home(event)
+	local token = query_token(event);
+	if not token or token == "" then
+		return redirect(event, "/me");
 	end
-	local method = event.request.method;
-	if action == "" and method == "GET" then
-		return landing_page(event, token);
-	elseif action == "register" and method == "POST" then
-		return handle_signup(event, token);
-	elseif action == "reset" and method == "POST" then
-		return handle_reset(event, token);
-	elseif method ~= "GET" or (action ~= "register" and action ~= "reset") then
-		return invalid_page(event);
-	end
+	return landing_page(event, token);
+end
+
+local function signup_page(event)
+	local token = query_token(event);
 	local invite = valid_invite(token);
-	local kind = invite and kind_of(invite);
-	if action == "register" and invite and invite.allow_registration and kind ~= "reset" then
-		return signup_form(event, context(event), token, invite);
-	elseif action == "reset" and kind == "reset" then
-		return reset_form(event, context(event), token, invite);
+	if not invite or not invite.allow_registration or kind_of(invite) == "reset" then
+		return invalid_page(event);
 	end
-	return invalid_page(event);
+	return signup_form(event, context(event), token, invite);
+end
+
+local function reset_page(event)
+	local token = query_token(event);
+	local invite = valid_invite(token);
+	if not invite or kind_of(invite) ~= "reset" then
+		return invalid_page(event);
+	end
+	return reset_form(event, context(event), token, invite);
 end
 
 --- My invites and the admin page
@@ -555,8 +567,11 @@ module:provides("http", {
 	default_path = DEFAULT_PATH;
 	cors = { enabled = false }; -- pages for people, not an API for other sites
 	route = {
-		["GET /i/*"] = invite_route;
-		["POST /i/*"] = invite_route;
+		["GET"] = landing_or_home;
+		["GET /register"] = signup_page;
+		["POST /register"] = handle_signup;
+		["GET /reset"] = reset_page;
+		["POST /reset"] = handle_reset;
 		["GET /static/*"] = static;
 		["GET /me"] = pages.me;
 		["POST /me/login"] = pages.login;
@@ -568,8 +583,6 @@ module:provides("http", {
 		["POST /admin/create"] = pages.admin_create;
 		["POST /admin/revoke"] = pages.admin_revoke;
 		["POST /admin/revoke_by"] = pages.admin_revoke_by;
-		["GET /"] = function (event)
-			return redirect(event, "/me");
-		end;
+		["GET /"] = landing_or_home;
 	};
 });
