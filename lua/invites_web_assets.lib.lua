@@ -24,6 +24,7 @@ h2 { font-size: 1.25rem; margin: 1.5rem 0 .5rem; }
 h3 { font-size: 1.05rem; margin: .75rem 0 .25rem; }
 a { color: var(--accent); }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: .5rem; padding: 1rem; margin: 1rem 0; }
+.card > h2:first-child { margin-top: 0; }
 .button, button { display: inline-block; background: var(--accent); color: var(--accent-fg); border: 0;
   border-radius: .4rem; padding: .7rem 1.2rem; font: inherit; font-weight: 600; text-decoration: none;
   cursor: pointer; min-height: 2.75rem; }
@@ -42,7 +43,7 @@ input[type=text], input[type=password], input[type=number], select, textarea {
 .apps summary { cursor: pointer; font-weight: 600; }
 .app { margin: .5rem 0 1rem; }
 .app .links a { display: inline-block; margin: .25rem .75rem .25rem 0; }
-.platform-mine { border: 2px solid var(--accent); border-radius: .5rem; padding: .5rem 1rem; }
+.apps details.platform-mine { border: 2px solid var(--accent); border-radius: .5rem; padding: .5rem 1rem; }
 .qr svg { width: 100%; max-width: 16rem; height: auto; display: block; margin: .5rem auto; }
 .link { word-break: break-all; font-family: ui-monospace, monospace; font-size: .9rem; }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }

@@ -127,5 +127,5 @@ return {
 	created_invite = "Einladung erstellt";
 	err_create = "Die Einladung konnte nicht erstellt werden: {why}";
 	back = "Zurück";
-	total = "{n} Einladungen";
+	total = "Passende Einladungen: {n}";
 }

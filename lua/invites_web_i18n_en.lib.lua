@@ -140,5 +140,5 @@ return {
 	created_invite = "Invite created";
 	err_create = "Could not create the invite: {why}";
 	back = "Back";
-	total = "{n} invites";
+	total = "Matching invites: {n}";
 }

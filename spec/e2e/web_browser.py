@@ -109,9 +109,16 @@ class Browser:
         """Click what css finds and wait for the next page to replace this one."""
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
+        self.wait_loaded()
         page = self.find("html")
         self.find(css).click()
         WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
+        self.wait_loaded()
+
+    def wait_loaded(self):
+        from selenium.webdriver.support.ui import WebDriverWait
+        WebDriverWait(self.driver, 15).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
 
     def screenshot(self, path: Path) -> Path:
         """The whole page (the viewport stretched to the page's height), as a person scrolls it."""
@@ -158,6 +165,7 @@ class Browser:
     def post_form(self, action: str, fields: dict):
         """Build and submit a form with these fields, as a forged page would (no inline script is
         needed: WebDriver runs it)."""
+        self.wait_loaded()
         page = self.find("html")
         self.driver.execute_script(
             "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
@@ -167,6 +175,7 @@ class Browser:
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
         WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
+        self.wait_loaded()
 
 
 def save_json(path: Path, data) -> None:
