@@ -75,7 +75,7 @@ end
 -- A link to share with its QR code (markup from the core, which escapes the title itself).
 function html.share(ctx, link, qr_markup)
 	return table.concat({
-		'<div class="card"><p class="help">', ctx.t("share_help"), '</p>',
+		'<div class="share"><p class="help">', ctx.t("share_help"), '</p>',
 		'<p><strong>', ctx.t("invite_link"), ':</strong> <a class="link" href="', esc(link), '">', esc(link), '</a></p>',
 		qr_markup and ('<div class="qr">' .. qr_markup .. '</div>') or "",
 		'</div>',
