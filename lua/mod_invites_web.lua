@@ -383,9 +383,14 @@ local function password_fields(ctx)
 		.. html.input("password2", ctx.t("password_again"), { type = "password"; autocomplete = "new-password"; required = true });
 end
 
+-- The name an account invite is restricted to (a contact invite's `username` is its inviter).
+local function fixed_username(invite)
+	return invite.type == "register" and invite.username or nil;
+end
+
 local function signup_form(event, ctx, token, invite, err, username)
 	local fields;
-	if invite.username then
+	if fixed_username(invite) then
 		fields = ('<p>%s: <span class="fixed">%s@%s</span></p>'):format(ctx.t("username_fixed"), esc(invite.username), esc(module.host))
 			.. html.hidden("username", invite.username);
 	else
@@ -428,8 +433,8 @@ local function handle_signup(event)
 		return invalid_page(event);
 	end
 	local raw, password = field(form, "username"), form.password;
-	if invite.username then
-		raw = invite.username;
+	if fixed_username(invite) then
+		raw = fixed_username(invite);
 	end
 	if not raw or raw == "" or type(password) ~= "string" or password == "" then
 		return signup_form(event, ctx, token, invite, ctx.t("err_fill_all"), raw);

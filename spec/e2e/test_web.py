@@ -253,3 +253,25 @@ def test_tokens_appear_in_the_log_as_a_prefix_only(srv):
     log = srv.log_text()
     assert "Registered logcheck through the web" in log
     assert invite["token"] not in log
+
+
+def test_web_signup_with_a_contact_invite_makes_both_contacts(srv):
+    """The roster subscription of a contact+ibr invite, done by mod_invites_register on the
+    user-registered the web form fires."""
+    srv.create_user("erin", PASSWORD)
+    invite = srv.api1("create_contact", "erin", True)
+    v = Visitor(srv)
+    status, _, landing = v.request(f"/invite?{invite['token']}")
+    assert status == 200 and "erin@localhost invites you to chat." in landing
+    _, _, form = v.request(f"/invite/register?{invite['token']}")
+    status, _, done = v.request("/invite/register", {"token": invite["token"], "username": "frank", "password": PASSWORD,
+                                                      "password2": PASSWORD, "csrf": v.csrf(form)})
+    assert status == 200 and "Your account frank@localhost is ready." in done, done[:1000]
+    assert srv.api1("roster", "frank")["erin@localhost"]["subscription"] == "both"
+    assert srv.api1("roster", "erin")["frank@localhost"]["subscription"] == "both"
+    assert srv.api1("inspect", invite["token"])["state"] == "used"
+    # single use: a second sign-up with it gets the neutral page
+    status, _, again = v.request("/invite/register", {"token": invite["token"], "username": "grace",
+                                                       "password": PASSWORD, "password2": PASSWORD, "csrf": v.csrf(form)})
+    assert status == 404 and "no longer valid" in again
+    assert not srv.api1("user_exists", "grace")
