@@ -42,7 +42,8 @@ input[type=text], input[type=password], input[type=number], select, textarea {
 .apps details { border-top: 1px solid var(--line); padding: .5rem 0; }
 .apps summary { cursor: pointer; font-weight: 600; }
 .app { margin: .5rem 0 1rem; }
-.app .links a { display: inline-block; margin: .25rem .75rem .25rem 0; }
+.app .links { list-style: none; padding: 0; margin: .25rem 0; }
+.app .links li { margin: .35rem 0; }
 .apps details.platform-mine { border: 2px solid var(--accent); border-radius: .5rem; padding: .5rem 1rem; }
 .qr svg { width: 100%; max-width: 16rem; height: auto; display: block; margin: .5rem auto; }
 .link { word-break: break-all; font-family: ui-monospace, monospace; font-size: .9rem; }

@@ -173,7 +173,7 @@ local function app_links(ctx, app, uri)
 				url = url .. (url:find("?", 1, true) and "&" or "?") .. "referrer=" .. urlencode(uri);
 				note = ' <span class="help">' .. ctx.t("store_referrer") .. "</span>";
 			end
-			out[#out + 1] = ('<a href="%s">%s</a>%s'):format(esc(url), esc(link.label or url), note);
+			out[#out + 1] = ('<li><a href="%s">%s</a>%s</li>'):format(esc(url), esc(link.label or url), note);
 		end
 	end
 	return out;
@@ -194,7 +194,7 @@ local function apps_section(ctx, platform, uri)
 			for _, ap in ipairs(type(app.platforms) == "table" and app.platforms or {}) do
 				if ap == p then
 					local links = app_links(ctx, app, uri);
-					items[#items + 1] = ('<div class="app"><h3>%s</h3><p>%s</p><p class="links">%s</p></div>'):format(
+					items[#items + 1] = ('<div class="app"><h3>%s</h3><p>%s</p><ul class="links">%s</ul></div>'):format(
 						esc(app.name), esc(app.text), table.concat(links));
 				end
 			end

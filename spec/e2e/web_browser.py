@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from prosody_host import REPO_ROOT
@@ -109,9 +110,19 @@ class Browser:
         """Click what css finds and wait for the next page to replace this one."""
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
-        self.wait_loaded()
-        page = self.find("html")
-        self.find(css).click()
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+        for attempt in range(3):
+            self.wait_loaded()
+            page = self.find("html")
+            try:
+                self.find(css).click()
+                break
+            except (StaleElementReferenceException, WebDriverException) as e:
+                # Chromium may still swap documents after the load event: find it again
+                if attempt == 2 or ("does not belong to the document" not in str(e)
+                                    and not isinstance(e, StaleElementReferenceException)):
+                    raise
+                time.sleep(0.3)
         WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
         self.wait_loaded()
 
