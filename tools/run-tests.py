@@ -7,7 +7,7 @@ it offline into target/rocks-tree, tools/build-rock.sh; `prosodyctl install` of 
 each host: the rock tiers), and the end-to-end suite against a real Prosody, once per
 host: the system's Prosody 0.12 and the Prosody 13 of target/prosody13 (tools/prosody13.sh), each
 its own tier named after the release it runs; the browser tiers (spec/e2e/test_browser_web.py, one per
-host: mod_invites_web in Chromium through Selenium). Then the PostgreSQL tiers, one per host: the
+host: mod_invites_web in Chromium through Selenium, run after the others). Then the PostgreSQL tiers, one per host: the
 storage-compatibility, registration, XEP-0379 and purge tests (POSTGRES_TESTS) with storage =
 "sql" on a private PostgreSQL this script starts (spec/e2e/postgres.py: initdb in a temporary
 directory, a loopback port, stopped by pid at the end; each Prosody server gets a database of its
@@ -304,9 +304,6 @@ def main():
         starts = []
         if with_e2e:
             starts += [lambda host=host: E2E(args.venv, host) for host in dict.fromkeys(hosts)]
-        if with_browser:
-            starts += [lambda host=host: E2E(args.venv, host, "browser", BROWSER_ENV, BROWSER_TESTS)
-                       for host in dict.fromkeys(hosts)]
         rock = built_rock() if with_rock else None
         if rock is not None:
             starts += [lambda host=host: E2E(args.venv, host, "rock", {"E2E_ROCK": str(rock)}, ["spec/e2e/test_rock.py"])
@@ -327,6 +324,12 @@ def main():
         for e2e in () if args.serial else runs:
             counts = e2e.result()
             record(e2e.name, counts, e2e.seconds)
+        # The browser tiers after the others: Chromium next to four Prosody test runs on two cores
+        # makes the XMPP clients' timeouts flaky.
+        browsers = [E2E(args.venv, host, "browser", BROWSER_ENV, BROWSER_TESTS)
+                    for host in (dict.fromkeys(hosts) if with_browser else ())]
+        for browser in browsers:
+            record(browser.name, browser.result(), browser.seconds)
         if pg is not None and any(name.startswith("postgresql") and counts[1] for name, counts in recorded):
             print(f"\n=== PostgreSQL log (last lines of {pg.log_path})\n{pg.log_tail()}", flush=True)
     finally:
