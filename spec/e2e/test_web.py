@@ -26,6 +26,8 @@ EXTERNAL = "https://chat.example.test/xmpp/"
 TEMPLATE = "tpl.localhost"
 PASSWORD = "correct-horse-battery"
 NS_CONTACT = "urn:xmpp:invite#invite"
+MUC = "conference.localhost"
+ROOM = f"lounge@{MUC}"
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +45,12 @@ def srv(e2e_base_dir):
             PROXIED: {"http_external_url": EXTERNAL},
             TEMPLATE: {"invites_page": "https://join.example.test/{invite.token}"},
         },
-        modules=[*DEFAULT_MODULES, "invites_web"],
+        components={MUC: ("muc", {})},
+        modules=[*DEFAULT_MODULES, "invites_web", "pep", "bookmarks", "offline"],
         options={"site_name": "Web Test", "admins": [f"admin@{HOST}"]},
     )
     server.start()
+    server.api("muc_create", ROOM, {"name": "Lounge <3", "members_only": True})
     server.create_user("alice", PASSWORD)
     server.create_user("admin", PASSWORD)
     try:
@@ -275,3 +279,15 @@ def test_web_signup_with_a_contact_invite_makes_both_contacts(srv):
                                                        "password": PASSWORD, "password2": PASSWORD, "csrf": v.csrf(form)})
     assert status == 404 and "no longer valid" in again
     assert not srv.api1("user_exists", "grace")
+
+
+def test_group_chats_an_invite_carries_are_shown_and_joined_through_the_web(srv):
+    invite = srv.api1("create_account", None, {"rooms": [ROOM]})
+    v = Visitor(srv)
+    status, _, landing = v.request(f"/invite?{invite['token']}")
+    assert status == 200 and "You will also join these group chats:" in landing and f"<li>{ROOM}</li>" in landing
+    _, _, form = v.request(f"/invite/register?{invite['token']}")
+    status, _, done = v.request("/invite/register", {"token": invite["token"], "username": "henry", "password": PASSWORD,
+                                                      "password2": PASSWORD, "csrf": v.csrf(form)})
+    assert status == 200 and "Your account henry@localhost is ready." in done
+    assert srv.api1("muc_affiliation", ROOM, f"henry@{HOST}") == "member"
