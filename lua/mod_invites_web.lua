@@ -66,7 +66,17 @@ local guard_lib = module:require "invites_web_guard";
 
 module:hook("invite-created", add_landing_page);
 
-local base_path = (url_parse(base_url()).path or ""):gsub("/$", "");
+-- The path of our pages as browsers see them (with http_external_url's prefix); without any
+-- HTTP port mod_http answers http://disabled.invalid/, whose path says nothing.
+local function our_path()
+	local url = url_parse(base_url());
+	if url.host == "disabled.invalid" then
+		local paths = module:get_option("http_paths", {});
+		return type(paths) == "table" and type(paths[APP_NAME]) == "string" and paths[APP_NAME] or DEFAULT_PATH;
+	end
+	return url.path or "";
+end
+local base_path = our_path():gsub("/$", "");
 
 local guard = guard_lib.new({
 	base_path = base_path == "" and "/" or base_path;
