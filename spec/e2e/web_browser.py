@@ -108,28 +108,50 @@ class Browser:
 
     def click(self, css):
         """Click what css finds and wait for the next page to replace this one."""
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
-        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+        from selenium.common.exceptions import WebDriverException
         for attempt in range(3):
             self.wait_loaded()
-            page = self.find("html")
+            mark = self._mark()
             try:
                 self.find(css).click()
                 break
-            except (StaleElementReferenceException, WebDriverException) as e:
+            except WebDriverException as e:
                 # Chromium may still swap documents after the load event: find it again
-                if attempt == 2 or ("does not belong to the document" not in str(e)
-                                    and not isinstance(e, StaleElementReferenceException)):
+                if attempt == 2:
                     raise
                 time.sleep(0.3)
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
-        self.wait_loaded()
+        self._wait_replaced(mark)
+
+    _marks = 0
+
+    def _mark(self) -> int:
+        """Tags the current document, so its replacement can be told apart from it."""
+        Browser._marks += 1
+        self.driver.execute_script("window.__pageMark = arguments[0];", Browser._marks)
+        return Browser._marks
+
+    def _wait_replaced(self, mark: int):
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def replaced(d):
+            try:
+                return d.execute_script(
+                    "return window.__pageMark !== arguments[0] && document.readyState === 'complete';", mark)
+            except WebDriverException:  # between two documents
+                return False
+        WebDriverWait(self.driver, 15).until(replaced)
 
     def wait_loaded(self):
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
-        WebDriverWait(self.driver, 15).until(
-            lambda d: d.execute_script("return document.readyState") == "complete")
+
+        def loaded(d):
+            try:
+                return d.execute_script("return document.readyState") == "complete"
+            except WebDriverException:
+                return False
+        WebDriverWait(self.driver, 15).until(loaded)
 
     def screenshot(self, path: Path) -> Path:
         """The whole page (the viewport stretched to the page's height), as a person scrolls it."""
@@ -177,16 +199,13 @@ class Browser:
         """Build and submit a form with these fields, as a forged page would (no inline script is
         needed: WebDriver runs it)."""
         self.wait_loaded()
-        page = self.find("html")
+        mark = self._mark()
         self.driver.execute_script(
             "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
             "for (const [k, v] of Object.entries(arguments[1])) {"
             " const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); }"
             "document.body.appendChild(f); f.submit();", action, fields)
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
-        self.wait_loaded()
+        self._wait_replaced(mark)
 
 
 def save_json(path: Path, data) -> None:
