@@ -21,7 +21,7 @@ import client
 import web_browser
 from prosody import ProsodyServer
 from prosody_config import DEFAULT_MODULES
-from prosody_host import REPO_ROOT, prosody_version
+from prosody_host import REPO_ROOT, default_impl, is_stock, prosody_version
 
 HOST = "localhost"
 SITE = "Example Chat"
@@ -31,6 +31,9 @@ ADMIN, ALICE, BOB, CAROL = "admin", "alice", "bob", "carol"
 
 def jid(user):
     return f"{user}@{HOST}"
+
+
+pytestmark = pytest.mark.skipif(is_stock(default_impl()), reason="mod_invites_web is this project's module")
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 import client
 from prosody import ProsodyServer
 from prosody_config import DEFAULT_MODULES
+from prosody_host import default_impl, is_stock
 
 HOST = "localhost"
 PROXIED = "proxied.localhost"
@@ -28,6 +29,9 @@ PASSWORD = "correct-horse-battery"
 NS_CONTACT = "urn:xmpp:invite#invite"
 MUC = "conference.localhost"
 ROOM = f"lounge@{MUC}"
+
+
+pytestmark = pytest.mark.skipif(is_stock(default_impl()), reason="mod_invites_web is this project's module")
 
 
 @pytest.fixture(scope="module")
