@@ -440,6 +440,10 @@ function admin.prosodyctl(mod, arg, switch_host)
 		end
 		module:depends(invites_page_module);
 	end
+	-- Ours (mod_invites_web) knows its URL from http_external_url.
+	if require "core.modulemanager".get_modules_for_host(host):contains("invites_web") then
+		module:depends("invites_web");
+	end
 
 	-- A refusal with a reason (a refused room, a bad limit) is a usage error; one without
 	-- (storage) is not.

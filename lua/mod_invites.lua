@@ -233,7 +233,7 @@ function registration_possible() --luacheck: ignore 131/registration_possible
 		return true; -- nothing to tell from outside the server (the command line makes account invites only)
 	end
 	return core.registration_possible(loaded.invites_register ~= nil, loaded.register_ibr ~= nil,
-		loaded.invites_register_web ~= nil);
+		loaded.invites_register_web ~= nil or loaded.invites_web ~= nil);
 end
 
 -- Invitation to become a contact of a local user

@@ -106,5 +106,13 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     // Group chats carried by invites
     exports.set("rooms", rooms_exports(lua)?)?;
     exports.set("roles", roles_exports(lua)?)?;
+    // mod_invites_web: qr_svg(text, title) -> inline <svg> markup | nil, code, text
+    exports.set(
+        "qr_svg",
+        lua.create_function(|lua, (text, title): (String, String)| match invites_rules::qr::svg(&text, &title) {
+            Ok(markup) => Ok(MultiValue::from_iter([Value::String(lua.create_string(markup)?)])),
+            Err(error) => fail(lua, &error),
+        })?,
+    )?;
     Ok(exports)
 }

@@ -22,6 +22,7 @@ pub mod net;
 pub mod ns;
 pub mod period;
 pub mod plans;
+pub mod qr;
 pub mod record;
 pub mod register;
 pub mod removals;
