@@ -211,7 +211,9 @@ pub const SHELL_SECTION_DESC: &str = "Create and manage invitations";
 /// (flag names are written with `_`, as Prosody's argument parser stores them).
 #[derive(Debug)]
 pub struct ShellCommand {
+    /// The verb (`invite NAME`).
     pub name: &'static str,
+    /// One line for `help invite`.
     pub desc: &'static str,
     /// Fixed arguments, in order; the first names the host (a host or a JID).
     pub args: &'static [&'static str],
@@ -314,15 +316,20 @@ pub fn parse_uses(s: &str) -> Result<u32> {
 /// A flag's value as the shell verbs receive it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlagValue {
+    /// A value flag's value.
     Text(String),
+    /// An array flag's values, in order.
     List(Vec<String>),
+    /// A switch, on or off.
     Switch(bool),
 }
 
 /// A shell verb's arguments: the fixed ones in order, and the flags by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShellArgs {
+    /// The fixed arguments, in order.
     pub args: Vec<String>,
+    /// The flags given, by name (as `_`-names).
     pub flags: Vec<(String, FlagValue)>,
 }
 

@@ -10,6 +10,8 @@
 //! maps [`Error`] to Prosody's error strings. The Lua shims in `lua/` do all I/O (storage,
 //! stanzas, events) and ask it what to do.
 
+#![warn(missing_docs)]
+
 pub mod adhoc;
 pub mod claims;
 pub mod cli;

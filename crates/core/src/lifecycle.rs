@@ -21,6 +21,7 @@ pub enum State {
 }
 
 impl State {
+    /// The state's name, as the admin views show it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -36,11 +37,13 @@ impl State {
 pub struct Facts {
     /// Whether `invite_token` still holds it (either half).
     pub stored: bool,
+    /// When it expires, Unix seconds.
     pub expires: i64,
     /// Uses recorded in its audit record.
     pub uses: u32,
     /// `additional_data.max_uses`.
     pub max_uses: Option<u32>,
+    /// It may be used until it expires (group invites).
     pub reusable: bool,
     /// When it was revoked, if the audit record says so.
     pub revoked_at: Option<i64>,
@@ -93,8 +96,11 @@ pub fn audit_expired(ended_at: Option<i64>, retention: u64, now: i64) -> bool {
 /// operator wrote it, for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quota {
+    /// Invites a user may create per period.
     pub count: u32,
+    /// The period, in seconds.
     pub period: u64,
+    /// The period as configured, for messages.
     pub period_text: String,
 }
 

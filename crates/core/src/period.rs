@@ -71,7 +71,9 @@ pub fn parse_period(s: &str) -> Result<u64> {
 /// ambiguous (it then still uses the value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionPeriod {
+    /// The period in seconds.
     pub seconds: u64,
+    /// Whether Prosody 13 would log it as ambiguous.
     pub ambiguous: bool,
 }
 

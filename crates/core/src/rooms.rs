@@ -23,7 +23,9 @@ pub const DEFAULT_MAX_ROOMS: usize = 10;
 /// automatically (the bookmark's `autojoin`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomEntry {
+    /// The room's bare JID, prepped.
     pub jid: String,
+    /// Whether clients join it on their own (the bookmark's `autojoin`).
     pub autojoin: bool,
 }
 
@@ -31,8 +33,11 @@ pub struct RoomEntry {
 /// it is not a valid JID), and the `autojoin` flag if the entry had one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomInput {
+    /// The JID as given.
     pub given: String,
+    /// The same after stringprep; `None` when it is not a valid JID.
     pub prepped: Option<String>,
+    /// The entry's `autojoin`, if it had one.
     pub autojoin: Option<bool>,
 }
 
@@ -52,7 +57,9 @@ pub enum RefusalKind {
 pub struct RoomRefusal {
     /// The room as given (empty when the refusal is about the whole list).
     pub room: String,
+    /// Why, as the condition a client sees.
     pub kind: RefusalKind,
+    /// Why, in words an operator or user can act on.
     pub reason: String,
 }
 
@@ -130,9 +137,13 @@ pub fn normalise(inputs: &[RoomInput], max: usize) -> Result<Vec<RoomEntry>, Roo
 /// A XEP-0045 affiliation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Affiliation {
+    /// `owner`.
     Owner,
+    /// `admin`.
     Admin,
+    /// `member`.
     Member,
+    /// `outcast` (banned).
     Outcast,
 }
 
@@ -148,6 +159,7 @@ impl Affiliation {
         }
     }
 
+    /// Prosody's name of the affiliation.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Owner => "owner",
@@ -166,10 +178,13 @@ pub struct RoomFacts {
     /// Whether the room itself could be looked at. False from `prosodyctl`, which runs outside
     /// the server and sees no rooms: then only the service is checked.
     pub checked: bool,
+    /// The room exists.
     pub exists: bool,
     /// A tombstone of a destroyed room.
     pub destroyed: bool,
+    /// The room is persistent.
     pub persistent: bool,
+    /// Only members may enter.
     pub members_only: bool,
     /// The room lets members invite (`allow_member_invites`).
     pub allow_member_invites: bool,
@@ -187,7 +202,9 @@ pub enum Requester {
 /// Whether the room was looked at or only its service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checked {
+    /// The room itself was looked at.
     Room,
+    /// Only its service was (from `prosodyctl`, which sees no rooms).
     ServiceOnly,
 }
 
