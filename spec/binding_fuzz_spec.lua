@@ -136,7 +136,7 @@ describe("the native binding under random input", function ()
 		local record = assert(invites:create("register", nil, true, 60, nil, nil, 100));
 		assert.equal("example.com", record.jid);
 		assert.equal(7 * 86400, core.parse_period("1 week"));
-		assert.same({ nil, "token-malformed", "malformed token" }, { registration:preauth("192.0.2.1", "set", "junk!", 0) });
+		assert.same({ nil, "token-invalid", "the invite token is invalid" }, { registration:preauth("192.0.2.1", "set", "junk!", 0) });
 		collectgarbage();
 	end);
 end);
@@ -150,12 +150,12 @@ describe("the binding's failures", function ()
 		assert.same({ nil, "preauth-not-set", "not an iq of type set" }, { ok, code, reason });
 		assert.same({ type = "modify"; condition = "bad-request"; text = "The pre-auth request must be of type 'set'" },
 			core.stanza_error(code, reason, HOST));
-		assert.same({ nil, "token-refused", "unknown, used or expired token" },
+		assert.same({ nil, "token-invalid", "the invite token is invalid" },
 			{ registration:preauth_failed("192.0.2.1", "token-expired", 0) });
 		code = select(2, registration:preauth("192.0.2.1", "set", "Xo3gdOvANs77aUhUX40RFxTZ", 1));
 		assert.equal("throttled", code);
 		assert.equal("policy-violation", core.stanza_error(code).condition);
-		assert.same({ nil, "lookup-failed", "lookup failed" }, { registration:preauth_failed("192.0.2.2", nil, 0) });
+		assert.same({ nil, "internal-server-error", "internal server error" }, { registration:preauth_failed("192.0.2.2", nil, 0) });
 	end);
 
 	it("show the text that comes with codes that carry one", function ()
@@ -167,7 +167,7 @@ describe("the binding's failures", function ()
 		-- Codes without a text of their own keep theirs; the host is named where it matters.
 		assert.equal("There is no such account on example.com", core.stanza_error("unknown-account", "ignored", HOST).text);
 		assert.same({ type = "wait"; condition = "internal-server-error";
-			text = "The invite could not be created, please try again later" }, core.stanza_error("no-such-code", nil, HOST));
+			text = "The server could not do this now, please try again later" }, core.stanza_error("no-such-code", nil, HOST));
 	end);
 
 	it("fail closed: a fact the shim must give and does not refuses, naming it", function ()

@@ -113,12 +113,12 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed> {
         }
         return match r.reservation {
             Reservation::Free => Ok(Allowed { allow_reset: None, claim: None }),
-            Reservation::By(_) => Err(Error::NameReserved),
-            Reservation::Unknown => Err(Error::ReservationUnknown),
+            Reservation::By(_) => Err(Error::UsernameReserved),
+            Reservation::Unknown => Err(Error::Internal),
         };
     };
     if invite.storage_failed {
-        return Err(Error::InviteUnknown);
+        return Err(Error::Internal);
     }
     if !invite.still_stored || invite.slots() == Some(0) {
         return Err(Error::InviteGone);
@@ -129,7 +129,7 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed> {
             return Err(Error::WrongUsername);
         }
         if !r.account_exists {
-            return Err(Error::NoAccountToReset);
+            return Err(Error::UnknownAccount);
         }
         return Ok(Allowed { allow_reset: Some(account.to_owned()), claim });
     }
@@ -137,12 +137,12 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed> {
         return Err(Error::WrongUsername);
     }
     match r.reservation {
-        Reservation::By(token) if token != invite.token => return Err(Error::NameReserved),
-        Reservation::Unknown => return Err(Error::ReservationUnknown),
+        Reservation::By(token) if token != invite.token => return Err(Error::UsernameReserved),
+        Reservation::Unknown => return Err(Error::Internal),
         _ => {}
     }
     if r.account_exists {
-        return Err(Error::AccountExists);
+        return Err(Error::UsernameTaken);
     }
     Ok(Allowed { allow_reset: None, claim })
 }
@@ -257,17 +257,17 @@ mod tests {
             (
                 "open, no invite, reserved name",
                 Registering { invite_only: false, reservation: Reservation::By(U), ..registering("bob", None) },
-                Err(Error::NameReserved),
+                Err(Error::UsernameReserved),
             ),
             (
                 "open, no invite, reservations unreadable",
                 Registering { invite_only: false, reservation: Reservation::Unknown, ..registering("bob", None) },
-                Err(Error::ReservationUnknown),
+                Err(Error::Internal),
             ),
             (
                 "invite, reservations unreadable",
                 Registering { reservation: Reservation::Unknown, ..registering("bob", Some(open.clone())) },
-                Err(Error::ReservationUnknown),
+                Err(Error::Internal),
             ),
             ("open invite, any name", registering("mallory", Some(open.clone())), ok(claim())),
             (
@@ -285,12 +285,12 @@ mod tests {
             (
                 "another invite cannot take a reserved name",
                 Registering { reservation: Reservation::By(U), ..registering("bob", Some(open.clone())) },
-                Err(Error::NameReserved),
+                Err(Error::UsernameReserved),
             ),
             (
                 "restricted invite, account taken meanwhile",
                 Registering { account_exists: true, ..registering("bob", Some(for_bob.clone())) },
-                Err(Error::AccountExists),
+                Err(Error::UsernameTaken),
             ),
             ("contact invite registers any name", registering("dave", Some(contact.clone())), ok(claim())),
             (
@@ -304,7 +304,7 @@ mod tests {
                 Registering { account_exists: true, ..registering("alice", Some(reset.clone())) },
                 Err(Error::WrongUsername),
             ),
-            ("reset invite, its account was deleted", registering("carol", Some(reset.clone())), Err(Error::NoAccountToReset)),
+            ("reset invite, its account was deleted", registering("carol", Some(reset.clone())), Err(Error::UnknownAccount)),
             ("used since pre-auth (B5)", registering("x", Some(gone.clone())), Err(Error::InviteGone)),
             (
                 "used since pre-auth, open host",
@@ -312,7 +312,7 @@ mod tests {
                 Err(Error::InviteGone),
             ),
             ("reusable invite needs no claim", registering("x", Some(group)), ok(None)),
-            ("storage failed: wait, not gone", registering("x", Some(unreadable)), Err(Error::InviteUnknown)),
+            ("storage failed: wait, not gone", registering("x", Some(unreadable)), Err(Error::Internal)),
         ];
         for (name, request, expected) in cases {
             assert_eq!(decide_registration(&request), expected, "{name}");

@@ -135,7 +135,7 @@ impl PreauthGate {
         }
         match token {
             None => PreauthStep::Refuse { error: Error::PreauthWithoutToken, counts: true },
-            Some(token) if check_token(token).is_err() => PreauthStep::Refuse { error: Error::TokenMalformed, counts: true },
+            Some(token) if check_token(token).is_err() => PreauthStep::Refuse { error: Error::TokenInvalid, counts: true },
             Some(_) => PreauthStep::Lookup,
         }
     }
@@ -144,8 +144,8 @@ impl PreauthGate {
     /// it counts as a failed attempt. Storage trouble is the server's fault, not the client's.
     pub fn lookup_failed(lookup: &Error) -> (Error, bool) {
         match lookup {
-            Error::NoToken | Error::TokenInvalid | Error::TokenExpired => (Error::TokenRefused, true),
-            _ => (Error::LookupFailed, false),
+            Error::NoToken | Error::TokenInvalid | Error::TokenExpired => (Error::TokenInvalid, true),
+            _ => (Error::Internal, false),
         }
     }
 
@@ -246,9 +246,9 @@ mod tests {
             assert_eq!(condition(&g.check(Some("192.0.2.1"), iq_type, token, 0)), expected, "{iq_type} {token:?}");
         }
         for lookup in [Error::TokenExpired, Error::TokenInvalid, Error::NoToken] {
-            assert_eq!(PreauthGate::lookup_failed(&lookup), (Error::TokenRefused, true), "{lookup:?}");
+            assert_eq!(PreauthGate::lookup_failed(&lookup), (Error::TokenInvalid, true), "{lookup:?}");
         }
-        assert_eq!(PreauthGate::lookup_failed(&Error::Internal), (Error::LookupFailed, false));
+        assert_eq!(PreauthGate::lookup_failed(&Error::Internal), (Error::Internal, false));
     }
 
     #[test]
