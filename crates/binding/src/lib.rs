@@ -17,6 +17,7 @@ mod log;
 mod registration;
 mod rooms;
 mod shell;
+mod telling;
 mod values;
 
 use mlua::{Lua, MultiValue, Table, Value};
@@ -30,6 +31,7 @@ use crate::invites::new_invites;
 use crate::lifecycle::{lifecycle_of, quota_check};
 use crate::registration::{contact_token, new_registration};
 use crate::rooms::rooms_exports;
+use crate::telling::{check_export, notify_exports, tree_exports};
 use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
 use crate::values::{check_token, option_period, parse_period, redact};
 
@@ -103,5 +105,9 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("adhoc", adhoc_exports(lua)?)?;
     // Group chats carried by invites
     exports.set("rooms", rooms_exports(lua)?)?;
+    // Telling people: the inviter's notification, who invited whom, the configuration check
+    exports.set("notify", notify_exports(lua)?)?;
+    exports.set("tree", tree_exports(lua)?)?;
+    exports.set("check", check_export(lua)?)?;
     Ok(exports)
 }
