@@ -258,7 +258,10 @@ pub fn findings(facts: &Facts) -> Vec<Finding> {
             (true, false) => "group chat invitations sent before a new account's first login are lost",
             _ => "inviters who are offline when their invite is used are never told",
         };
-        say("offline-missing", format!("mod_offline is not enabled on {host}: {lost}; add \"offline\" to modules_enabled"));
+        say(
+            "offline-missing",
+            format!("mod_offline is not loaded on {host}: {lost}; remove \"offline\" from modules_disabled (it is loaded by default)"),
+        );
     }
 
     // The pre-auth throttle.
