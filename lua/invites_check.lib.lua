@@ -3,8 +3,9 @@
 -- loaded. This file gathers the facts (options, modules, components, the group chats pending
 -- invites carry); which facts make which finding is the core's (core.check).
 -- Loaded by mod_invites and invites_admin (module:require).
-local configmanager = require "core.configmanager";
-local modulemanager = require "core.modulemanager";
+-- Prosody's managers, required when used (the busted specs run without them).
+local configmanager = setmetatable({}, { __index = function (_, k) return require "core.configmanager"[k]; end });
+local modulemanager = setmetatable({}, { __index = function (_, k) return require "core.modulemanager"[k]; end });
 
 local core = module:require "invites_native";
 

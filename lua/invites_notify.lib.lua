@@ -6,7 +6,8 @@
 local st = require "util.stanza";
 local id = require "util.id";
 local jid_split = require "util.jid".split;
-local usermanager = require "core.usermanager";
+-- Required when used (the busted specs run without it).
+local usermanager = setmetatable({}, { __index = function (_, k) return require "core.usermanager"[k]; end });
 
 local core = module:require "invites_native";
 
@@ -41,7 +42,7 @@ end
 -- that session's language for its account.
 module:hook("invite-created", function (invite)
 	local source = type(invite.additional_data) == "table" and invite.additional_data.source;
-	local session = type(source) == "string" and prosody.full_sessions[source];
+	local session = type(source) == "string" and prosody.full_sessions and prosody.full_sessions[source];
 	local lang = session and session.host == module.host and session.invites_lang;
 	if not lang or known_language[session.username] == lang then
 		return;

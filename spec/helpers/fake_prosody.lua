@@ -160,7 +160,7 @@ function fake.load_module(name, options)
 		if stores[store] then
 			return kind == "map" and stores[store].map or stores[store].keyval;
 		end
-		if store == "invites_audit" or store == "invites_room_grants" then -- stores of their own
+		if store == "invites_audit" or store == "invites_room_grants" or store == "invites_notify" then -- stores of their own
 			stores[store] = fake.new_storage();
 			return kind == "map" and stores[store].map or stores[store].keyval;
 		end

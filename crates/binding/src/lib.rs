@@ -31,8 +31,8 @@ use crate::invites::new_invites;
 use crate::lifecycle::{lifecycle_of, quota_check};
 use crate::registration::{contact_token, new_registration};
 use crate::rooms::rooms_exports;
-use crate::telling::{check_export, notify_exports, tree_exports};
 use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
+use crate::telling::{check_export, notify_exports, tree_exports};
 use crate::values::{check_token, option_period, parse_period, redact};
 
 // skip_memory_check: Prosody gives Lua no memory limit, so an allocation fails only when the whole

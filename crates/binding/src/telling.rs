@@ -13,7 +13,11 @@ use crate::convert::{bool_field, fail, seconds, str_field};
 
 fn strings(table: &Table, key: &str) -> mlua::Result<Vec<String>> {
     let Value::Table(list) = table.raw_get::<Value>(key)? else { return Ok(Vec::new()) };
-    Ok(list.sequence_values::<Value>().flatten().filter_map(|v| v.as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()))).collect())
+    Ok(list
+        .sequence_values::<Value>()
+        .flatten()
+        .filter_map(|v| v.as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned())))
+        .collect())
 }
 
 /// `core.notify.recipient({ enabled, host, creator, how, account, creator_exists })`
@@ -38,7 +42,11 @@ fn recipient(lua: &Lua, facts: Table) -> mlua::Result<MultiValue> {
 /// `core.notify.message(candidates, how, account, room_results?)` -> text, lang
 /// candidates: language tags, most telling first; room_results: `{ { jid, outcome }, ... }`.
 fn message(lua: &Lua, (candidates, how, account, results): (Table, String, String, Option<Table>)) -> mlua::Result<MultiValue> {
-    let tags: Vec<String> = candidates.sequence_values::<Value>().flatten().filter_map(|v| v.as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned()))).collect();
+    let tags: Vec<String> = candidates
+        .sequence_values::<Value>()
+        .flatten()
+        .filter_map(|v| v.as_string().and_then(|s| s.to_str().ok().map(|s| s.to_owned())))
+        .collect();
     let language = notify::pick_language(tags.iter().map(String::as_str));
     let mut rooms = Vec::new();
     if let Some(results) = results {

@@ -230,7 +230,9 @@ pub fn findings(facts: &Facts) -> Vec<Finding> {
     {
         say(
             "landing-page-plain-http",
-            format!("http_external_url uses http:// while invite pages are served: invite tokens travel in clear; use https:// ({url})"),
+            format!(
+                "http_external_url uses http:// while invite pages are served: invite tokens travel in clear; use https:// ({url})"
+            ),
         );
     }
 
@@ -260,7 +262,9 @@ pub fn findings(facts: &Facts) -> Vec<Finding> {
         };
         say(
             "offline-missing",
-            format!("mod_offline is not loaded on {host}: {lost}; remove \"offline\" from modules_disabled (it is loaded by default)"),
+            format!(
+                "mod_offline is not loaded on {host}: {lost}; remove \"offline\" from modules_disabled (it is loaded by default)"
+            ),
         );
     }
 
@@ -334,25 +338,40 @@ mod tests {
             (Facts { enabled: vec!["invites".into(), "offline".into()], ..clean() }, &["invites-register-missing"]),
             (Facts { invite_only: false, ..clean() }, &["nothing-registers"]),
             (
-                Facts { invite_only: false, allow_registration: true, enabled: [clean().enabled, vec!["register".into()]].concat(), ..clean() },
+                Facts {
+                    invite_only: false,
+                    allow_registration: true,
+                    enabled: [clean().enabled, vec!["register".into()]].concat(),
+                    ..clean()
+                },
                 &["open-registration"],
             ),
-            (Facts { invites_page: Some("https://example.org/invite/{invite.token}".into()), ..clean() }, &["landing-page-without-http"]),
+            (
+                Facts { invites_page: Some("https://example.org/invite/{invite.token}".into()), ..clean() },
+                &["landing-page-without-http"],
+            ),
             (Facts { invites_page: Some("https://elsewhere.example/#{invite.uri}".into()), ..clean() }, &[]),
             (Facts { invites_page: Some("https://elsewhere.example/".into()), ..clean() }, &["landing-page-without-invite"]),
-            (Facts { invites_page: Some("http://elsewhere.example/{invite.token}".into()), ..clean() }, &["landing-page-plain-http"]),
             (
-                Facts { pending_rooms: BTreeMap::from([("a@muc.example.org".into(), 2)]), ..clean() },
-                &["rooms-without-muc"],
+                Facts { invites_page: Some("http://elsewhere.example/{invite.token}".into()), ..clean() },
+                &["landing-page-plain-http"],
             ),
+            (Facts { pending_rooms: BTreeMap::from([("a@muc.example.org".into(), 2)]), ..clean() }, &["rooms-without-muc"]),
             (
-                Facts { pending_rooms: BTreeMap::from([("a@muc.example.org".into(), 2)]), muc_components: vec!["muc.example.org".into()], ..clean() },
+                Facts {
+                    pending_rooms: BTreeMap::from([("a@muc.example.org".into(), 2)]),
+                    muc_components: vec!["muc.example.org".into()],
+                    ..clean()
+                },
                 &[],
             ),
             (Facts { enabled: vec!["invites".into(), "invites_register".into()], ..clean() }, &["offline-missing"]),
             (Facts { enabled: vec!["invites".into(), "invites_register".into()], notify_inviter: false, ..clean() }, &[]),
             (Facts { exempt: vec!["0.0.0.0/0".into()], ..clean() }, &["exempt-everyone"]),
-            (Facts { exempt: vec!["::/0".into(), "2000::/3".into(), "10.0.0.0/8".into()], ..clean() }, &["exempt-everyone", "exempt-everyone"]),
+            (
+                Facts { exempt: vec!["::/0".into(), "2000::/3".into(), "10.0.0.0/8".into()], ..clean() },
+                &["exempt-everyone", "exempt-everyone"],
+            ),
             (Facts { exempt: vec!["nonsense".into()], ..clean() }, &["exempt-not-a-network"]),
             (Facts { require_encryption: false, ..clean() }, &["unencrypted-invites"]),
         ];
@@ -368,7 +387,12 @@ mod tests {
             f[0].text,
             "invites_preauth_exempt contains 0.0.0.0/0: the whole Internet is exempt from the pre-auth throttle, so token guessing is never slowed; list only your own networks"
         );
-        let f = findings(&Facts { invite_only: false, allow_registration: true, enabled: [clean().enabled, vec!["register".into()]].concat(), ..clean() });
+        let f = findings(&Facts {
+            invite_only: false,
+            allow_registration: true,
+            enabled: [clean().enabled, vec!["register".into()]].concat(),
+            ..clean()
+        });
         assert!(f[0].text.contains("registration_invite_only = false"), "{f:?}");
     }
 

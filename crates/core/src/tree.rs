@@ -122,7 +122,8 @@ impl Tree {
     pub fn render(&self) -> Vec<String> {
         let mut lines = vec![self.root.clone()];
         // Whether, after node i, another account comes at `depth` before the tree climbs above it.
-        let followed = |i: usize, depth: usize| self.nodes[i + 1..].iter().take_while(|n| n.depth >= depth).any(|n| n.depth == depth);
+        let followed =
+            |i: usize, depth: usize| self.nodes[i + 1..].iter().take_while(|n| n.depth >= depth).any(|n| n.depth == depth);
         for (i, node) in self.nodes.iter().enumerate() {
             let mut prefix = String::new();
             for level in 1..node.depth {
@@ -168,9 +169,7 @@ pub fn cap_check(edges: &[Edge], creator: &str, max: u32) -> Result<()> {
     if size < max as usize {
         return Ok(());
     }
-    Err(Error::QuotaExceeded(format!(
-        "No more invites: the invite tree of {root} has reached its limit of {max} accounts"
-    )))
+    Err(Error::QuotaExceeded(format!("No more invites: the invite tree of {root} has reached its limit of {max} accounts")))
 }
 
 #[cfg(test)]
@@ -265,9 +264,10 @@ mod tests {
             Err(Error::QuotaExceeded("No more invites: the invite tree of alice@x has reached its limit of 4 accounts".into()))
         );
         assert_eq!(cap_check(&edges, "alice@x", 4), refused);
-        assert_eq!(cap_check(&edges, "yan@x", 1), Err(Error::QuotaExceeded(
-            "No more invites: the invite tree of zed@x has reached its limit of 1 accounts".into()
-        )));
+        assert_eq!(
+            cap_check(&edges, "yan@x", 1),
+            Err(Error::QuotaExceeded("No more invites: the invite tree of zed@x has reached its limit of 1 accounts".into()))
+        );
         assert_eq!(cap_check(&edges, "shell", 1), Ok(()));
         assert_eq!(cap_check(&edges, "new@x", 1), Ok(()));
     }
