@@ -82,7 +82,7 @@ function check.facts(mod, host)
 		end
 		local provider = prosody.hosts[host].users;
 		if type(provider) == "table" and provider.name ~= "null" then
-			auth_creates = type(provider.create_user) == "function";
+			auth_creates = type(rawget(provider, "create_user")) == "function"; -- not the null provider's, behind it
 		end
 	end
 	local muc_components = {};
