@@ -576,7 +576,10 @@ function purge() --luacheck: ignore 131/purge
 end
 
 -- Telling people: the inviter when an invite is used, the configuration check at load.
-if prosody.process_type == "prosody" then module:require "invites_notify"; module:require "invites_check".log_at_load(); end
+if prosody.process_type == "prosody" then
+	module:require "invites_notify";
+	module:require "invites_check".log_at_load();
+end
 
 --- Operator commands: the admin shell's `invite` section and prosodyctl (invites_admin.lib.lua)
 local admin = module:require "invites_admin";
