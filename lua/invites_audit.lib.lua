@@ -125,6 +125,16 @@ local function lifecycle(token, audit)
 	}, now(), audit_retention());
 end
 
+-- What became of an invite, from its audit record (false: none) and its host-level record:
+-- "pending", "used", "expired", "revoked", or "unknown" when there is no trace of it.
+function audit_log.state(token, audit, record)
+	audit = audit or (record and new_audit(record));
+	if not audit then
+		return "unknown";
+	end
+	return lifecycle(token, audit).state;
+end
+
 -- Every audit record: { [token] = record }, or nil and an error.
 local function read_audits()
 	local all, err = layout:audits();

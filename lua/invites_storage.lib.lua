@@ -575,17 +575,19 @@ function records:put_entry(token, entry)
 end
 
 -- How many invites a move writes to the stock layout's host-level map at once: that map is one
--- record (one file on internal storage), so writing it per invite would cost O(N) each.
+-- record (one file on internal storage) that each batch rewrites whole, so at least 500 and at
+-- most ten batches in all.
 local BATCH = 500;
 
 local function batches(list)
+	local size = math.max(BATCH, math.ceil(#list / 10));
 	local i = 0;
 	return function ()
 		if i >= #list then
 			return nil;
 		end
 		local first = i + 1;
-		i = math.min(i + BATCH, #list);
+		i = math.min(i + size, #list);
 		return first, i;
 	end;
 end

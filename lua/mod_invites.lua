@@ -348,34 +348,46 @@ function get_account_invite_info(token) --luacheck: ignore 131/get_account_invit
 	return record_or_err;
 end
 
--- Revokes an invite: its host-level record and, for contact invites, the inviter's entry.
--- `by` (ours): who revoked it, for the audit record and the invite-revoked event.
+-- Revokes a pending invite: its host-level record and, for contact invites, the inviter's entry.
+-- `by` (ours): who revoked it, for the audit record and the invite-revoked event. true; or nil,
+-- "not-pending" and what became of it ("used", "expired", "revoked", "unknown"), having recorded
+-- nothing; or nil and another error.
 function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_invite
 	if token == nil then
 		return nil, "no-token";
 	end
 	if not core.check_token(token) then
-		return true; -- nothing by that name can exist
+		return nil, "not-pending", "unknown"; -- nothing by that name can exist
 	end
 	local record, read_err = read_record(token);
 	if read_err then
 		return nil, read_err; -- without the record, the inviter's half could not be found
 	end
-	local audit = audit_log.read(token);
+	local audit, audit_err = audit_log.read(token);
+	if audit == nil then
+		return nil, audit_err;
+	end
+	local state = audit_log.state(token, audit, record);
+	-- An expired invite still stored (the purge waits an hour) can still finish a registration
+	-- that pre-authenticated in time: it goes, but nothing records a revocation.
+	local revoking = state == "pending";
+	if not (revoking or (state == "expired" and record)) then
+		return nil, "not-pending", state;
+	end
 	local keys = invites:revoke_plan(token, record);
 	if audit and audit.kind == "contact" then
 		-- Contact-only invites live at user level only: the audit record names the inviter.
 		table.insert(keys, 1, { user = jid_split(audit.jid or ""); token = token });
 	end
-	local revocation = audit and not audit.revoked_at and audit_log.revocation(by or "module");
-	local ok, err = layout:settle(token, keys, revocation, removed);
+	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
 		return nil, "internal-server-error";
 	end
-	if revocation then
-		audit_log.revoked(token, record, by or "module");
+	if not revoking then
+		return nil, "not-pending", state;
 	end
+	audit_log.revoked(token, record, by or "module");
 	return true;
 end
 

@@ -111,15 +111,27 @@ describe("the per-invite storage layout", function ()
 		assert.same({ nil, "token-invalid" }, { invites.get(token) });
 	end);
 
-	it("revokes once: a second revocation records and fires nothing more", function ()
+	it("revokes pending invites only, and says what became of the others", function ()
 		local invite = assert(invites.create_account());
 		assert.is_true(invites.delete_account_invite(invite.token, "admin@example.com"));
 		local revoked_at = entry(invite.token).revoked_at;
 		assert.equal(clock, revoked_at);
 		clock = clock + 10;
-		assert.is_true(invites.delete_account_invite(invite.token, "other@example.com"));
-		assert.equal(revoked_at, entry(invite.token).revoked_at);
+		traffic();
+		assert.same({ nil, "not-pending", "revoked" }, { invites.delete_account_invite(invite.token, "other@example.com") });
+		assert.equal(0, (traffic().invites or { writes = 0 }).writes, "nothing written");
 		assert.equal("admin@example.com", entry(invite.token).revoked_by);
+
+		local used = assert(invites.create_account());
+		assert(invites.get(used.token)):use();
+		assert.same({ nil, "not-pending", "used" }, { invites.delete_account_invite(used.token) });
+		local expired = assert(invites.create_account(nil, nil, 60));
+		clock = clock + 61;
+		assert.same({ nil, "not-pending", "expired" }, { invites.delete_account_invite(expired.token) });
+		assert.is_nil(entry(expired.token).record, "gone all the same: no late registration with it");
+		assert.is_nil(entry(expired.token).revoked_at);
+		assert.same({ nil, "not-pending", "unknown" }, { invites.delete_account_invite("nosuchtokenAAAAAAAAAAAAA") });
+		assert.same({ nil, "not-pending", "unknown" }, { invites.delete_account_invite("junk!") });
 	end);
 
 	it("purges expired invites after an hour, keeping their audit records", function ()

@@ -4,8 +4,9 @@
 use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
 
 use invites_rules::Error;
-use invites_rules::invite::{InviteType, MaxUses, ValidatedInvite};
+use invites_rules::invite::{MaxUses, ValidatedInvite};
 use invites_rules::plans::StoreKey;
+use invites_rules::record::InviteType;
 use invites_rules::record::{Field, InviteFacts, Record};
 use invites_rules::register::RoleEntry;
 

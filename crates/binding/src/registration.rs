@@ -5,8 +5,8 @@ use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use invites_rules::Error;
 use invites_rules::claims::Claims;
-use invites_rules::invite::InviteType;
 use invites_rules::net::Exemptions;
+use invites_rules::record::InviteType;
 use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation};
 use invites_rules::subscription;
 use invites_rules::throttle::{PreauthGate, PreauthStep, ThrottleConfig};

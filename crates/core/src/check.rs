@@ -3,7 +3,6 @@
 //!
 //! The shim gathers the facts (options, which modules are enabled or loaded, components, the
 //! group chats pending invites carry); every decision is here.
-#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,6 @@
 //!
 //! The shim gathers the facts (the option, the audit record's creator, whether that account
 //! exists, the languages it knows of the creator) and sends what this module decides.
-#![forbid(unsafe_code)]
 
 use crate::jid;
 

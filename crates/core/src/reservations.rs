@@ -1,7 +1,5 @@
 //! The index of usernames reserved by pending invites (mod_invites state).
 
-#![forbid(unsafe_code)]
-
 use std::collections::HashMap;
 
 use tracing::debug;
@@ -114,7 +112,7 @@ impl Reservations {
 mod tests {
     use super::*;
     use crate::Error;
-    use crate::invite::InviteType;
+    use crate::record::InviteType;
 
     fn record(token: &str, kind: InviteType, jid: &str, expires: i64, allow_reset: bool) -> Record {
         Record {

@@ -7,7 +7,6 @@
 //! most recently (a name deleted and registered again belongs where it came from last). Parent
 //! links may form a cycle (a deleted inviter's name registered again further down): every walk
 //! here stops at an account it has seen.
-#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
 
