@@ -72,7 +72,9 @@ local function array_of(set)
 end
 
 -- What core.check needs to know about `host` (mod: mod_invites' environment for that host).
-function check.facts(mod, host)
+-- Without `with_invites` the stored invites are not read (the check at load: no storage reads
+-- while the server starts).
+function check.facts(mod, host, with_invites)
 	local running = prosody.process_type == "prosody" and prosody.hosts[host] and prosody.hosts[host].modules;
 	local loaded, auth_creates;
 	if running then
@@ -104,7 +106,7 @@ function check.facts(mod, host)
 		http_external_url = as_string(option(host, "http_external_url"));
 		http_host = as_string(option(host, "http_host"));
 		muc_components = muc_components;
-		pending_rooms = pending_rooms(mod);
+		pending_rooms = with_invites and pending_rooms(mod) or {};
 		exempt = exempt ~= nil and string_list(exempt) or {};
 		exempt_option = exempt_option;
 		require_encryption = option(host, "c2s_require_encryption", option(host, "require_encryption", true)) ~= false;
@@ -113,17 +115,18 @@ function check.facts(mod, host)
 end
 
 -- The findings for `host`: { { code, text }, ... }.
-function check.run(mod, host)
-	return core.check(check.facts(mod, host));
+function check.run(mod, host, without_invites)
+	return core.check(check.facts(mod, host, not without_invites));
 end
 
--- At module load (once every module of the host is loaded: a timer), each finding as a warning.
+-- At module load (once every module of the host is loaded: a timer), each finding as a warning;
+-- all but those about stored invites (rooms-without-muc), which the commands report.
 function check.log_at_load()
 	if prosody.process_type ~= "prosody" then
 		return;
 	end
 	module:add_timer(1, function ()
-		local ok, findings = pcall(check.run, _ENV, module.host);
+		local ok, findings = pcall(check.run, _ENV, module.host, true);
 		if not ok then
 			module:log("error", "The configuration check failed: %s", tostring(findings));
 			return;
