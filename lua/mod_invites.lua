@@ -1,6 +1,6 @@
 -- XEP-0401 / XEP-0445 / XEP-0379: invite tokens.
--- Drop-in replacement for Prosody's mod_invites: same globals, same store layout, rules in Rust.
-local jid_split = require "util.jid".split;
+-- Drop-in replacement for Prosody's mod_invites: same globals, stock's store layout or one record
+-- per invite (invites_storage.lib.lua), rules in Rust.
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local core = module:require "invites_native";
@@ -126,9 +126,8 @@ local function add_landing_page(invite)
 	if not template or invite.landing_page then
 		return;
 	end
-	local kind = invite.type == "register" and "account"
-		or (invite.allow_registration and "account-and-contact" or "contact-only");
-	if not module:get_option_set("invites_page_supports", { "account", "contact", "account-and-contact" }):contains(kind) then
+	local page_kind = select(4, invites:classify(invite));
+	if not module:get_option_set("invites_page_supports", { "account", "contact", "account-and-contact" }):contains(page_kind) then
 		return;
 	end
 	invite.landing_page = render_url(template, { host = module.host, invite = invite });
@@ -240,7 +239,7 @@ function registration_possible() --luacheck: ignore 131/registration_possible
 		return true; -- nothing to tell from outside the server (the command line makes account invites only)
 	end
 	return core.registration_possible(loaded.invites_register ~= nil, loaded.register_ibr ~= nil,
-		loaded.invites_register_web ~= nil);
+		loaded.invites_register_web ~= nil or loaded.invites_web ~= nil);
 end
 
 -- Invitation to become a contact of a local user
@@ -374,11 +373,8 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 	if not (revoking or (state == "expired" and record)) then
 		return nil, "not-pending", state;
 	end
-	local keys = invites:revoke_plan(token, record);
-	if audit and audit.kind == "contact" then
-		-- Contact-only invites live at user level only: the audit record names the inviter.
-		table.insert(keys, 1, { user = jid_split(audit.jid or ""); token = token });
-	end
+	-- Contact-only invites live at user level only: their audit record names the inviter.
+	local keys = invites:revoke_plan(token, record, audit and audit.jid or nil);
 	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
@@ -623,6 +619,16 @@ function purge() --luacheck: ignore 131/purge
 	until done;
 	return purged;
 end
+
+--- The lifecycle views and the use record (invites_audit.lib.lua), part of this module's API:
+-- usage(invite) -> max_uses, uses; record_use(invite, account, how); all_invites();
+-- list_pending(kind?, creator?); created_by(creator) -> times, pending; inspect(token).
+usage = audit_log.usage; --luacheck: ignore 111/usage
+record_use = audit_log.record_use; --luacheck: ignore 111/record_use
+all_invites = audit_log.all_invites; --luacheck: ignore 111/all_invites
+list_pending = audit_log.list_pending; --luacheck: ignore 111/list_pending
+created_by = audit_log.created_by; --luacheck: ignore 111/created_by
+inspect = audit_log.inspect; --luacheck: ignore 111/inspect
 
 -- Telling people: the inviter when an invite is used, the configuration check at load.
 if prosody.process_type == "prosody" then

@@ -13,6 +13,7 @@ mod invites;
 mod lifecycle;
 mod log;
 mod registration;
+mod roles;
 mod rooms;
 mod shell;
 mod telling;
@@ -28,6 +29,7 @@ use crate::convert::{error_of, fail};
 use crate::invites::new_invites;
 use crate::lifecycle::{lifecycle_of, quota_check};
 use crate::registration::{contact_token, new_registration};
+use crate::roles::roles_exports;
 use crate::rooms::rooms_exports;
 use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
 use crate::telling::{check_export, notify_exports, tree_exports};
@@ -105,6 +107,15 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("adhoc", adhoc_exports(lua)?)?;
     // Group chats carried by invites
     exports.set("rooms", rooms_exports(lua)?)?;
+    exports.set("roles", roles_exports(lua)?)?;
+    // mod_invites_web: qr_svg(text, title) -> inline <svg> markup | nil, code, text
+    exports.set(
+        "qr_svg",
+        lua.create_function(|lua, (text, title): (String, String)| match invites_rules::qr::svg(&text, &title) {
+            Ok(markup) => Ok(MultiValue::from_iter([Value::String(lua.create_string(markup)?)])),
+            Err(error) => fail(lua, &error),
+        })?,
+    )?;
     // Telling people: the inviter's notification, who invited whom, the configuration check
     exports.set("notify", notify_exports(lua)?)?;
     exports.set("tree", tree_exports(lua)?)?;

@@ -29,8 +29,9 @@ pub enum Error {
     NotPending(String),
     /// A username is not a valid localpart, or is missing where one is required.
     InvalidUsername,
-    /// A stored record lacks a field the rules need, or has it with the wrong type.
-    MalformedRecord(&'static str),
+    /// A field the rules need is missing or of the wrong type: in a stored record, or in what a
+    /// shim passed (the rules never assume a default for it: they fail closed).
+    BadField(&'static str),
     /// A string is not a valid `xmpp:` URI of the kind we build.
     InvalidUri(String),
     /// A string is not a valid XEP-0082 date-time.
@@ -169,7 +170,7 @@ impl Error {
             Self::TokenExpired => "token-expired",
             Self::NotPending(_) => "not-pending",
             Self::InvalidUsername => "invalid-username",
-            Self::MalformedRecord(_) | Self::TimeOverflow | Self::Internal => "internal-server-error",
+            Self::BadField(_) | Self::TimeOverflow | Self::Internal => "internal-server-error",
             Self::InvalidUri(_) | Self::InvalidDateTime(_) | Self::InvalidPeriod(_) | Self::Usage(_) | Self::BadRequest(_) => {
                 "bad-request"
             }
@@ -225,7 +226,7 @@ impl Error {
             Self::NotPending(_) => fixed("cancel", "item-not-found", &self.to_string()),
             Self::RoomNotFound(_) => fixed("cancel", "item-not-found", &self.to_string()),
             Self::RoomNotAllowed(_) => fixed("cancel", "not-allowed", &self.to_string()),
-            Self::NoToken | Self::TokenExpired | Self::MalformedRecord(_) | Self::TimeOverflow | Self::Internal => {
+            Self::NoToken | Self::TokenExpired | Self::BadField(_) | Self::TimeOverflow | Self::Internal => {
                 fixed("wait", "internal-server-error", "The invite could not be created, please try again later")
             }
             Self::PreauthNotSet => fixed("modify", "bad-request", "The pre-auth request must be of type 'set'"),
@@ -260,7 +261,7 @@ impl fmt::Display for Error {
             Self::TokenExpired => f.write_str("the invite token has expired"),
             Self::NotPending(state) => write!(f, "{NOT_PENDING}{}", or_generic(state, "unknown")),
             Self::InvalidUsername => f.write_str("not a valid username"),
-            Self::MalformedRecord(field) => write!(f, "stored invite record has a bad '{field}' field"),
+            Self::BadField(field) => write!(f, "missing or bad field '{field}'"),
             Self::InvalidUri(why) => write!(f, "invalid xmpp URI: {why}"),
             Self::InvalidDateTime(why) => write!(f, "invalid XEP-0082 date-time: {why}"),
             Self::InvalidPeriod(what) => write!(f, "invalid period '{what}' (use seconds or e.g. \"1 week\", \"12h\")"),
@@ -316,7 +317,7 @@ mod tests {
             Error::TokenExpired,
             Error::NotPending("used".into()),
             Error::InvalidUsername,
-            Error::MalformedRecord("jid"),
+            Error::BadField("jid"),
             Error::InvalidUri("x".into()),
             Error::InvalidDateTime("x".into()),
             Error::InvalidPeriod("x".into()),
