@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::net::entry_prefix;
+use crate::register::registration_possible;
 
 /// Authentication backends known to create no accounts (Prosody's and the community's).
 const AUTH_WITHOUT_ACCOUNTS: &[&str] = &[
@@ -41,6 +42,7 @@ const HTTP_MODULES: &[&str] = &[
     "websocket",
     "invites_page",
     "invites_register_web",
+    "invites_web",
     "invites_api",
     "register_apps",
     "register_web",
@@ -168,7 +170,8 @@ pub fn findings(facts: &Facts) -> Vec<Finding> {
     }
 
     // Nothing registers with an invite.
-    let registers = facts.ibr() || facts.on("invites_register_web");
+    // Web sign-up: the community's mod_invites_register_web, or this project's mod_invites_web.
+    let web = facts.on("invites_register_web") || facts.on("invites_web");
     if !facts.on("invites_register") {
         say(
             "invites-register-missing",
@@ -176,12 +179,12 @@ pub fn findings(facts: &Facts) -> Vec<Finding> {
                 "mod_invites_register is not enabled on {host}: invites cannot create accounts; add \"invites_register\" to modules_enabled"
             ),
         );
-    } else if !registers {
+    } else if !registration_possible(true, facts.ibr(), web) {
         say(
             "nothing-registers",
             format!(
-                "nothing can register on {host} (no in-band registration, no invites_register_web), so account invites and ;ibr=y \
-                 cannot be used: set registration_invite_only = true (the default) or allow_registration = true, or enable invites_register_web"
+                "nothing can register on {host} (no in-band registration, no web sign-up), so account invites and ;ibr=y \
+                 cannot be used: set registration_invite_only = true (the default) or allow_registration = true, or enable invites_web"
             ),
         );
     }
@@ -225,7 +228,7 @@ pub fn findings(facts: &Facts) -> Vec<Finding> {
     if let Some(url) = facts.http_external_url.as_deref()
         && url.starts_with("http://")
         && !url_host(url).as_deref().is_some_and(is_loopback)
-        && (facts.on("invites_page") || facts.on("invites_register_web"))
+        && (facts.on("invites_page") || facts.on("invites_register_web") || facts.on("invites_web"))
     {
         say(
             "landing-page-plain-http",
@@ -336,6 +339,7 @@ mod tests {
             (Facts { auth_creates: Some(false), ..clean() }, &["auth-creates-no-accounts"]),
             (Facts { enabled: vec!["invites".into(), "offline".into()], ..clean() }, &["invites-register-missing"]),
             (Facts { invite_only: false, ..clean() }, &["nothing-registers"]),
+            (Facts { invite_only: false, enabled: [clean().enabled, vec!["invites_web".into()]].concat(), ..clean() }, &[]),
             (
                 Facts {
                     invite_only: false,
