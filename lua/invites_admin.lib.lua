@@ -3,13 +3,16 @@
 --   invite create_account HOST|JID [--role ROLE]... [--group ID]... [--room JID]... [--admin] [--uses N] [--expires-after PERIOD]
 --   invite create_reset JID [--expires-after PERIOD]
 --   invite create_contact JID [--allow-registration] [--room JID]... [--expires-after PERIOD]
---   invite list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
+--   invite list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR [--tree]
+--   invite tree HOST JID | check HOST
 --   invite migrate HOST --to records|stock
 -- Loaded by mod_invites (module:require), in its environment.
 local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
 
 local core = module:require "invites_native";
+local tree = module:require "invites_tree";
+local check = module:require "invites_check";
 
 local admin = {};
 
@@ -243,8 +246,13 @@ function verbs.list(self, mod, opts)
 	return true, ("%d pending invites"):format(#list);
 end
 
-function verbs.revoke_by(self, mod, _, _, creator)
-	local list, err = pending(mod, { creator = creator });
+function verbs.revoke_by(self, mod, opts, _, creator)
+	local list, err;
+	if opts.tree then -- what the creator made, and everyone who came from its invites
+		list, err = tree.pending(mod, creator:find("@", 1, true) and jid_bare(creator) or creator);
+	else
+		list, err = pending(mod, { creator = creator });
+	end
 	if not list then
 		return nil, err;
 	end
@@ -257,7 +265,29 @@ function verbs.revoke_by(self, mod, _, _, creator)
 			return nil, ("Revoked %d invitations, then failed: %s"):format(revoked, delete_err);
 		end
 	end
-	return true, ("Revoked %d invitations created by %s"):format(revoked, creator);
+	return true, ("Revoked %d invitations created by %s%s"):format(revoked, creator, opts.tree and " and its invite tree" or "");
+end
+
+function verbs.tree(self, mod, _, _, account)
+	local found, err = tree.of(mod, jid_bare(account) or account);
+	if not found then
+		return nil, err;
+	end
+	for _, line in ipairs(found.lines) do
+		self.session.print(line);
+	end
+	return true, ("%d accounts came from the invites of %s"):format(found.size, jid_bare(account) or account);
+end
+
+function verbs.check(self, mod, _, host)
+	local findings = check.run(mod, host);
+	for _, finding in ipairs(findings) do
+		self.session.print(host .. ": " .. finding.text);
+	end
+	if findings[1] then
+		return nil, ("%d problems with invites on %s"):format(#findings, host);
+	end
+	return true, "No problems found with invites on " .. host;
 end
 
 -- Moves every invite of HOST into the layout --to names (see invites_storage.lib.lua). In the
@@ -383,13 +413,41 @@ local function usage_error(verb, ...)
 	return 2;
 end
 
-local offline_verbs = { list = true; show = true; delete = true; revoke_by = true; migrate = true };
+local offline_verbs = { list = true; show = true; delete = true; revoke_by = true; tree = true; migrate = true };
+
+-- prosodyctl mod_invites check [HOST]: every host with mod_invites when HOST is not given; one
+-- line per finding on stdout, exit status 1 when there is one.
+local function check_hosts(mod, arg, switch_host)
+	local hosts = arg[2] and { arg[2] } or check.hosts();
+	if arg[3] then
+		return usage_error("check", "unexpected argument: ", arg[3]);
+	end
+	local found = 0;
+	for _, host in ipairs(hosts) do
+		if not prosody.hosts[host] then
+			return usage_error("check", "host ", tostring(host), " is not defined in the configuration");
+		end
+		switch_host(host);
+		for _, finding in ipairs(check.run(mod, host)) do
+			print(host .. ": " .. finding.text);
+			found = found + 1;
+		end
+	end
+	if found > 0 then
+		return 1;
+	end
+	print(("No problems found with invites on %s"):format(table.concat(hosts, ", ")));
+	return 0;
+end
 
 -- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--room JID]... [--uses N] [--expires-after PERIOD]
 -- prosodyctl mod_invites list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
 -- `mod` is mod_invites; switch_host(HOST) points it at HOST and its storage.
 function admin.prosodyctl(mod, arg, switch_host)
 	local verb = arg[1];
+	if verb == "check" then
+		return check_hosts(mod, arg, switch_host);
+	end
 	if offline_verbs[verb] then
 		local host = arg[2];
 		if not (host and prosody.hosts[host]) then
@@ -399,7 +457,7 @@ function admin.prosodyctl(mod, arg, switch_host)
 		return admin.command(mod, verb, { table.unpack(arg, 2) });
 	end
 	if verb ~= "generate" then
-		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by|migrate HOST [options] (see generate --help)\n");
+		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by|tree|check|migrate HOST [options] (see generate --help)\n");
 		return 2;
 	end
 	local request, _, usage = core.parse_generate({ table.unpack(arg, 2) });

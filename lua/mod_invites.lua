@@ -7,6 +7,7 @@ local core = module:require "invites_native";
 local rooms = module:require "invites_rooms";
 local audit_log = module:require "invites_audit";
 local storage = module:require "invites_storage";
+local tree = module:require "invites_tree";
 local now = os.time;
 
 local function new_core(host)
@@ -175,6 +176,11 @@ local function create_invite(invite_type, username, allow_registration, addition
 		return nil, code, why;
 	end
 	invite.additional_data = additional_data;
+	local may, cap_code, cap_why = tree.may_create(creator or select(2, invites:classify(invite))); -- invites_max_tree_size
+	if not may then
+		module:log("info", "Refusing to create invite: %s", cap_why or cap_code);
+		return nil, cap_code, cap_why;
+	end
 
 	-- Before storing, so handlers can add fields (mod_invites_page sets landing_page).
 	module:fire_event("invite-created", invite);
@@ -623,6 +629,12 @@ all_invites = audit_log.all_invites; --luacheck: ignore 111/all_invites
 list_pending = audit_log.list_pending; --luacheck: ignore 111/list_pending
 created_by = audit_log.created_by; --luacheck: ignore 111/created_by
 inspect = audit_log.inspect; --luacheck: ignore 111/inspect
+
+-- Telling people: the inviter when an invite is used, the configuration check at load.
+if prosody.process_type == "prosody" then
+	module:require "invites_notify";
+	module:require "invites_check".log_at_load();
+end
 
 --- Operator commands: the admin shell's `invite` section and prosodyctl (invites_admin.lib.lua)
 local admin = module:require "invites_admin";

@@ -366,7 +366,7 @@ describe("mod_invites", function ()
 		assert.is_nil(store().alice);
 		assert.is_nil(store()[""][old.token]);
 		assert.is_truthy(store()[""][fresh.token]);
-		assert.equal(1, #module.timers);
+		assert.equal(2, #module.timers); -- the purge, and the configuration check once loaded
 	end);
 
 	it("removes a deleted user's invites", function ()

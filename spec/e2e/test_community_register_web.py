@@ -19,6 +19,7 @@ import client
 import web_client
 from community import GOOD_PASSWORD, SITE_NAME, check_module_sources, module_scoped_server, probe_events
 from online_client import OnlineClient
+from prosody_host import default_impl, is_stock
 
 HOST = "localhost"
 STRICT = "strict.localhost"  # password_policy = { length = 12 }
@@ -120,6 +121,20 @@ def test_contact_invite_on_the_web_befriends_the_inviter(srv, web):
     assert_created(done, "dave")
     assert srv.api1("roster", "dave").get(f"carol@{HOST}", {}).get("subscription") == "both"
     assert srv.api1("roster", "carol").get(f"dave@{HOST}", {}).get("subscription") == "both"
+
+
+@pytest.mark.skipif(is_stock(default_impl()), reason="telling the inviter is this project's feature")
+def test_web_registration_tells_the_inviter(srv, web):
+    """README "Telling people": a registration on the web tells the inviter too (offline here: at
+    the next login)."""
+    srv.create_user("hank", GOOD_PASSWORD)
+    invite = srv.api1("create_contact", "hank", True)
+    done = web.submit(register_form(web, invite), {"user": "gina", "password": GOOD_PASSWORD})
+    assert_created(done, "gina")
+    with OnlineClient(srv, f"hank@{HOST}", GOOD_PASSWORD) as hank:
+        told = hank.wait_for(lambda el: el.find("{urn:x-prosody-invites:notify}invite-used") is not None)
+        assert told is not None, hank.stanzas
+        assert told.findtext("{jabber:client}body") == f"gina@{HOST} joined with your invite. Say hello!"
 
 
 @pytest.mark.deliberate_fix("validated-invite-fields")

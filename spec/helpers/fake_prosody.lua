@@ -166,7 +166,7 @@ function fake.load_module(name, options)
 			return kind == "map" and stores[store].map or stores[store].keyval;
 		end
 		if store == "invites_audit" or store == "invites_room_grants" or store == "invites"
-			or store == "invites_by_name" then -- stores of their own
+			or store == "invites_by_name" or store == "invites_notify" then -- stores of their own
 			stores[store] = fake.new_storage();
 			return kind == "map" and stores[store].map or stores[store].keyval;
 		end

@@ -16,6 +16,7 @@ mod registration;
 mod roles;
 mod rooms;
 mod shell;
+mod telling;
 mod values;
 
 use mlua::{Lua, MultiValue, Table, Value};
@@ -31,6 +32,7 @@ use crate::registration::{contact_token, new_registration};
 use crate::roles::roles_exports;
 use crate::rooms::rooms_exports;
 use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
+use crate::telling::{check_export, notify_exports, tree_exports};
 use crate::values::{check_token, option_period, parse_period, redact};
 
 // skip_memory_check: Prosody gives Lua no memory limit, so an allocation fails only when the whole
@@ -114,5 +116,9 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
             Err(error) => fail(lua, &error),
         })?,
     )?;
+    // Telling people: the inviter's notification, who invited whom, the configuration check
+    exports.set("notify", notify_exports(lua)?)?;
+    exports.set("tree", tree_exports(lua)?)?;
+    exports.set("check", check_export(lua)?)?;
     Ok(exports)
 }

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod adhoc;
+pub mod check;
 pub mod claims;
 pub mod cli;
 pub mod datetime;
@@ -21,6 +22,7 @@ pub mod invite;
 pub mod jid;
 pub mod lifecycle;
 pub mod net;
+pub mod notify;
 pub mod ns;
 pub mod period;
 pub mod plans;
@@ -34,6 +36,7 @@ pub mod rooms;
 pub mod subscription;
 pub mod throttle;
 pub mod token;
+pub mod tree;
 pub mod uri;
 
 #[cfg(test)]

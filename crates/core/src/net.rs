@@ -53,6 +53,14 @@ pub fn network_key(ip: &str, ipv6_prefix: u8) -> String {
     }
 }
 
+/// How much of the Internet one exemption entry covers, for the configuration check: `None`
+/// when it is not an address or network, else the address family's width (32 or 128) and the
+/// prefix length (0 = every address of that family).
+pub fn entry_prefix(entry: &str) -> Option<(u8, u8)> {
+    let (ip, bits) = parse_net(entry.trim())?;
+    Some((if ip.is_ipv4() { 32 } else { 128 }, bits))
+}
+
 fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, bits) = match text.split_once('/') {
         Some((addr, bits)) => (addr, Some(bits.parse::<u8>().ok()?)),
