@@ -84,6 +84,7 @@ pub struct Facts {
     pub pending_rooms: BTreeMap<String, u32>,
     /// The pre-auth throttle's exemptions and the option they came from.
     pub exempt: Vec<String>,
+    /// The option those exemptions came from.
     pub exempt_option: String,
     /// `c2s_require_encryption` / `require_encryption` (default true).
     pub require_encryption: bool,

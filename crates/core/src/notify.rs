@@ -118,8 +118,11 @@ pub fn creator_account(creator: &str) -> Option<&str> {
 /// A language the messages are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
+    /// `en`.
     English,
+    /// `de`.
     German,
+    /// `fr`.
     French,
 }
 

@@ -32,9 +32,13 @@ pub struct AuditUse {
 /// One registration with an account's invite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edge {
+    /// The account whose invite it was (bare JID).
     pub inviter: String,
+    /// The account that registered with it.
     pub account: String,
+    /// When, Unix seconds.
     pub at: i64,
+    /// The invite.
     pub token: String,
 }
 
@@ -53,6 +57,7 @@ pub fn edges(uses: Vec<AuditUse>) -> Vec<Edge> {
 pub struct Node {
     /// 1 for the root's invitees, 2 for theirs, …
     pub depth: usize,
+    /// The account.
     pub account: String,
     /// When it registered.
     pub at: i64,
@@ -64,7 +69,9 @@ pub struct Node {
 /// order they registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
+    /// The account the tree starts from.
     pub root: String,
+    /// Every account below it, depth first.
     pub nodes: Vec<Node>,
 }
 
