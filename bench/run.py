@@ -42,6 +42,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -285,31 +286,43 @@ class Filler:
 # --------------------------------------------------------------------------- api figure
 
 
-def slow(variant: str, backend: str, size: int) -> bool:
-    """Whether every call parses the whole store (stock layout on internal storage)."""
-    return variant != "ours" and backend == "internal" and size >= 1000
+# A variant whose get()+:use() cost more than SLOW_US at the previous N is measured with fewer
+# samples and rounds (its figure is one big parse: stable); past STOCK_MAX, one over TOO_SLOW_US
+# stops (ours before its per-invite layout: minutes per figure at 100 000).
+SLOW_US = 20000
+TOO_SLOW_US = 100000
 
 
-def measure_opts(variant: str, backend: str, size: int, quick: bool) -> dict:
+def measure_opts(slow: bool, quick: bool) -> dict:
     """Samples per operation and round: enough for a stable median, bounded time."""
-    if slow(variant, backend, size) and size >= 10000:
-        base = {"min_iters": 3, "max_iters": 3, "budget": 0}
-    elif slow(variant, backend, size):
-        base = {"min_iters": 5, "max_iters": 15, "budget": 0.3}
+    if slow:
+        base = {"min_iters": 2, "max_iters": 2, "budget": 0}
     else:
-        base = {"min_iters": 10, "max_iters": 300, "budget": 0.25}
-    if quick:
-        base = {**base, "budget": base["budget"] / 3, "min_iters": min(base["min_iters"], 3)}
+        base = {"min_iters": 3, "max_iters": 300, "budget": 0.25 if not quick else 0.08}
     return {op: base for op in OPS}
 
 
 def api_figure(benches, fillers, backends, sizes, max_size, rounds, quick, breakdown_sizes, result):
     fig = result.setdefault("api", {})
     bd = result.setdefault("breakdown", {})
+    stopped = result.setdefault("api_stopped", {})
     for backend, host in backends.items():
+        last = {}  # variant -> get()+:use() median at the previous N
         for size in sizes:
             t0 = time.monotonic()
-            active = [v for v in VARIANTS if size <= (max_size if v == "ours" else min(max_size, STOCK_MAX))]
+            active = []
+            for v in VARIANTS:
+                limit = max_size if v == "ours" else min(max_size, STOCK_MAX)
+                if size > limit:
+                    stopped.setdefault(f"{backend}/{v}", f"stops at N={limit:,}")
+                elif size > STOCK_MAX and (last.get(v) or 0) > TOO_SLOW_US:
+                    stopped.setdefault(f"{backend}/{v}", f"stopped after N={sizes[sizes.index(size) - 1]:,}: "
+                                       f"get()+:use() took {fmt_us(last[v])}")
+                else:
+                    active.append(v)
+            if not active:
+                continue
+            slow = {v: (last.get(v) or 0) > SLOW_US for v in active}
             fill_s = {}
             for v in active:
                 f0 = time.monotonic()
@@ -320,7 +333,9 @@ def api_figure(benches, fillers, backends, sizes, max_size, rounds, quick, break
             for r in range(rounds):
                 order = active[r % len(active):] + active[:r % len(active)]
                 for v in order:
-                    out = benches[v].call(host, "measure", ops=list(OPS), opts=measure_opts(v, backend, size, quick))
+                    if slow[v] and r >= 2:
+                        continue
+                    out = benches[v].call(host, "measure", ops=list(OPS), opts=measure_opts(slow[v], quick))
                     for op in OPS:
                         per_round[v][op].append(out[op]["median_us"])
                         samples[v][op].append(out[op]["n"])
@@ -332,10 +347,14 @@ def api_figure(benches, fillers, backends, sizes, max_size, rounds, quick, break
                     "rounds": per_round_of(per_round, op), "samples_per_round": per_round_of(samples, op),
                     "fill_s": fill_s,
                 }
+            for v in active:
+                last[v] = fig[f"{backend}/{size}/get_use"][v]
             if backend in ("internal", "sql") and size in breakdown_sizes:
                 for v in ("stock", "ours"):
+                    if v not in active:
+                        continue
                     out = benches[v].call(host, "measure", ops=list(OPS), breakdown=True,
-                                          opts=measure_opts(v, backend, size, quick))
+                                          opts=measure_opts(slow[v], quick))
                     for op in OPS:
                         bd[f"{backend}/{size}/{op}/{v}"] = {"backend": backend, "size": size, "op": op,
                                                             "variant": v, **out[op]["breakdown"]}
@@ -422,13 +441,15 @@ async def preauth_and_register(port, host, token, username):
 NETWORK_ERRORS = (OSError, TimeoutError, ConnectionError, asyncio.TimeoutError)
 
 
-async def register_all(port, host, jobs, concurrency):
-    """jobs: [(token, username)]; returns (wall seconds, latencies, failures)."""
+async def register_all(port, host, jobs, concurrency, deadline_s=None):
+    """jobs: [(token, username)]; returns (wall seconds, latencies, failures). With deadline_s,
+    no new registration starts after that many seconds."""
     queue = list(reversed(jobs))
     latencies, failures = [], []
+    stop_at = time.monotonic() + deadline_s if deadline_s else None
 
     async def worker():
-        while queue:
+        while queue and (stop_at is None or time.monotonic() < stop_at):
             token, username = queue.pop()
             t0 = time.monotonic()
             try:
@@ -511,8 +532,9 @@ def reg_figure(benches, backends, plan, rounds, breakdown_count, result):
                 }
 
 
-def soak_figure(bench, filler, pending, count, concurrency, result):
-    """Ours: `pending` invites on internal storage, then `count` registrations with them."""
+def soak_figure(bench, filler, pending, count, concurrency, deadline_s, result):
+    """Ours: `pending` invites on internal storage, then `count` registrations with them (or as
+    many as start within deadline_s)."""
     t0 = time.monotonic()
     tokens = filler.fill_to(pending)
     bench.call(SOAK, "gc")
@@ -521,7 +543,7 @@ def soak_figure(bench, filler, pending, count, concurrency, result):
     run_id = int(time.time()) % 100000
     jobs = [(tok, f"s{run_id}n{i}") for i, tok in enumerate(tokens[:count])]
     bench.call(SOAK, "monitor_start", interval=0.005)
-    wall, lat, fails = asyncio.run(register_all(bench.server.c2s_port, SOAK, jobs, concurrency))
+    wall, lat, fails = asyncio.run(register_all(bench.server.c2s_port, SOAK, jobs, concurrency, deadline_s))
     stall = bench.call(SOAK, "monitor_stop")
     heap_end = bench.call(SOAK, "gc")["lua_memory_kib"]
     mem_end = bench.memory()
@@ -529,6 +551,7 @@ def soak_figure(bench, filler, pending, count, concurrency, result):
         log(f"    soak: {len(fails)} failures, e.g. {fails[:2]}")
     result["soak"] = {
         "variant": "ours", "backend": "internal", "pending": pending, "registrations": len(lat),
+        "planned": count, "deadline_s": deadline_s,
         "failures": len(fails), "concurrency": concurrency, "seconds": round(wall, 1),
         "registrations_per_s": len(lat) / wall if wall else None,
         "p50_ms": percentile(lat, 0.5) * 1e3 if lat else None, "p99_ms": percentile(lat, 0.99) * 1e3 if lat else None,
@@ -734,6 +757,9 @@ def report_lines(result) -> list[str]:
              f"on internal storage: seconds per call beyond); PostgreSQL runs with fsync=off (spec/e2e/postgres.py)"]
     if result.get("api"):
         lines += ["", "API cost per call, live invites N:"] + api_table(result)
+        for key, why in sorted(result.get("api_stopped", {}).items()):
+            backend, v = key.split("/")
+            lines.append(f"  {LABELS[v]} on {BACKEND_NAMES[backend]}: {why}")
     if result.get("reg"):
         lines += ["", "Invite registrations over loopback (pre-auth + in-band registration), N=0:"] + reg_table(result)
     if result.get("breakdown"):
@@ -741,7 +767,9 @@ def report_lines(result) -> list[str]:
                   "rest = Lua, Prosody, network for a registration):"] + breakdown_table(result)
     s = result.get("soak")
     if s:
-        lines += ["", f"Soak (ours, internal, {s['pending']:,} pending invites): {s['registrations']:,} registrations at "
+        cut = (f" (of {s['planned']:,} planned: stopped starting new ones after {s['deadline_s']} s)"
+               if s.get("planned") and s["registrations"] + s["failures"] < s["planned"] else "")
+        lines += ["", f"Soak (ours, internal, {s['pending']:,} pending invites): {s['registrations']:,} registrations{cut} at "
                   f"c={s['concurrency']} in {s['seconds']} s = {s['registrations_per_s']:,.1f}/s, p50 {s['p50_ms']:,.1f} ms, "
                   f"p99 {s['p99_ms']:,.1f} ms, worst stall (longest connection handler) {s['stall_max_ms']:,.1f} ms "
                   f"({s['stalls_over_50ms']} over 50 ms; a 5 ms timer's worst lateness, queueing included: "
@@ -773,7 +801,9 @@ def chart(result, path: Path) -> str | None:
         return "no API figures"
     colours = {"stock": "#d62728", "ours": "#1f77b4", "ours_stock": "#ff7f0e"}
     styles = {"internal": ("-", "o"), "sql": ("--", "s"), "postgres": (":", "^")}
-    zero_at = 100  # log axes have no 0: N=0 is drawn at 100 and labelled 0
+    zero_at = 10  # log axes have no 0: N=0 is drawn at 10 and labelled 0
+    sizes = sorted({e["size"] for e in api.values() if e["size"] > 0} | ({result["rss"]["size"]} if result.get("rss") else set()))
+    ticks = [zero_at] + sizes
     fig, axes = plt.subplots(1, 3, figsize=(15, 5), sharex=True)
     for ax, op in zip(axes, OPS):
         for backend, (ls, marker) in styles.items():
@@ -795,8 +825,9 @@ def chart(result, path: Path) -> str | None:
         ax.text(zero_at, limit, " target, internal", color="grey", fontsize=7, va="bottom")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xticks([100, 1000, 10000, 100000])
-        ax.set_xticklabels(["0", "1 000", "10 000", "100 000"])
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["0"] + [f"{n:,}".replace(",", " ") for n in sizes])
+        ax.minorticks_off()
         ax.set_title(OP_NAMES[op])
         ax.set_xlabel("live invites N")
         ax.grid(True, which="major", alpha=0.3)
@@ -813,6 +844,18 @@ def chart(result, path: Path) -> str | None:
 
 
 # --------------------------------------------------------------------------- main
+
+
+def save(result, path) -> Path:
+    """Writes the results so far (after each figure: an interrupted run keeps what it measured)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    return out
+
+
+def on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through the finally that stops every server
 
 
 def main() -> int:
@@ -862,12 +905,13 @@ def main() -> int:
     if args.quick:
         sizes, breakdown_sizes = [0, 100, 1000], {0}
         reg_plan, breakdown_regs = [(1, 10), (20, 40)], 5
-        soak_pending, soak_count, rss_size = 1000, 200, 2000
+        soak_pending, soak_count, soak_deadline, rss_size = 1000, 200, 20, 2000
     else:
         sizes, breakdown_sizes = [0, 1000, 10000, 100000], {0, 1000}
-        reg_plan, breakdown_regs = [(1, 50), (20, 150)], 20
-        soak_pending, soak_count, rss_size = 10000, 5000, 100000
+        reg_plan, breakdown_regs = [(1, 40), (20, 100)], 20
+        soak_pending, soak_count, soak_deadline, rss_size = 10000, 2000, 60, 100000
 
+    signal.signal(signal.SIGTERM, on_sigterm)
     started = time.monotonic()
     result = {
         "command": "make bench" + (f" PROSODY={args.prosody}" if args.prosody != "12" else "")
@@ -911,10 +955,13 @@ def main() -> int:
         # Registrations first: they run with no other invites live (N=0).
         if "reg" in figures:
             reg_figure(benches, backends, reg_plan, rounds, breakdown_regs, result)
+            save(result, args.json)
         if "api" in figures:
             api_figure(benches, fillers, backends, sizes, sizes[-1], rounds, args.quick, breakdown_sizes, result)
+            save(result, args.json)
         if "soak" in figures:
-            soak_figure(benches["ours"], fillers[("ours", SOAK)], soak_pending, soak_count, 20, result)
+            soak_figure(benches["ours"], fillers[("ours", SOAK)], soak_pending, soak_count, 20, soak_deadline, result)
+            save(result, args.json)
         for v, b in benches.items():
             bad = b.server.tracebacks()
             if bad:
@@ -939,9 +986,7 @@ def main() -> int:
     result["uptime_after"] = uptime()
     result["seconds"] = round(time.monotonic() - started, 1)
     result["table"] = report_lines(result)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    out = save(result, args.json)
     print("\n".join(result["table"]))
     if args.chart:
         err = chart(result, Path(args.chart))
