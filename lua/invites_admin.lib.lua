@@ -4,6 +4,7 @@
 --   invite create_reset JID [--expires-after PERIOD]
 --   invite create_contact JID [--allow-registration] [--room JID]... [--expires-after PERIOD]
 --   invite list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
+--   invite migrate HOST --to records|stock
 -- Loaded by mod_invites (module:require), in its environment.
 local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
@@ -274,6 +275,23 @@ function verbs.revoke_by(self, mod, _, _, creator)
 	return true, ("Revoked %d invitations created by %s"):format(#list, creator);
 end
 
+-- Moves every invite of HOST into the layout --to names (see invites_storage.lib.lua). In the
+-- server (the shell) the running module uses that layout from now on, until it is restarted.
+function verbs.migrate(self, mod, opts)
+	local to = opts.to;
+	if to ~= "records" and to ~= "stock" then
+		return nil, "--to: records or stock";
+	end
+	local counts, err = mod.migrate_storage(to, self.progress);
+	if not counts then
+		return nil, err;
+	end
+	local note = counts.configured ~= to and prosody.process_type == "prosody"
+		and ("; set invites_storage_layout = %q before the next restart, or it moves them back"):format(to) or "";
+	return true, ("Moved %d pending invites to the %s layout, skipped %d as expired, %d already there, %d ended%s")
+		:format(counts.moved, to, counts.expired, counts.already, counts.ended, note);
+end
+
 local commands = {};
 for _, command in ipairs(core.shell_commands) do
 	commands[command.name] = command;
@@ -343,7 +361,7 @@ function admin.command(mod, verb, words)
 		io.stderr:write("prosodyctl mod_invites ", verb, ": ", missing or why, "\n");
 		return 2;
 	end
-	local caller = { source = "prosodyctl"; session = { print = print; width = 100 } };
+	local caller = { source = "prosodyctl"; session = { print = print; width = 100 }; progress = admin.progress_meter() };
 	local ok, message = verbs[verb](caller, mod, opts, table.unpack(args));
 	if not ok then
 		io.stderr:write("prosodyctl mod_invites ", verb, ": ", tostring(message), "\n");
@@ -353,13 +371,34 @@ function admin.command(mod, verb, words)
 	return 0;
 end
 
+-- On a terminal, a line that tells how far a long command got: done / total and the rate.
+function admin.progress_meter()
+	local pposix_ok, pposix = pcall(require, "util.pposix");
+	if not (pposix_ok and pposix.isatty and pposix.isatty(io.stderr)) then
+		return nil;
+	end
+	local now = require "util.time".now;
+	local started, shown = now(), 0;
+	return function (done, total)
+		local t = now();
+		if done < total and t - shown < 0.2 then
+			return;
+		end
+		shown = t;
+		io.stderr:write(("\r%d / %d invites (%.0f/s)"):format(done, total, done / math.max(t - started, 1e-3)));
+		if done == total then
+			io.stderr:write("\n");
+		end
+	end;
+end
+
 local function usage_error(verb, ...)
 	io.stderr:write("prosodyctl mod_invites ", verb, ": ", ...);
 	io.stderr:write("\n");
 	return 2;
 end
 
-local offline_verbs = { list = true; show = true; delete = true; revoke_by = true };
+local offline_verbs = { list = true; show = true; delete = true; revoke_by = true; migrate = true };
 
 -- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--room JID]... [--uses N] [--expires-after PERIOD]
 -- prosodyctl mod_invites list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
@@ -375,7 +414,7 @@ function admin.prosodyctl(mod, arg, switch_host)
 		return admin.command(mod, verb, { table.unpack(arg, 2) });
 	end
 	if verb ~= "generate" then
-		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by HOST [options] (see generate --help)\n");
+		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by|migrate HOST [options] (see generate --help)\n");
 		return 2;
 	end
 	local request, _, usage = core.parse_generate({ table.unpack(arg, 2) });

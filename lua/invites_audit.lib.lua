@@ -1,20 +1,18 @@
--- The invite lifecycle of mod_invites: one audit record per invite (store `invites_audit`, keyed
--- by token; never in invite_token, whose layout stays stock's), the invite-used/invite-revoked
--- events, the counters, and the admin views built on them (all_invites, list_pending, inspect, …).
+-- The invite lifecycle of mod_invites: one audit record per invite (in the invite's own record in
+-- the per-invite layout, in store `invites_audit` in the stock one: invites_storage.lib.lua), the
+-- invite-used/invite-revoked events, the counters, and the admin views built on them
+-- (all_invites, list_pending, inspect, …).
 -- Loaded by mod_invites (module:require), in its environment: the globals below are its API.
-local jid_split = require "util.jid".split;
-
 local core = module:require "invites_native";
 local now = os.time;
 
 local audit_log = {};
--- mod_invites' stores ({ token, host_view, audit }) and its per-host core object (whose
--- classify() says what an invite is, who made it and how many uses it allows); both are made
--- again when prosodyctl switches host.
-local stores, invites;
+-- mod_invites' storage layout and its per-host core object (whose classify() says what an invite
+-- is, who made it and how many uses it allows); both are made again when prosodyctl switches host.
+local layout, invites;
 
-function audit_log.init(store_set, host_core)
-	stores, invites = store_set, host_core;
+function audit_log.init(storage_layout, host_core)
+	layout, invites = storage_layout, host_core;
 end
 
 local metrics = {};
@@ -34,14 +32,10 @@ end
 
 -- The audit record of a token: record, false when there is none, or nil and an error.
 function audit_log.read(token)
-	local record, err = stores.audit:get(token);
-	if record == nil and err then
-		module:log("error", "Failed to read the audit record of an invite: %s", err);
-		return nil, "internal-server-error";
-	end
-	return record or false;
+	return layout:audit(token);
 end
 
+-- The audit record of a new invite (or one made up for a record stored without one).
 local function new_audit(invite, creator)
 	local kind, made_by, max_uses = invites:classify(invite);
 	return {
@@ -56,15 +50,7 @@ local function new_audit(invite, creator)
 	};
 end
 
--- Writes the audit record of a new invite (and counts it): true, or nil and the storage error.
-function audit_log.record_creation(invite, creator)
-	local ok, err = stores.audit:set(invite.token, new_audit(invite, creator));
-	if not ok then
-		return nil, err;
-	end
-	audit_log.count("created", (invites:classify(invite)));
-	return true;
-end
+audit_log.new_audit = new_audit;
 
 -- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
 -- without a limit), or nil and an error. For mod_invites_register's claims.
@@ -80,31 +66,41 @@ function usage(invite) --luacheck: ignore 131/usage
 	return max_uses, audit and #audit.uses or 0;
 end
 
--- Records that `account` used an invite (how: "registered", "password-reset", "contact-approved")
--- and tells other modules (invite-used).
-function record_use(invite, account, how) --luacheck: ignore 131/record_use
-	local audit = audit_log.read(invite.token);
-	if audit ~= nil then
+-- The change a use makes to an audit record (for layout:settle): `account` used the invite (how:
+-- "registered", "password-reset", "contact-approved").
+function audit_log.use(invite, account, how)
+	return function (audit)
 		audit = audit or new_audit(invite);
 		table.insert(audit.uses, { account = account; at = now(); how = how });
-		local ok, err = stores.audit:set(invite.token, audit);
-		if not ok then
-			module:log("error", "Failed to record the use of an invite by %s: %s", account, err);
-		end
-	end
+		return audit;
+	end;
+end
+
+-- After a use was stored: counts it and tells other modules (invite-used).
+function audit_log.used(invite, account, how)
 	audit_log.count("used", how);
 	module:fire_event("invite-used", { invite = invite; username = account; how = how });
 end
 
-function audit_log.record_revocation(token, record, by)
-	local audit = audit_log.read(token);
-	if audit then
-		audit.revoked_at, audit.revoked_by = now(), by;
-		local ok, err = stores.audit:set(token, audit);
-		if not ok then
-			module:log("error", "Failed to record the revocation of an invite: %s", err);
-		end
+-- Records that `account` used an invite without consuming it (see mod_invites' redeem).
+function record_use(invite, account, how) --luacheck: ignore 131/record_use
+	local ok, err = layout:settle(invite.token, {}, audit_log.use(invite, account, how));
+	if not ok then
+		module:log("error", "Failed to record the use of an invite by %s: %s", account, tostring(err));
 	end
+	audit_log.used(invite, account, how);
+end
+
+-- The change a revocation makes to an audit record.
+function audit_log.revocation(by)
+	return function (audit)
+		audit.revoked_at, audit.revoked_by = now(), by;
+		return audit;
+	end;
+end
+
+-- After a revocation was stored: counts it and tells other modules (invite-revoked).
+function audit_log.revoked(token, record, by)
 	audit_log.count("revoked");
 	module:fire_event("invite-revoked", { token = token; invite = record; by = by });
 end
@@ -117,13 +113,9 @@ end
 
 -- The lifecycle of one invite from its audit record: { state, uses_left, purge_audit }.
 local function lifecycle(token, audit)
-	local stored = stores.token:get(nil, token) ~= nil;
-	if not stored and audit.kind == "contact" then
-		stored = stores.token:get(jid_split(audit.jid or ""), token) ~= nil;
-	end
 	local last = audit.uses[#audit.uses];
 	return core.lifecycle({
-		stored = stored;
+		stored = layout:stored(token, audit);
 		expires = audit.expires;
 		uses = #audit.uses;
 		max_uses = audit.max_uses;
@@ -135,21 +127,12 @@ end
 
 -- Every audit record: { [token] = record }, or nil and an error.
 local function read_audits()
-	local audits = {};
-	local tokens, tokens_state, tokens_init = stores.audit:users();
-	if not tokens then
-		if tokens_state then
-			module:log("error", "Failed to list audit records: %s", tokens_state);
-			return nil, "internal-server-error";
-		end
-		return audits;
+	local all, err = layout:audits();
+	if not all then
+		return nil, err;
 	end
-	for token in tokens, tokens_state, tokens_init do
-		local audit, err = stores.audit:get(token);
-		if audit == nil and err then
-			module:log("error", "Failed to read an audit record: %s", err);
-			return nil, "internal-server-error";
-		end
+	local audits = {};
+	for token, audit in pairs(all) do
 		if type(audit) == "table" and type(audit.uses) == "table" then
 			audits[token] = audit;
 		end
@@ -163,7 +146,7 @@ function audit_log.purge()
 	local removed = 0;
 	for token, audit in pairs(audits or {}) do
 		if lifecycle(token, audit).purge_audit then
-			local ok, err = stores.audit:set(token, nil);
+			local ok, err = layout:delete_audit(token);
 			if not ok then
 				module:log("error", "Failed to purge an audit record: %s", err);
 				return removed;
@@ -185,18 +168,11 @@ function all_invites() --luacheck: ignore 131/all_invites
 	if not audits then
 		return nil, err;
 	end
-	for token, record in pairs(stores.host_view:get(nil) or {}) do
-		if type(record) == "table" and not audits[token] then
-			audits[token] = new_audit(record);
-		end
-	end
-	for username in stores.host_view:users() do
-		if username ~= "" then
-			for token, expires in pairs(stores.host_view:get(username) or {}) do
-				if not audits[token] and type(expires) == "number" then
-					audits[token] = { kind = "contact"; creator = username .. "@" .. module.host; jid = username .. "@" .. module.host;
-						expires = expires; uses = {} };
-				end
+	for username in layout:users() do
+		for token, expires in pairs(layout:user_map(username) or {}) do
+			if not audits[token] and type(expires) == "number" then
+				audits[token] = { kind = "contact"; creator = username .. "@" .. module.host; jid = username .. "@" .. module.host;
+					expires = expires; uses = {} };
 			end
 		end
 	end
@@ -256,7 +232,7 @@ function inspect(token) --luacheck: ignore 131/inspect
 	if audit == nil then
 		return nil, err;
 	end
-	local record = stores.token:get(nil, token);
+	local record = layout:record(token);
 	if not audit then
 		if not record then
 			return nil, "token-invalid";
@@ -280,7 +256,7 @@ function audit_log.note_rooms(invite, account, results)
 			for _, result in ipairs(results) do
 				use.rooms[result.jid] = result.outcome;
 			end
-			local ok, err = stores.audit:set(invite.token, audit);
+			local ok, err = layout:set_audit(invite.token, audit);
 			if not ok then
 				module:log("warn", "Failed to note the group chats of a use in its audit record: %s", err);
 			end

@@ -6,6 +6,7 @@ local nodeprep = require "util.encodings".stringprep.nodeprep;
 local core = module:require "invites_native";
 local rooms = module:require "invites_rooms";
 local audit_log = module:require "invites_audit";
+local storage = module:require "invites_storage";
 local now = os.time;
 
 local function new_core(host)
@@ -17,20 +18,62 @@ end
 local invites = new_core(module.host);
 -- When get() validated each invite it returned (weak: the invites belong to their holders).
 local validated_at = setmetatable({}, { __mode = "k" });
--- token: invite_token as a map; host_view: the same store as keyval (the whole host-level map in
--- one read, and the list of users); audit: one record per invite (invites_audit.lib.lua).
-local stores = {};
-audit_log.init(stores, invites);
+-- Where invites are stored (invites_storage.lib.lua): one record per invite, or stock's layout.
+local layout;
 
-local function open_storage()
-	stores.token = module:open_store("invite_token", "map");
-	stores.host_view = module:open_store("invite_token");
-	stores.audit = module:open_store("invites_audit");
+local function layout_name()
+	local name = module:get_option_string("invites_storage_layout", "records");
+	if not storage.layouts[name] then
+		module:log("error", "Unknown invites_storage_layout %q (records or stock): using records", name);
+		return "records";
+	end
+	return name;
+end
+
+local function open_storage(name)
+	layout = storage.open(name or layout_name(), {
+		new_audit = audit_log.new_audit;
+		name_key = function (token, record)
+			return invites:name_key(token, record);
+		end;
+		current_tokens = function (host_map)
+			local set = {};
+			for _, token in ipairs(invites:pending(host_map, now())) do
+				set[token] = true;
+			end
+			return set;
+		end;
+	});
+	audit_log.init(layout, invites);
+end
+
+-- Moves every invite into `name`'s layout (default: the configured one) from the other:
+-- counts (see storage.migrate; `configured`: the layout the configuration names), or nil and an
+-- error.
+function migrate_storage(name, progress) --luacheck: ignore 131/migrate_storage
+	if name and name ~= layout.name then
+		open_storage(name);
+	end
+	local counts, err = storage.migrate(layout, progress);
+	if counts then
+		counts.configured = layout_name();
+	end
+	return counts, err;
 end
 
 -- COMPAT: prosodyctl loads this module with host "*"; the store is opened by module.command.
 if prosody.process_type == "prosody" or prosody.shutdown then
 	open_storage();
+end
+if prosody.process_type == "prosody" then
+	-- Invites left in the other layout (an upgrade, a restored backup, a layout switched back).
+	local counts, err = migrate_storage();
+	if not counts then
+		module:log("error", "Failed to move invites into the %s storage layout: %s", layout.name, err);
+	elseif counts.moved + counts.expired + counts.ended > 0 then
+		module:log("info", "Moved %d pending invites into the %s storage layout (%d expired, %d ended)",
+			counts.moved, layout.name, counts.expired, counts.ended);
+	end
 end
 
 local ttl_option, default_ttl;
@@ -61,18 +104,9 @@ function prep_username(username, strict) --luacheck: ignore 131/prep_username
 	return nodeprep(username, strict);
 end
 
--- Deletes keys in order, stopping at the first failure: plans put the key that makes an invite
--- invalid first, so a failure half-way leaves a dead invite, never a usable half.
-local function delete_keys(keys)
-	for _, key in ipairs(keys) do
-		local deleted, set_err = stores.token:set(key.user, key.token, nil);
-		if not deleted then
-			return nil, set_err;
-		elseif key.user == nil then
-			invites:removed(key.token, now());
-		end
-	end
-	return true;
+-- Heard of every host-level record this process removes.
+local function removed(token)
+	invites:removed(token, now());
 end
 
 -- Prosody 13's landing page templates: `invites_page` (e.g. a deployment of a static invite page
@@ -134,8 +168,8 @@ local function create_invite(invite_type, username, allow_registration, addition
 		end
 		ttl = seconds;
 	end
-	local invite, stored_at_host_level, contact_owner = invites:create(invite_type, username, not not allow_registration,
-		ttl or get_default_ttl(), reusable, additional_data, now());
+	local invite, stored_at_host_level, contact_owner, name_key = invites:create(invite_type, username,
+		not not allow_registration, ttl or get_default_ttl(), reusable, additional_data, now());
 	if not invite then
 		local code, why = stored_at_host_level, contact_owner;
 		module:log("warn", "Refusing to create invite: %s", why);
@@ -147,30 +181,16 @@ local function create_invite(invite_type, username, allow_registration, addition
 	module:fire_event("invite-created", invite);
 	add_landing_page(invite);
 
-	if stored_at_host_level then
-		local ok, err = stores.token:set(nil, invite.token, invite);
-		if not ok then
-			module:log("warn", "Failed to store account invite: %s", err);
-			return nil, "internal-server-error";
-		end
-		invites:reservation_add(invite.token, invite, now());
-	end
-	if contact_owner then
-		local ok, err = stores.token:set(contact_owner, invite.token, invite.expires);
-		if not ok then
-			module:log("warn", "Failed to store subscription invite: %s", err);
-			if stored_at_host_level then -- no half-written invite
-				delete_keys({ { token = invite.token } });
-			end
-			return nil, "internal-server-error";
-		end
-	end
-	local ok, err = audit_log.record_creation(invite, creator);
+	local audit = audit_log.new_audit(invite, creator);
+	local ok, err = layout:create(invite, audit, stored_at_host_level, contact_owner, name_key);
 	if not ok then
-		module:log("warn", "Failed to store the audit record of an invite: %s", err);
-		delete_keys(invites:revoke_plan(invite.token, invite)); -- no invite without its audit record
+		module:log("warn", "Failed to store invite: %s", err);
 		return nil, "internal-server-error";
 	end
+	if stored_at_host_level then
+		invites:reservation_add(invite.token, invite, now());
+	end
+	audit_log.count("created", audit.kind);
 	return invite;
 end
 
@@ -241,7 +261,7 @@ end
 
 -- Iterates pending invites that allow registration, soonest expiry first
 function pending_account_invites() --luacheck: ignore 131/pending_account_invites
-	local records = stores.host_view:get(nil) or {};
+	local records = layout:host_records() or {};
 	local tokens = invites:pending(records, now());
 	local i = 0;
 	return function ()
@@ -255,37 +275,36 @@ end
 
 -- The host-level record of a token: record or nil, or nil and an error when storage failed.
 local function read_record(token)
-	local record, err = stores.token:get(nil, token);
-	if record == nil and err then
-		module:log("warn", "Failed to read invite: %s", err);
-		return nil, "internal-server-error";
-	end
-	return record;
+	return layout:record(token);
 end
 
--- The whole host-level map, read when the reservation index is first needed.
-local function read_host_map()
-	local records, err = stores.host_view:get(nil);
-	if records == nil and err then
-		module:log("warn", "Failed to read invites: %s", err);
-		return nil, "internal-server-error";
+-- The tokens of invites that may reserve `username`: the per-invite layout's name index, else the
+-- index this process builds from the whole host-level map (read when first needed).
+local function reservation_candidates(username)
+	local named, err = layout:named(username);
+	if named or err then
+		return named, err;
 	end
-	return records or {};
+	if not invites:reservations_loaded() then
+		local records, read_err = layout:host_records();
+		if not records then
+			return nil, read_err;
+		end
+		invites:reservations_load(records, now());
+	end
+	return invites:reservation_candidates(username);
 end
 
 -- The token of the pending invite that reserves a username for its account (XEP-0445), or nil;
 -- nil and an error when storage failed. Used by mod_invites_register and mod_invites_adhoc.
 function reserved_by(username) --luacheck: ignore 131/reserved_by
-	if not invites:reservations_loaded() then
-		local records, err = read_host_map();
-		if not records then
-			return nil, err;
-		end
-		invites:reservations_load(records, now());
+	local candidates, candidates_err = reservation_candidates(username);
+	if not candidates then
+		return nil, candidates_err;
 	end
 	-- The index says which invites may reserve the name; their records, read now, say whether
 	-- they still do.
-	for _, token in ipairs(invites:reservation_candidates(username)) do
+	for _, token in ipairs(candidates) do
 		local record, err = read_record(token);
 		if err then
 			return nil, err;
@@ -342,13 +361,14 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 		-- Contact-only invites live at user level only: the audit record names the inviter.
 		table.insert(keys, 1, { user = jid_split(audit.jid or ""); token = token });
 	end
-	local ok, err = delete_keys(keys);
+	local revocation = audit and not audit.revoked_at and audit_log.revocation(by or "module");
+	local ok, err = layout:settle(token, keys, revocation, removed);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
 		return nil, "internal-server-error";
 	end
-	if audit and not audit.revoked_at then
-		audit_log.record_revocation(token, record, by or "module");
+	if revocation then
+		audit_log.revoked(token, record, by or "module");
 	end
 	return true;
 end
@@ -356,14 +376,26 @@ end
 local valid_invite_methods = {};
 local valid_invite_mt = { __index = valid_invite_methods };
 
--- Consumes the invite (deletes it; reusable invites stay). Call after it was actually used.
-function valid_invite_methods:use()
-	local ok, err = delete_keys(invites:use_plan(self));
+-- Records that `account` used `invite` (how: "registered", "password-reset",
+-- "contact-approved") and, when `consume`, consumes it (deletes it; reusable invites stay), in
+-- one write in the per-invite layout; then tells other modules (invite-used). true, or nil and
+-- "internal-server-error" when the invite could not be consumed (the use is then not recorded).
+function redeem(invite, account, how, consume) --luacheck: ignore 131/redeem
+	local keys = consume and invites:use_plan(invite) or {};
+	local ok, err = layout:settle(invite.token, keys, account and audit_log.use(invite, account, how), removed);
 	if not ok then
-		module:log("error", "Failed to consume invite %s: %s", core.redact(self.token), err);
+		module:log("error", "Failed to consume invite %s: %s", core.redact(invite.token), tostring(err));
 		return nil, "internal-server-error";
 	end
+	if account then
+		audit_log.used(invite, account, how);
+	end
 	return true;
+end
+
+-- Consumes the invite (deletes it; reusable invites stay). Call after it was actually used.
+function valid_invite_methods:use()
+	return redeem(self, nil, nil, true);
 end
 
 local function account_exists(username)
@@ -380,11 +412,10 @@ local function check_inviter(invite, token, contact_path)
 		return true;
 	end
 	if invite.type == "roster" and not contact_path then
-		local entry, err = stores.token:get(inviter, token);
+		local entry, err = layout:user_entry(inviter, token);
 		if entry == nil then
 			if err then
-				module:log("warn", "Failed to read invite: %s", err);
-				return nil, "internal-server-error";
+				return nil, err;
 			end
 			module:log("debug", "Contact invite %s of %s: the inviter's entry is gone", core.redact(token), inviter);
 			return nil, "token-invalid";
@@ -408,11 +439,10 @@ function get(token, username)
 	local user_expiry;
 	if username ~= nil then
 		local read_err;
-		user_expiry, read_err = stores.token:get(username, token);
+		user_expiry, read_err = layout:user_entry(username, token);
 		if user_expiry == nil then -- not this user's contact token; spare the host-level read
 			if read_err then
-				module:log("warn", "Failed to read invite: %s", read_err);
-				return nil, "internal-server-error";
+				return nil, read_err;
 			end
 			return nil, "token-invalid";
 		end
@@ -455,66 +485,48 @@ end
 
 --- Housekeeping: expired invites and invites of deleted accounts
 
-local function remove_tokens(user, tokens)
-	if #tokens == 0 then
-		return true;
-	end
-	local keys = {};
-	for _, token in ipairs(tokens) do
-		keys[token] = stores.token.remove;
-	end
-	local ok, err = stores.token:set_keys(user, keys);
-	if ok and user == nil then
-		for _, token in ipairs(tokens) do
-			invites:removed(token, now());
-		end
-	end
-	return ok, err;
-end
-
 -- Storage failures leave the invites for the next purge; each is logged, none raises.
 local function purge_expired()
-	local removed = 0;
-	local host_records, read_err = stores.host_view:get(nil);
+	local purged = 0;
+	-- What other processes stored in the other layout meanwhile (an older prosodyctl).
+	local moved, move_err = migrate_storage();
+	if not moved then
+		module:log("error", "Failed to move invites into the %s storage layout: %s", layout.name, move_err);
+	end
+	local host_records, read_err = layout:host_records();
 	if host_records then
 		local tokens = invites:purge_plan(host_records, now());
-		local ok, err = remove_tokens(nil, tokens);
+		local ok, err = layout:remove_host_tokens(tokens, removed);
 		if ok then
-			removed = removed + #tokens;
+			purged = purged + #tokens;
 		else
 			module:log("error", "Failed to purge expired invites: %s", err);
 		end
 		-- Also picks up what other processes stored meanwhile.
-		invites:reservations_load(host_records, now());
-	elseif read_err then
+		if not layout.name_index then
+			invites:reservations_load(host_records, now());
+		end
+	else
 		module:log("error", "Failed to read invites to purge: %s", read_err);
 	end
-	-- An iterator triple (internal storage hands back lfs.dir's), or nil and an error.
-	local users, users_state, users_init = stores.host_view:users();
-	if not users then
-		module:log("error", "Failed to list users with invites to purge: %s", users_state);
-		users = function () end;
-	end
-	for username in users, users_state, users_init do
-		if username ~= "" then -- COMPAT: mod_storage_sql lists host-level rows as user ""
-			local entries, err = stores.host_view:get(username);
-			local tokens = entries and invites:purge_plan(entries, now()) or {};
-			local ok, remove_err = remove_tokens(username, tokens);
-			if entries == nil and err then
-				module:log("error", "Failed to read invites of %s to purge: %s", username, err);
-			elseif ok then
-				removed = removed + #tokens;
-			else
-				module:log("error", "Failed to purge expired invites of %s: %s", username, remove_err);
-			end
+	for username in layout:users() do
+		local entries, err = layout:user_map(username);
+		local tokens = entries and invites:purge_plan(entries, now()) or {};
+		local ok, remove_err = layout:remove_user_tokens(username, tokens);
+		if not entries then
+			module:log("error", "Failed to read invites of %s to purge: %s", username, err);
+		elseif ok then
+			purged = purged + #tokens;
+		else
+			module:log("error", "Failed to purge expired invites of %s: %s", username, remove_err);
 		end
 	end
-	if removed > 0 then
-		module:log("info", "Purged %d expired invites", removed);
-		audit_log.count("expired", nil, removed);
+	if purged > 0 then
+		module:log("info", "Purged %d expired invites", purged);
+		audit_log.count("expired", nil, purged);
 	end
 	audit_log.purge();
-	return removed;
+	return purged;
 end
 
 if prosody.process_type == "prosody" then
@@ -549,16 +561,16 @@ module:hook_global("user-deleted", function (event)
 		return;
 	end
 	local username = event.username;
-	local host_records, read_err = stores.host_view:get(nil);
-	if host_records == nil and read_err then
+	local host_records, read_err = layout:records_of(username);
+	if not host_records then
 		module:log("error", "Failed to read invites to remove those of deleted user %s: %s", username, read_err);
-	elseif host_records then
-		local ok, err = remove_tokens(nil, invites:deleted_user_plan(host_records, username));
+	else
+		local ok, err = layout:remove_host_tokens(invites:deleted_user_plan(host_records, username), removed);
 		if not ok then
 			module:log("error", "Failed to remove account invites of deleted user %s: %s", username, err);
 		end
 	end
-	local ok, err = stores.host_view:set(username, nil); -- the user's own contact invites
+	local ok, err = layout:remove_user(username); -- the user's own contact invites
 	if not ok then
 		module:log("error", "Failed to remove invites of deleted user %s: %s", username, err);
 	end
@@ -579,7 +591,6 @@ local function switch_host(host)
 	module.host = host; --luacheck: ignore 122/module
 	invites = new_core(host);
 	open_storage();
-	audit_log.init(stores, invites);
 end
 
 function module.command(arg)

@@ -222,36 +222,29 @@ function subscribe_both(host, user1, user2) --luacheck: ignore 131/subscribe_bot
 	subscribe(host, user2, user1);
 end
 
-local function consume(invite)
-	local ok, err;
-	if type(invite.use) == "function" then
-		ok, err = invite:use();
-	else
-		ok, err = invites.use(invite.token);
-	end
-	if not ok then
-		module:log("error", "Failed to consume invite %s: %s", core.redact(invite.token), tostring(err));
-	end
-	return ok;
+-- Records the use of `invite` by `account` and, when `consume`, consumes it: one write in the
+-- per-invite layout (mod_invites' redeem). Its failure is logged there.
+local function redeem(invite, account, how, consume)
+	return invites.redeem(invite, account, how, consume);
 end
 
--- Invites whose consume failed after a registration, by token: their claims stay (nobody
--- registers with them) and the consume is retried when the stream ends and by the timer.
+-- Uses whose consume failed after a registration, by token: their claims stay (nobody registers
+-- with them) and the consume is retried when the stream ends and by the timer.
 local owed = {};
 
--- Consumes the invite a registration used and settles its claim: dropped once consumed, kept
--- while the consume is owed.
-local function consume_claimed(invite)
+-- Consumes the invite a registration used (recording the use) and settles its claim: dropped once
+-- consumed, kept while the consume is owed.
+local function consume_claimed(invite, account, how, consume)
 	local token = tostring(invite.token);
-	local ok = consume(invite);
+	local ok = redeem(invite, account, how, consume ~= false);
 	state:consumed(token, not not ok, now());
-	owed[token] = not ok and invite or nil;
+	owed[token] = not ok and { invite = invite; account = account; how = how; consume = consume } or nil;
 	return ok;
 end
 
 local function retry_owed()
-	for _, invite in pairs(owed) do
-		consume_claimed(invite);
+	for _, use in pairs(owed) do
+		consume_claimed(use.invite, use.account, use.how, use.consume);
 	end
 end
 
@@ -261,9 +254,11 @@ function module.save()
 end
 
 function module.restore(saved)
-	for token, invite in pairs(type(saved) == "table" and type(saved.owed) == "table" and saved.owed or {}) do
-		owed[token] = invite;
-		state:consumed(token, false, now());
+	for token, use in pairs(type(saved) == "table" and type(saved.owed) == "table" and saved.owed or {}) do
+		if type(use) == "table" and type(use.invite) == "table" then
+			owed[token] = use;
+			state:consumed(token, false, now());
+		end
 	end
 end
 
@@ -317,14 +312,10 @@ module:hook("user-registered", function (event)
 		module:log("debug", "Not redeeming invite for %s: %s", username, why);
 		return;
 	end
-	if plan.consume then
-		-- A limited reusable (group) invite goes with its last use too.
-		consume_claimed(max_uses and invite.reusable and setmetatable({ reusable = false }, { __index = invite }) or invite);
-	else
-		-- A use that leaves uses over: the audit record below counts it, nothing to consume.
-		state:consumed(tostring(invite.token), true, now());
-	end
-	invites.record_use(invite, username .. "@" .. module.host, "registered");
+	-- A limited reusable (group) invite goes with its last use too; a use that leaves uses over
+	-- is only recorded.
+	local used = plan.consume and max_uses and invite.reusable and setmetatable({ reusable = false }, { __index = invite }) or invite;
+	consume_claimed(used, username .. "@" .. module.host, "registered", plan.consume);
 	if plan.befriend then
 		module:log("debug", "Creating mutual subscription between %s and %s", plan.befriend, username);
 		subscribe_both(module.host, plan.befriend, username);
@@ -347,8 +338,7 @@ module:hook("user-password-reset", function (event)
 		still_stored = invites.still_stored(invite) ~= false;
 	});
 	if plan then
-		consume_claimed(invite);
-		invites.record_use(invite, event.username .. "@" .. module.host, "password-reset");
+		consume_claimed(invite, event.username .. "@" .. module.host, "password-reset");
 	end
 end);
 
@@ -404,10 +394,9 @@ module:hook("presence/bare", function (event)
 		return;
 	end
 	-- Consume first, so a token approves exactly once.
-	if not consume(invite) then
+	if not redeem(invite, contact, "contact-approved", true) then
 		return;
 	end
-	invites.record_use(invite, contact, "contact-approved");
 	module:log("debug", "Approving inbound subscription to %s from %s", username, contact);
 	if not rostermanager.is_contact_subscribed(username, host, contact) then
 		rostermanager.set_contact_pending_in(username, host, contact, stanza);

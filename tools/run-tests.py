@@ -46,6 +46,19 @@ POSTGRES_TESTS = [
     "spec/e2e/test_postgres.py",
 ]
 POSTGRES_DESELECT = "not internal"
+# What the stock-layout tiers run, with invites_storage_layout = "stock" (E2E_STORAGE_LAYOUT) on
+# every server of ours: the end-to-end tiers cover the default, per-invite layout.
+STOCK_LAYOUT_TESTS = [
+    "spec/e2e/test_storage_compat.py",
+    "spec/e2e/test_register.py",
+    "spec/e2e/test_xep0379.py",
+    "spec/e2e/test_lifecycle.py",
+    "spec/e2e/test_rooms.py",
+    "spec/e2e/test_migrate.py",
+    "spec/e2e/test_mod_invites.py::test_expired_invites_are_purged_on_a_timer",
+    "spec/e2e/test_mod_invites.py::test_deleting_a_user_removes_their_invites",
+]
+STOCK_LAYOUT_ENV = {"E2E_STORAGE_LAYOUT": "stock"}
 # What `make test-package` runs against the installed Debian package (tools/test-package.sh).
 PACKAGE_DIR = Path("/usr/lib/prosody-invites")
 PACKAGE_TESTS = ["spec/e2e/test_register.py", "spec/e2e/test_xep0379.py"]
@@ -190,7 +203,7 @@ class E2E:
         self.kind = kind
         self.env = dict(os.environ, **prosody_host.host_env(host), **(extra_env or {}))
         self.version = prosody_host.launcher_version(self.env["PROSODYCTL_BIN"])
-        suffix = "" if kind == "end-to-end" else f"-{kind}"
+        suffix = "" if kind == "end-to-end" else "-" + kind.replace(" ", "-")
         self.report = ROOT / "target" / f"e2e-report-{host}{suffix}.xml"
         self.report.unlink(missing_ok=True)
         self.cmd = [str(Path(venv) / "bin" / "pytest"), *tests, "-q", "-rfEs", "-p", "no:cacheprovider",
@@ -214,7 +227,7 @@ class E2E:
         self.reader.join()
         code = self.proc.returncode
         shown = ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR", "INVITES_PLUGIN_DIR", "E2E_ROCK", postgres.ENV,
-                 *POSTGRES_ENV)
+                 *POSTGRES_ENV, *STOCK_LAYOUT_ENV)
         show([f"{k}={self.env[k]}" for k in shown if k in self.env] + self.cmd, self.out, self.seconds)
         if not self.report.exists():
             return 0, 1, 0
@@ -297,6 +310,8 @@ def main():
         starts = []
         if with_e2e:
             starts += [lambda host=host: E2E(args.venv, host) for host in dict.fromkeys(hosts)]
+            starts += [lambda host=host: E2E(args.venv, host, "stock layout", STOCK_LAYOUT_ENV, STOCK_LAYOUT_TESTS)
+                       for host in dict.fromkeys(hosts)]
         rock = built_rock() if with_rock else None
         if rock is not None:
             starts += [lambda host=host: E2E(args.venv, host, "rock", {"E2E_ROCK": str(rock)}, ["spec/e2e/test_rock.py"])

@@ -290,8 +290,16 @@ class ProsodyServer(ConfigMixin, CtlMixin, HttpMixin):
         return self._terminate()
 
     def restart(self, *, impl=None, **changes) -> "ProsodyServer":
-        """Stop, optionally switch implementation/settings, start on the same data."""
+        """Stop, optionally switch implementation/settings, start on the same data. Switching from
+        our modules to the stock ones first runs what the README tells operators to run before
+        removing ours: `prosodyctl mod_invites migrate HOST --to stock`."""
         self.stop()
+        if impl == "stock" and self.impl == "ours":
+            for host in self.hosts:
+                if self.host_has_module("invites", host):
+                    result = self.prosodyctl("mod_invites", "migrate", host, "--to", "stock")
+                    if result.returncode != 0:
+                        raise ServerError(f"migrate --to stock failed: {result.stdout}{result.stderr}")
         self.reconfigure(impl=impl, **changes)
         return self.start()
 

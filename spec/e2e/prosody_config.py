@@ -67,6 +67,18 @@ class ConfigMixin:
     def host(self) -> str:
         return next(iter(self.hosts))
 
+    def storage_layout(self) -> str:
+        """Where invites are stored: "records" (ours by default) or "stock"."""
+        if self.impl != "ours":
+            return "stock"
+        hosts = [opts.get("invites_storage_layout") for opts in self.hosts.values()]
+        return next((h for h in hosts if h), None) or self.options.get("invites_storage_layout") \
+            or os.environ.get("E2E_STORAGE_LAYOUT", "").strip() or "records"
+
+    def invite_store(self) -> str:
+        """The store that holds host-level invites in this server's layout."""
+        return "invite_token" if self.storage_layout() == "stock" else "invites"
+
     def plugin_paths(self) -> list[str]:
         paths = []
         if self.impl == "ours":
@@ -120,6 +132,12 @@ class ConfigMixin:
             opts["sql"] = self.postgres_sql_options()
         else:
             opts["storage"] = "internal"
+        # The storage layout of our modules: $E2E_STORAGE_LAYOUT (the stock-layout tiers), else
+        # their default. The stock modules keep the stock layout; the test API reads this option
+        # to know where invites are.
+        layout = "stock" if self.impl != "ours" else os.environ.get("E2E_STORAGE_LAYOUT", "").strip()
+        if layout:
+            opts["invites_storage_layout"] = layout
         opts.update(self.options)
         return opts
 

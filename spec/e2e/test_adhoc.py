@@ -399,10 +399,13 @@ def test_password_reset_at_prosody_13s_node(srv):
 
 @pytest.mark.deliberate_fix(8)
 def test_storage_failure_is_a_command_error(make_server):
+    # The stock layout: "user" writes failing is that layout's half-way (the per-invite layout's
+    # own failures: test_storage_faults.py).
     srv = make_server(hosts={
-        HOST: {"admins": ["admin@localhost"], "storage": {"invite_token": "test_faulty"}},
+        HOST: {"admins": ["admin@localhost"], "storage": {"invite_token": "test_faulty"},
+               "invites_storage_layout": "stock"},
         "half.localhost": {"admins": ["admin@half.localhost"], "storage": {"invite_token": "test_faulty"},
-                           "test_faulty_writes": "user"},
+                           "test_faulty_writes": "user", "invites_storage_layout": "stock"},
     })
     for host in (HOST, "half.localhost"):
         for user in ("alice", "admin"):

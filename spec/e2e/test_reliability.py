@@ -79,7 +79,7 @@ def test_no_full_token_in_the_server_log(make_server):
     """Debug logging is on in the harness. Pre-auth failures (unknown, used, expired), consumes,
     XEP-0379 (approved and refused) and a failed consume leave at most a short prefix."""
     srv = make_server(hosts={"localhost": {
-        "storage": {"invite_token": "test_faulty"}, "test_faulty_writes": "none",
+        "storage": {"invite_token": "test_faulty", "invites": "test_faulty"}, "test_faulty_writes": "none",
     }})
     alice, bob, carol = (person(srv, p) for p in ("alice", "bob", "carol"))
     tokens = []
@@ -112,7 +112,7 @@ def test_no_full_token_in_the_server_log(make_server):
     mark = srv.log_mark()
     with rawxmpp.open_stream(srv) as raw:
         assert preauth_raw(raw, owed)["ok"]
-        srv.api("set_fault", "invite_token", "set")
+        srv.api("set_fault", srv.invite_store(), "set")
         assert register_raw(raw, new_name("o"))["ok"]
         line = srv.wait_for_log(r"Failed to consume invite", since=mark)
         srv.api("clear_faults")
@@ -159,13 +159,13 @@ def test_reload_between_preauth_and_registration_leaves_the_invite_usable_once(r
 @pytest.mark.parametrize("name", ["invites", "invites_register"])
 def test_reload_keeps_an_owed_consume(make_server, name):
     srv = make_server(hosts={"localhost": {
-        "storage": {"invite_token": "test_faulty"}, "test_faulty_writes": "none",
+        "storage": {"invite_token": "test_faulty", "invites": "test_faulty"}, "test_faulty_writes": "none",
     }})
     token = srv.api1("create_account")["token"]
     first, second = new_name("first"), new_name("second")
     with rawxmpp.open_stream(srv) as a:
         assert preauth_raw(a, token)["ok"]
-        srv.api("set_fault", "invite_token", "set")
+        srv.api("set_fault", srv.invite_store(), "set")
         assert register_raw(a, first)["ok"]
         srv.api("reload_module", name)
         srv.api("clear_faults")

@@ -21,16 +21,18 @@ from register_client import (
     wait_until,
 )
 
-STORE = "invite_token"
 ADMIN = "admin"
 
 
 @pytest.fixture(scope="module")
 def srv(e2e_base_dir):
+    # The stock layout, whose two levels these tests fail one at a time (scope "user"/"host");
+    # the per-invite layout's failures are the records_srv tests at the end.
     server = shared_server(e2e_base_dir, "storage-faults", hosts={"localhost": {
         "admins": ["admin@localhost"],
         "storage": {"invite_token": "test_faulty"},
         "test_faulty_writes": "none",
+        "invites_storage_layout": "stock",
     }})
     server.create_user(ADMIN, PASSWORD)
     yield server
@@ -39,10 +41,33 @@ def srv(e2e_base_dir):
     assert not problems, "\n".join(problems[:20])
 
 
+@pytest.fixture(scope="module")
+def records_srv(e2e_base_dir):
+    """The per-invite layout (the default): its entries fail on demand, as a whole."""
+    server = shared_server(e2e_base_dir, "storage-faults-records", hosts={"localhost": {
+        "admins": ["admin@localhost"],
+        "storage": {"invite_token": "test_faulty", "invites": "test_faulty", "invites_by_name": "test_faulty"},
+        "test_faulty_writes": "none",
+        "invites_storage_layout": "records",
+    }})
+    server.create_user(ADMIN, PASSWORD)
+    yield server
+    server.stop()
+    problems = server.tracebacks()
+    assert not problems, "\n".join(problems[:20])
+
+
+@pytest.fixture(params=["stock", "records"])
+def any_srv(request):
+    """The tests that mean the same in both layouts run in each."""
+    return request.getfixturevalue("srv" if request.param == "stock" else "records_srv")
+
+
 @pytest.fixture(autouse=True)
 def no_faults(request):
-    if "srv" in request.fixturenames:
-        server = request.getfixturevalue("srv")
+    name = next((n for n in ("srv", "any_srv") if n in request.fixturenames), None)
+    if name:
+        server = request.getfixturevalue(name)
         server.api("clear_faults")
         server.api("fault_hits")
         yield
@@ -52,7 +77,7 @@ def no_faults(request):
 
 
 def fault(server, op, scope="all", count=None, skip=None):
-    server.api("set_fault", STORE, op, scope, count, skip)
+    server.api("set_fault", server.invite_store(), op, scope, count, skip)
 
 
 def hits(server):
@@ -73,17 +98,17 @@ def person(server, prefix):
 
 
 @pytest.mark.parametrize("op", ["get", "set"])
-def test_create_fails_whole(srv, op):
-    alice = person(srv, "alice")
-    before = srv.api1("store_all", None) or {}
-    fault(srv, op)
-    assert srv.api("create_account") == [None, "internal-server-error"]
-    assert srv.api("create_contact", alice, True) == [None, "internal-server-error"]
-    assert srv.api("create_account_reset", alice) == [None, "internal-server-error"]
-    assert hits(srv), "the fault was met"
-    srv.api("clear_faults")
-    assert (srv.api1("store_all", None) or {}) == before, "nothing half-written"
-    assert srv.api1("store_all", alice) is None
+def test_create_fails_whole(any_srv, op):
+    alice = person(any_srv, "alice")
+    before = any_srv.api1("store_all", None) or {}
+    fault(any_srv, op)
+    assert any_srv.api("create_account") == [None, "internal-server-error"]
+    assert any_srv.api("create_contact", alice, True) == [None, "internal-server-error"]
+    assert any_srv.api("create_account_reset", alice) == [None, "internal-server-error"]
+    assert hits(any_srv), "the fault was met"
+    any_srv.api("clear_faults")
+    assert (any_srv.api1("store_all", None) or {}) == before, "nothing half-written"
+    assert not any_srv.api1("store_all", alice)
 
 
 def test_create_contact_rolls_back_when_the_inviters_half_fails(srv):
@@ -96,62 +121,62 @@ def test_create_contact_rolls_back_when_the_inviters_half_fails(srv):
     assert srv.api1("store_all", alice) is None
 
 
-def test_shell_create_and_delete_report_the_failure(srv):
-    fault(srv, "set")
-    res = srv.shell("invite", "create_account", "localhost")
+def test_shell_create_and_delete_report_the_failure(any_srv):
+    fault(any_srv, "set")
+    res = any_srv.shell("invite", "create_account", "localhost")
     assert not res.ok, res
-    srv.api("clear_faults")
-    token = srv.api1("create_account")["token"]
-    fault(srv, "get")
-    res = srv.shell("invite", "delete", "localhost", token)
+    any_srv.api("clear_faults")
+    token = any_srv.api1("create_account")["token"]
+    fault(any_srv, "get")
+    res = any_srv.shell("invite", "delete", "localhost", token)
     assert not res.ok, res
-    srv.api("clear_faults")
-    assert stored(srv, token), "not revoked"
+    any_srv.api("clear_faults")
+    assert stored(any_srv, token), "not revoked"
 
 
 # ---------------------------------------------------------------------- pre-auth and registration
 
 
-def test_preauth_read_failure_is_a_wait_error_and_harmless(srv):
-    token = srv.api1("create_account")["token"]
-    with rawxmpp.open_stream(srv) as raw:
-        fault(srv, "get")
+def test_preauth_read_failure_is_a_wait_error_and_harmless(any_srv):
+    token = any_srv.api1("create_account")["token"]
+    with rawxmpp.open_stream(any_srv) as raw:
+        fault(any_srv, "get")
         reply = preauth_raw(raw, token)
         assert (reply["ok"], reply["type"], reply["condition"]) == (False, "wait", "internal-server-error"), reply
-        srv.api("clear_faults")
+        any_srv.api("clear_faults")
         assert preauth_raw(raw, token)["ok"], "the invite is intact"
         name = new_name("pa")
         assert register_raw(raw, name)["ok"]
-    assert user_exists(srv, name)
-    assert stored(srv, token) is None
+    assert user_exists(any_srv, name)
+    assert stored(any_srv, token) is None
 
 
-def test_failed_consume_never_lets_the_invite_register_twice(srv):
-    token = srv.api1("create_account")["token"]
+def test_failed_consume_never_lets_the_invite_register_twice(any_srv):
+    token = any_srv.api1("create_account")["token"]
     first, second, third = new_name("first"), new_name("second"), new_name("third")
-    a, b = rawxmpp.open_stream(srv), rawxmpp.open_stream(srv)
+    a, b = rawxmpp.open_stream(any_srv), rawxmpp.open_stream(any_srv)
     try:
         assert preauth_raw(a, token)["ok"] and preauth_raw(b, token)["ok"]
-        mark = srv.log_mark()
-        fault(srv, "set")
+        mark = any_srv.log_mark()
+        fault(any_srv, "set")
         assert register_raw(a, first)["ok"], "the account is made; only the consume fails"
-        srv.wait_for_log(r"\berror\b.*Failed to consume invite", since=mark)
-        srv.api("clear_faults")
-        assert stored(srv, token), "still stored: the consume failed"
+        any_srv.wait_for_log(r"\berror\b.*Failed to consume invite", since=mark)
+        any_srv.api("clear_faults")
+        assert stored(any_srv, token), "still stored: the consume failed"
         refused = register_raw(b, second)
         assert (refused["ok"], refused["condition"]) == (False, "not-allowed"), refused
         assert not register_raw(a, third)["ok"], "not twice on the same stream"
     finally:
         a.close()
     # The stream ended: the owed consume is retried, and the invite is gone for good.
-    assert wait_until(lambda: stored(srv, token) is None)
+    assert wait_until(lambda: stored(any_srv, token) is None)
     try:
         assert not register_raw(b, second)["ok"]
     finally:
         b.close()
-    with rawxmpp.open_stream(srv) as raw:
+    with rawxmpp.open_stream(any_srv) as raw:
         assert preauth_raw(raw, token)["condition"] == "item-not-found"
-    assert [user_exists(srv, n) for n in (first, second, third)] == [True, False, False]
+    assert [user_exists(any_srv, n) for n in (first, second, third)] == [True, False, False]
 
 
 def test_consume_still_owed_after_the_stream_ends_while_storage_is_down(srv):
@@ -163,7 +188,7 @@ def test_consume_still_owed_after_the_stream_ends_while_storage_is_down(srv):
         assert preauth_raw(a, token)["ok"]
         assert register_raw(a, first)["ok"]
     # Closed while the store still fails: the retry at close fails too; the claim stays.
-    assert wait_until(lambda: srv.log_text()[mark:].count("invites_register\terror\tFailed to consume invite") >= 2)
+    assert wait_until(lambda: srv.log_text()[mark:].count("\terror\tFailed to consume invite") >= 2)
     srv.api("clear_faults")
     with rawxmpp.open_stream(srv) as b:
         assert preauth_raw(b, token)["ok"], "still stored"
@@ -172,21 +197,21 @@ def test_consume_still_owed_after_the_stream_ends_while_storage_is_down(srv):
     assert user_exists(srv, first) and not user_exists(srv, second)
 
 
-def test_registration_waits_when_the_invite_cannot_be_read(srv):
+def test_registration_waits_when_the_invite_cannot_be_read(any_srv):
     """After a reload the validated invite is unknown to the new instance: storage must tell.
     A failed read is a wait error, not "used"."""
-    token = srv.api1("create_account")["token"]
+    token = any_srv.api1("create_account")["token"]
     name = new_name("reload")
-    with rawxmpp.open_stream(srv) as raw:
+    with rawxmpp.open_stream(any_srv) as raw:
         assert preauth_raw(raw, token)["ok"]
-        srv.api("reload_module", "invites")
-        fault(srv, "get")
+        any_srv.api("reload_module", "invites")
+        fault(any_srv, "get")
         refused = register_raw(raw, name)
         assert (refused["ok"], refused["type"], refused["condition"]) == (False, "wait", "internal-server-error"), refused
-        srv.api("clear_faults")
-        assert not user_exists(srv, name)
+        any_srv.api("clear_faults")
+        assert not user_exists(any_srv, name)
         assert register_raw(raw, name)["ok"], "fine once storage answers"
-    assert stored(srv, token) is None
+    assert stored(any_srv, token) is None
 
 
 # ---------------------------------------------------------------------- XEP-0379

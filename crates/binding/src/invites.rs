@@ -93,10 +93,12 @@ impl UserData for Invites {
                     (&names.reusable, Either::Right(record.reusable.map_or(Value::Nil, Value::Boolean))),
                 ])?;
                 let owner = record.contact_owner().map(str::to_owned);
+                let name_key = record.name_key().map(str::to_owned);
                 Ok(MultiValue::from_iter([
                     Value::Table(table),
                     Value::Boolean(record.stored_at_host_level()),
                     owner.into_lua_value(lua)?,
+                    name_key.into_lua_value(lua)?,
                 ]))
             },
         );
@@ -213,6 +215,12 @@ impl UserData for Invites {
                 reservations.add(read_record(&this.names, &token, &record), now);
             }
             Ok(())
+        });
+
+        // name_key(record) -> username | nil: the name the per-invite layout indexes a stored
+        // record under (Record::name_key); nil for records that cannot be read.
+        methods.add_method("name_key", |_, this, (token, record): (String, Value)| {
+            Ok(read_record(&this.names, &token, &record).ok().flatten().and_then(|r| r.name_key().map(str::to_owned)))
         });
 
         // removed(token, now): a host-level record this process just removed

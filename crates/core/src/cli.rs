@@ -283,6 +283,15 @@ pub const SHELL_COMMANDS: &[ShellCommand] = &[
         positional_switches: &[],
     },
     ShellCommand {
+        name: "migrate",
+        desc: "Move every invitation into a storage layout: --to records (one record per invite, the default) or --to stock (what the stock modules read)",
+        args: &["host"],
+        value_flags: &["to"],
+        array_flags: &[],
+        switches: &[],
+        positional_switches: &[],
+    },
+    ShellCommand {
         name: "revoke_by",
         desc: "Revoke every pending invitation the specified account (or source, e.g. prosodyctl) created",
         args: &["host", "creator"],

@@ -51,6 +51,17 @@ impl Record {
         }
     }
 
+    /// The username the per-invite layout indexes this record under (store `invites_by_name`), so
+    /// that checking a name or deleting an account reads only that name's invites: the node of an
+    /// account or reset invite restricted to one account. Contact invites are found through their
+    /// inviter's user-level entry instead.
+    pub fn name_key(&self) -> Option<&str> {
+        match self.kind {
+            InviteType::Register => node_of(&self.jid),
+            InviteType::Roster => None,
+        }
+    }
+
     /// Whether the invite may be used many times until it expires.
     pub fn is_reusable(&self) -> bool {
         self.reusable == Some(true)
@@ -311,6 +322,26 @@ mod tests {
         assert_eq!(Record { kind: InviteType::Roster, ..record.clone() }.reserves(0), None);
         assert_eq!(Record { jid: "example.com".into(), ..record.clone() }.reserves(0), None);
         assert_eq!(record.facts().kind(), InviteKind::Account);
-        assert_eq!(Record { allow_reset: true, ..record }.facts().kind(), InviteKind::Reset);
+        assert_eq!(Record { allow_reset: true, ..record.clone() }.facts().kind(), InviteKind::Reset);
+    }
+
+    #[test]
+    fn name_keys_are_the_accounts_of_restricted_and_reset_invites() {
+        let record = Record {
+            kind: InviteType::Register,
+            jid: "bob@example.com".into(),
+            token: "t".into(),
+            allow_registration: true,
+            uri: None,
+            created_at: None,
+            expires: 100,
+            reusable: None,
+            allow_reset: false,
+            roster_subscription: None,
+        };
+        assert_eq!(record.name_key(), Some("bob"));
+        assert_eq!(Record { allow_reset: true, ..record.clone() }.name_key(), Some("bob"), "even once expired");
+        assert_eq!(Record { jid: "example.com".into(), ..record.clone() }.name_key(), None);
+        assert_eq!(Record { kind: InviteType::Roster, ..record }.name_key(), None, "found through the inviter's entry");
     }
 }

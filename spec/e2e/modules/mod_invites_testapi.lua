@@ -114,17 +114,76 @@ function helpers.get_and_use(token, username)
 	return invite, invite:use();
 end
 
+-- The stock layout's view of invites, whatever the layout (invites_storage_layout): host level
+-- (user = nil) → record, user level (inviter, token) → expiry. In the per-invite layout a pending
+-- host-level record lives in its entry (store `invites`, (token, "invite"), field `record`); one
+-- the module has not moved over yet is still in `invite_token`, so reads look there too and
+-- records planted where no entry exists go there (as an older prosodyctl would write them).
+local function per_invite()
+	return module:get_option_string("invites_storage_layout", "records") == "records";
+end
+
+local function entry_of(token)
+	return module:open_store("invites", "map"):get(token, "invite");
+end
+
+-- n account invites made through the API at once (for the tests of big stores): their tokens.
+function helpers.create_many(n)
+	local tokens = {};
+	for i = 1, n do
+		local invite, err = invites_env().create_account();
+		if not invite then
+			error(("create_account failed after %d invites: %s"):format(i - 1, tostring(err)), 0);
+		end
+		tokens[i] = invite.token;
+	end
+	return tokens;
+end
+
 function helpers.store_get(user, key)
+	if user == nil and per_invite() then
+		local entry = entry_of(key);
+		if entry then
+			return entry.record;
+		end
+	end
 	return module:open_store("invite_token", "map"):get(user, key);
 end
 
 function helpers.store_set(user, key, value)
+	local entry = user == nil and per_invite() and entry_of(key);
+	if entry then
+		entry.record = value;
+		if type(value) == "table" then
+			entry.expires = value.expires; -- a backdated record: its audit says so too
+		end
+		return module:open_store("invites", "map"):set(key, "invite", entry);
+	end
 	return module:open_store("invite_token", "map"):set(user, key, value);
 end
 
 -- Keyval view: the whole host-level (user=nil) or user-level table.
 function helpers.store_all(user)
-	return module:open_store("invite_token"):get(user);
+	local map = module:open_store("invite_token"):get(user);
+	if user ~= nil or not per_invite() then
+		return map;
+	end
+	map = map or {};
+	local entries = module:open_store("invites");
+	for token in entries:users() do
+		local entry = entry_of(token);
+		map[token] = entry and entry.record or nil;
+	end
+	return next(map) and map or nil;
+end
+
+-- The stock layout's own store, as it is (to plant or inspect what the stock modules write).
+function helpers.stock_get(user, key)
+	return module:open_store("invite_token", "map"):get(user, key);
+end
+
+function helpers.stock_set(user, key, value)
+	return module:open_store("invite_token", "map"):set(user, key, value);
 end
 
 function helpers.keyval_get(store, user)
@@ -155,12 +214,19 @@ function helpers.user_roles(username)
 	return list;
 end
 
--- The audit record of a token (store invites_audit), to read or backdate.
+-- The audit record of a token (its entry in the per-invite layout, store invites_audit in the
+-- stock one), to read or backdate.
 function helpers.audit_get(token)
+	if per_invite() then
+		return entry_of(token);
+	end
 	return module:open_store("invites_audit"):get(token);
 end
 
 function helpers.audit_set(token, record)
+	if per_invite() then
+		return module:open_store("invites", "map"):set(token, "invite", record);
+	end
 	return module:open_store("invites_audit"):set(token, record);
 end
 

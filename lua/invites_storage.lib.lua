@@ -1,0 +1,699 @@
+-- Where mod_invites keeps invites: the storage layouts (invites_storage_layout).
+--
+--   "records" (default): one record per invite, so every operation costs the same at any number
+--     of invites. Map store `invites`, user = the token, key "invite": the audit record of the
+--     invite, holding the stock host-level record in its field `record` while the invite is
+--     pending. Contact invites keep stock's user-level entry in `invite_token` (inviter, token) →
+--     expiry; account and reset invites restricted to one account are indexed by that name in
+--     keyval store `invites_by_name` (name → { [token] = expires }).
+--   "stock": the stock modules' own layout: `invite_token` at host level (nil, token) → record and
+--     at user level as above, our audit records in keyval store `invites_audit`.
+--
+-- Both answer the same calls (layout:record(token), layout:create(...), ...); mod_invites and
+-- invites_audit.lib.lua never see which one is in use. Invites found in the other layout are
+-- moved over (layout:adopt_all() at start, layout:adopt(token) on a miss), so an older prosodyctl
+-- writing the stock layout behind the server's back, or a backup restored, keeps working.
+-- Loaded by mod_invites (module:require), in its environment.
+local storage = {};
+
+local HOST_RECORD = "invite"; -- the key of an invite's entry in store `invites`
+
+local function failed(what, err)
+	module:log("warn", "Failed to %s: %s", what, tostring(err));
+	return nil, "internal-server-error";
+end
+
+-- What both layouts share: stock's user-level entries of contact invites.
+local shared = {};
+
+function shared:user_entry(user, token)
+	local expires, err = self.token:get(user, token);
+	if expires == nil and err then
+		return failed("read invite", err);
+	end
+	return expires;
+end
+
+-- The user-level map of one user ({ [token] = expires }), or nil and an error.
+function shared:user_map(user)
+	local map, err = self.token_view:get(user);
+	if map == nil and err then
+		return failed("read the invites of " .. user, err);
+	end
+	return map or {};
+end
+
+-- The users with user-level entries (an iterator; nothing when storage cannot list them).
+function shared:users()
+	local users, state, init = self.token_view:users();
+	if not users then
+		module:log("error", "Failed to list users with invites: %s", tostring(state));
+		return function () end;
+	end
+	return function ()
+		local user;
+		repeat
+			user = users(state, init);
+			init = user;
+		until user ~= "" -- COMPAT: mod_storage_sql lists host-level rows as user ""
+		return user;
+	end;
+end
+
+function shared:remove_user_tokens(user, tokens)
+	if #tokens == 0 then
+		return true;
+	end
+	local keys = {};
+	for _, token in ipairs(tokens) do
+		keys[token] = self.token.remove;
+	end
+	return self.token:set_keys(user, keys);
+end
+
+function shared:remove_user(user)
+	return self.token_view:set(user, nil);
+end
+
+-- Every key of a store opened as keyval (tokens, names), collected: nil and an error when it
+-- cannot be listed.
+local function list_keys(view)
+	local keys = {};
+	local iterate, state, init = view:users();
+	if not iterate then
+		if state then
+			return nil, state;
+		end
+		return keys;
+	end
+	for key in iterate, state, init do
+		if key ~= "" then
+			keys[#keys + 1] = key;
+		end
+	end
+	return keys;
+end
+
+--- The stock layout
+
+local stock = setmetatable({ name = "stock" }, { __index = shared });
+local stock_mt = { __index = stock };
+
+function stock:record(token)
+	local record, err = self.token:get(nil, token);
+	if record == nil and err then
+		return failed("read invite", err);
+	end
+	return record;
+end
+
+function stock:audit(token)
+	local audit, err = self.audit_store:get(token);
+	if audit == nil and err then
+		return failed("read the audit record of an invite", err);
+	end
+	return audit or false;
+end
+
+function stock:set_audit(token, audit)
+	return self.audit_store:set(token, audit);
+end
+
+-- Stores a new invite: its host-level record (when `host_level`), the inviter's entry (when
+-- `contact_owner`), then its audit record; nothing of it when a write fails.
+function stock:create(invite, audit, host_level, contact_owner)
+	if host_level then
+		local ok, err = self.token:set(nil, invite.token, invite);
+		if not ok then
+			return nil, err;
+		end
+	end
+	local function undo()
+		if host_level then
+			self:remove_keys({ { token = invite.token } });
+		end
+	end
+	if contact_owner then
+		local ok, err = self.token:set(contact_owner, invite.token, invite.expires);
+		if not ok then
+			undo();
+			return nil, err;
+		end
+	end
+	local ok, err = self.audit_store:set(invite.token, audit);
+	if not ok then
+		if contact_owner then
+			self.token:set(contact_owner, invite.token, nil);
+		end
+		undo();
+		return nil, err;
+	end
+	return true;
+end
+
+-- Deletes keys ({ user?, token }) in order, stopping at the first failure: plans put the key that
+-- makes an invite invalid first, so a failure half-way leaves a dead invite, never a usable half.
+-- `on_removed(token)` hears of each host-level record removed.
+function stock:remove_keys(keys, on_removed)
+	for _, key in ipairs(keys) do
+		local ok, err = self.token:set(key.user, key.token, nil);
+		if not ok then
+			return nil, err;
+		elseif key.user == nil and on_removed then
+			on_removed(key.token);
+		end
+	end
+	return true;
+end
+
+-- Removes `keys` and then changes the audit record of `token` with `change(audit)` (which
+-- answers the audit to write, or nil for no change): true, or nil and the error of the removal.
+-- A failed audit write is logged: the invite is gone either way.
+function stock:settle(token, keys, change, on_removed)
+	local ok, err = self:remove_keys(keys, on_removed);
+	if not ok then
+		return nil, err;
+	end
+	if change then
+		local audit = self:audit(token);
+		local changed = audit ~= nil and change(audit or nil);
+		if changed then
+			local set_ok, set_err = self.audit_store:set(token, changed);
+			if not set_ok then
+				module:log("error", "Failed to update the audit record of an invite: %s", tostring(set_err));
+			end
+		end
+	end
+	return true;
+end
+
+-- Every host-level record: { [token] = record }, or nil and an error.
+function stock:host_records()
+	local records, err = self.token_view:get(nil);
+	if records == nil and err then
+		return failed("read invites", err);
+	end
+	return records or {};
+end
+
+function stock:remove_host_tokens(tokens, on_removed)
+	local ok, err = self:remove_user_tokens(nil, tokens);
+	if ok and on_removed then
+		for _, token in ipairs(tokens) do
+			on_removed(token);
+		end
+	end
+	return ok, err;
+end
+
+-- Every audit record: { [token] = audit }, or nil and an error; with `made_up`, one made up for
+-- each host-level record stored without one (by the stock modules, or before audit records).
+function stock:audits(made_up)
+	local tokens, list_err = list_keys(self.audit_store);
+	if not tokens then
+		return failed("list audit records", list_err);
+	end
+	local audits = {};
+	for _, token in ipairs(tokens) do
+		local audit, err = self.audit_store:get(token);
+		if audit == nil and err then
+			return failed("read an audit record", err);
+		end
+		audits[token] = audit;
+	end
+	for token, record in pairs(made_up ~= false and self:host_records() or {}) do
+		if type(record) == "table" and audits[token] == nil then
+			audits[token] = self.new_audit(record);
+		end
+	end
+	return audits;
+end
+
+function stock:delete_audit(token)
+	return self.audit_store:set(token, nil);
+end
+
+-- Whether the invite of an audit record is still stored (pending).
+function stock:stored(token, audit)
+	if self.token:get(nil, token) ~= nil then
+		return true;
+	end
+	local owner = audit.kind == "contact" and audit.jid and audit.jid:match("^([^@/]+)@");
+	return owner ~= nil and self.token:get(owner, token) ~= nil;
+end
+
+-- The stock layout keeps no index by name: the reservation index is built from the host map.
+function stock.named()
+	return nil;
+end
+
+-- The host-level records that may belong to an account (to remove with it): { [token] = record }.
+function stock:records_of()
+	return self:host_records();
+end
+
+--- The per-invite layout
+
+local records = setmetatable({ name = "records"; name_index = true }, { __index = shared });
+local records_mt = { __index = records };
+
+-- The entry of a token (its audit record, with the host-level record in `record` while pending),
+-- false when there is none, or nil and an error. A miss looks for the token in the stock layout.
+function records:entry(token)
+	local entry, err = self.entries:get(token, HOST_RECORD);
+	if entry == nil and err then
+		return failed("read invite", err);
+	end
+	if entry == nil then
+		return self:adopt(token);
+	end
+	return entry;
+end
+
+function records:record(token)
+	local entry, err = self:entry(token);
+	if entry == nil then
+		return nil, err;
+	end
+	return entry and entry.record or nil;
+end
+
+function records:audit(token)
+	return self:entry(token);
+end
+
+function records:set_audit(token, audit)
+	return self.entries:set(token, HOST_RECORD, audit);
+end
+
+-- One write for the invite itself (the entry), after the inviter's entry and the name index: the
+-- entry is what makes the invite usable, so a failure before it leaves nothing usable.
+function records:create(invite, audit, host_level, contact_owner, name_key)
+	if contact_owner then
+		local ok, err = self.token:set(contact_owner, invite.token, invite.expires);
+		if not ok then
+			return nil, err;
+		end
+	end
+	if name_key and host_level then
+		local ok, err = self.by_name:set_keys(name_key, { [invite.token] = invite.expires });
+		if not ok then
+			if contact_owner then
+				self.token:set(contact_owner, invite.token, nil);
+			end
+			return nil, err;
+		end
+	end
+	audit.record = host_level and invite or nil;
+	local ok, err = self.entries:set(invite.token, HOST_RECORD, audit);
+	if not ok then
+		if contact_owner then
+			self.token:set(contact_owner, invite.token, nil);
+		end
+		return nil, err;
+	end
+	return true;
+end
+
+-- As stock:settle, in one write of the entry: user-level keys first (see stock:remove_keys), then
+-- the entry without its host-level record (when a key names it) and with its audit changed.
+function records:settle(token, keys, change, on_removed)
+	local drop_record = false;
+	for _, key in ipairs(keys) do
+		if key.user == nil then
+			drop_record = true;
+		else
+			local ok, err = self.token:set(key.user, key.token, nil);
+			if not ok then
+				return nil, err;
+			end
+		end
+	end
+	local entry, err = self:entry(token);
+	if entry == nil then
+		return nil, err;
+	end
+	local changed = change and change(entry or nil);
+	local record = entry and entry.record;
+	if changed then
+		entry = changed;
+	elseif not (drop_record and record) then
+		return true; -- nothing stored to change
+	end
+	if drop_record then
+		entry.record = nil;
+	end
+	local ok, set_err = self.entries:set(token, HOST_RECORD, entry);
+	if not ok then
+		return nil, set_err;
+	end
+	if drop_record and record then
+		-- The name index keeps pending invites only; a stale entry would cost its name a read.
+		local name_key = self.name_key(token, record);
+		if name_key then
+			local unnamed, unname_err = self:unname(name_key, { token });
+			if not unnamed then
+				module:log("warn", "Failed to update the name index of invites: %s", tostring(unname_err));
+			end
+		end
+		if on_removed then
+			on_removed(token);
+		end
+	end
+	return true;
+end
+
+-- Every entry: { [token] = entry }, or nil and an error (a scan: for purges, lists and moves).
+function records:all_entries()
+	local tokens, list_err = list_keys(self.entries_view);
+	if not tokens then
+		return failed("list invites", list_err);
+	end
+	local all = {};
+	for _, token in ipairs(tokens) do
+		local entry, err = self.entries:get(token, HOST_RECORD);
+		if entry == nil and err then
+			return failed("read invite", err);
+		end
+		if type(entry) == "table" then
+			all[token] = entry;
+		end
+	end
+	return all;
+end
+
+function records:host_records()
+	local all, err = self:all_entries();
+	if not all then
+		return nil, err;
+	end
+	local host_map = {};
+	for token, entry in pairs(all) do
+		host_map[token] = entry.record;
+	end
+	return host_map;
+end
+
+function records:remove_host_tokens(tokens, on_removed)
+	for _, token in ipairs(tokens) do
+		local ok, err = self:settle(token, { { token = token } }, nil, on_removed);
+		if not ok then
+			return nil, err;
+		end
+	end
+	return true;
+end
+
+function records:audits()
+	return self:all_entries();
+end
+
+function records:delete_audit(token)
+	return self.entries:set(token, HOST_RECORD, nil);
+end
+
+function records:stored(token, entry)
+	if entry.record ~= nil then
+		return true;
+	end
+	local owner = entry.kind == "contact" and entry.jid and entry.jid:match("^([^@/]+)@");
+	return owner ~= nil and self.token:get(owner, token) ~= nil;
+end
+
+-- The tokens indexed under a username (see Record::name_key), or nil and an error.
+function records:named(username)
+	local map, err = self.by_name_view:get(username);
+	if map == nil and err then
+		return failed("read the invites of " .. username, err);
+	end
+	local tokens = {};
+	for token in pairs(map or {}) do
+		tokens[#tokens + 1] = token;
+	end
+	table.sort(tokens);
+	return tokens;
+end
+
+-- The host-level records that may belong to an account: those indexed under its name and those
+-- of its contact invites. { [token] = record }, or nil and an error.
+function records:records_of(username)
+	local tokens, err = self:named(username);
+	if not tokens then
+		return nil, err;
+	end
+	local contact, map_err = self:user_map(username);
+	if not contact then
+		return nil, map_err;
+	end
+	for token in pairs(contact) do
+		tokens[#tokens + 1] = token;
+	end
+	local host_map = {};
+	for _, token in ipairs(tokens) do
+		local record, read_err = self:record(token);
+		if read_err then
+			return nil, read_err;
+		end
+		host_map[token] = record;
+	end
+	return host_map;
+end
+
+function records:unname(username, tokens)
+	if #tokens == 0 then
+		return true;
+	end
+	local keys = {};
+	for _, token in ipairs(tokens) do
+		keys[token] = self.by_name.remove;
+	end
+	return self.by_name:set_keys(username, keys);
+end
+
+--- Moving invites between the layouts
+
+-- The stock layout's host-level record and audit of one token, moved into an entry: the entry,
+-- false when the stock layout has neither, or nil and an error.
+function records:adopt(token)
+	local record, err = stock.record(self, token);
+	if err then
+		return nil, err;
+	end
+	local audit, audit_err = stock.audit(self, token);
+	if audit == nil then
+		return nil, audit_err;
+	end
+	if record == nil and not audit then
+		return false;
+	end
+	local entry = audit or self.new_audit(record);
+	entry.record = record;
+	local ok, set_err = self:put_entry(token, entry);
+	if ok then
+		ok, set_err = self.token:set(nil, token, nil);
+	end
+	if ok and audit then
+		ok, set_err = self.audit_store:set(token, nil);
+	end
+	if not ok then
+		return failed("move an invite to the per-invite layout", set_err);
+	end
+	return entry;
+end
+
+-- Writes the entry of an invite moved from the stock layout, with its name index.
+function records:put_entry(token, entry)
+	local name_key = entry.record and self.name_key(token, entry.record);
+	if name_key then
+		local ok, err = self.by_name:set_keys(name_key, { [token] = entry.record.expires });
+		if not ok then
+			return nil, err;
+		end
+	end
+	return self.entries:set(token, HOST_RECORD, entry);
+end
+
+-- How many invites a move writes to the stock layout's host-level map at once: that map is one
+-- record (one file on internal storage), so writing it per invite would cost O(N) each.
+local BATCH = 500;
+
+local function batches(list)
+	local i = 0;
+	return function ()
+		if i >= #list then
+			return nil;
+		end
+		local first = i + 1;
+		i = math.min(i + BATCH, #list);
+		return first, i;
+	end;
+end
+
+local function new_counts()
+	return { moved = 0; expired = 0; ended = 0; already = 0 };
+end
+
+-- Every invite of the stock layout moved into this one (`progress(done, total)` hears how far it
+-- got): { moved = pending invites moved, expired = invites left behind as expired (their audit
+-- records move), ended = audit records of used or revoked invites moved, already = invites that
+-- were in this layout already }, or nil and an error. Safe to interrupt and run again: each
+-- invite is written to this layout before it leaves the other, and where both hold one, the
+-- per-invite entry wins (it alone knows whether the invite was used or revoked since), so no
+-- invite is lost, duplicated or revived.
+function records:migrate_here(progress)
+	local host_map, err = stock.host_records(self);
+	if not host_map then
+		return nil, err;
+	end
+	local audits, audits_err = stock.audits(self, false);
+	if not audits then
+		return nil, audits_err;
+	end
+	local tokens = {};
+	for token in pairs(host_map) do
+		tokens[#tokens + 1] = token;
+	end
+	for token in pairs(audits) do
+		if host_map[token] == nil then
+			tokens[#tokens + 1] = token;
+		end
+	end
+	local current = self.current_tokens(host_map);
+	local counts = new_counts();
+	for first, last in batches(tokens) do
+		local gone = {};
+		for i = first, last do
+			local token = tokens[i];
+			local entry, read_err = self.entries:get(token, HOST_RECORD);
+			if entry == nil and read_err then
+				return failed("read invite", read_err);
+			end
+			local record, count = host_map[token], "already";
+			if entry == nil then -- else written by an interrupted run, or used since: it wins
+				entry = type(audits[token]) == "table" and audits[token] or self.new_audit(record);
+				local pending = record ~= nil and current[token];
+				entry.record = pending and record or nil;
+				local ok, set_err = self:put_entry(token, entry);
+				if not ok then
+					return failed("move an invite to the per-invite layout", set_err);
+				end
+				count = pending and "moved" or (record and "expired" or "ended");
+			end
+			counts[count] = counts[count] + 1;
+			gone[#gone + 1] = token;
+		end
+		-- Only then does the stock layout forget them.
+		local ok, remove_err = self:remove_user_tokens(nil, gone);
+		for _, token in ipairs(gone) do
+			if not ok then
+				break;
+			end
+			if audits[token] ~= nil then
+				ok, remove_err = self.audit_store:set(token, nil);
+			end
+		end
+		if not ok then
+			return failed("remove moved invites from the stock layout", remove_err);
+		end
+		if progress then
+			progress(last, #tokens);
+		end
+	end
+	return counts;
+end
+
+-- The reverse: every entry written to the stock layout (pending host-level records to
+-- `invite_token`, audit records to `invites_audit`), then deleted. Same guarantees.
+function records:migrate_to_stock(progress)
+	local tokens, list_err = list_keys(self.entries_view);
+	if not tokens then
+		return failed("list invites", list_err);
+	end
+	local host_map, host_err = stock.host_records(self);
+	if not host_map then
+		return nil, host_err;
+	end
+	local counts, moved = new_counts(), {};
+	for first, last in batches(tokens) do
+		local entries, stock_keys = {}, {};
+		for i = first, last do
+			local token = tokens[i];
+			local entry, err = self.entries:get(token, HOST_RECORD);
+			if entry == nil and err then
+				return failed("read invite", err);
+			end
+			if type(entry) == "table" then
+				local record = entry.record;
+				local pending = record ~= nil and self.current_tokens({ [token] = record })[token];
+				-- An ended invite's stock record (left by an interrupted move) goes too.
+				stock_keys[token] = pending and record or self.token.remove;
+				entries[token], moved[token] = entry, true;
+				local count = pending and "moved" or (record and "expired" or "ended");
+				counts[count] = counts[count] + 1;
+			end
+		end
+		-- The stock records first, then the audit records, then the entries: an interruption
+		-- leaves the entries to finish the move.
+		local ok, err = self.token:set_keys(nil, stock_keys);
+		for token, entry in pairs(entries) do
+			if not ok then
+				break;
+			end
+			local record = entry.record;
+			entry.record = nil;
+			ok, err = self.audit_store:set(token, entry);
+			local name_key = ok and record and self.name_key(token, record);
+			if name_key then
+				ok, err = records.unname(self, name_key, { token });
+			end
+			if ok then
+				ok, err = self.entries:set(token, HOST_RECORD, nil);
+			end
+		end
+		if not ok then
+			return failed("move invites to the stock layout", err);
+		end
+		if progress then
+			progress(last, #tokens);
+		end
+	end
+	for token in pairs(host_map) do
+		if not moved[token] then
+			counts.already = counts.already + 1;
+		end
+	end
+	return counts;
+end
+
+-- Moves every invite into `layout` (from the other one).
+function storage.migrate(layout, progress)
+	if layout.name == "stock" then
+		return records.migrate_to_stock(layout, progress);
+	end
+	return records.migrate_here(layout, progress);
+end
+
+storage.HOST_RECORD = HOST_RECORD;
+
+-- The layout object for the current host: `name` "records" or "stock"; `hooks` gives new_audit
+-- (an audit record made up for a record), name_key(token, record) and current_tokens(host_map)
+-- (the set of tokens whose records have not expired).
+function storage.open(name, hooks)
+	local self = {
+		token = module:open_store("invite_token", "map");
+		token_view = module:open_store("invite_token");
+		audit_store = module:open_store("invites_audit");
+		entries = module:open_store("invites", "map");
+		entries_view = module:open_store("invites");
+		by_name = module:open_store("invites_by_name", "map");
+		by_name_view = module:open_store("invites_by_name");
+		new_audit = hooks.new_audit;
+		name_key = hooks.name_key;
+		current_tokens = hooks.current_tokens;
+	};
+	return setmetatable(self, name == "stock" and stock_mt or records_mt);
+end
+
+storage.layouts = { records = records; stock = stock };
+
+return storage;
