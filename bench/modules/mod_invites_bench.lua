@@ -40,6 +40,18 @@ local function layout()
 	return module:get_option_string("invites_storage_layout", "records"), path;
 end
 
+-- Strings that cannot be tokens: what a landing page or a scanner hands to get().
+local JUNK = {
+	"",
+	"t=4ZkQ2&c=conversations",
+	"not a token",
+	"<script>alert(1)</script>",
+	"../../../../etc/passwd",
+	"%00%00%00",
+	string.rep("A", 600),
+	"xmpp:bench?register;preauth=abc",
+};
+
 local function remove_invite(token)
 	token_map:set(nil, token, nil);
 	records_map:set(token, "invite", nil);
@@ -281,6 +293,21 @@ function measures.get_use(opts, breakdown)
 	end, opts, breakdown);
 end
 
+-- get() of strings that cannot be tokens.
+function measures.junk(opts, breakdown)
+	return repeat_timed(function (i)
+		local junk = JUNK[(i - 1) % #JUNK + 1];
+		local invite;
+		local t = clocked(function ()
+			invite = invites.get(junk);
+		end);
+		if invite then
+			error("a junk token was accepted");
+		end
+		return t;
+	end, opts, breakdown);
+end
+
 local function summary(samples, parts)
 	local us = {};
 	for i, s in ipairs(samples) do
@@ -404,6 +431,14 @@ function ops.pool(body)
 		tokens[i] = create_untimed();
 	end
 	return { tokens = tokens };
+end
+
+-- Removes these invites from every store (a registration batch cut short by its deadline).
+function ops.discard(body)
+	for _, token in ipairs(body.tokens or {}) do
+		remove_invite(token);
+	end
+	return { count = #(body.tokens or {}) };
 end
 
 -- Whether these tokens are still usable invites (after registrations: none should be).
