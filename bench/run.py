@@ -764,7 +764,8 @@ def report_lines(result) -> list[str]:
              f"rounds: {result['rounds']} interleaved (rotating order); value = median over rounds of each round's median; "
              f"a variant whose get()+:use() took over {SLOW_US / 1000:g} ms at the previous N: one round of two samples",
              f"stock and ours with the stock layout stop at N={STOCK_MAX:,} (every call parses the whole invite map "
-             f"on internal storage: seconds per call beyond); PostgreSQL runs with fsync=off (spec/e2e/postgres.py)"]
+             f"on internal storage: seconds per call beyond); servers' data on {result.get('data_dir', 'disk')}; "
+             f"PostgreSQL runs with fsync=off (spec/e2e/postgres.py)"]
     if result.get("api"):
         lines += ["", "API cost per call, live invites N:"] + api_table(result)
         for key, why in sorted(result.get("api_stopped", {}).items()):
@@ -876,6 +877,9 @@ def main() -> int:
     parser.add_argument("--json", default=str(JSON_PATH), help="where to write the results (target/bench.json)")
     parser.add_argument("--chart", default=str(CHART_PATH), help="where to write the chart (docs/bench.png; '' for none)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories")
+    parser.add_argument("--disk", action="store_true",
+                        help="the servers' data on the temporary directory's disk instead of /dev/shm (SQLite then "
+                             "pays its commit fsync, and other processes' disk traffic shows in the figures)")
     parser.add_argument("--prosody", choices=["12", "13"], default="12",
                         help="which Prosody: 12, the system's (default), or 13, target/prosody13 (make prosody13)")
     parser.add_argument("--ours-plugins", metavar="DIR",
@@ -933,7 +937,12 @@ def main() -> int:
         "sizes": sizes,
         "stock_max": STOCK_MAX,
     }
-    root = Path(tempfile.mkdtemp(prefix="invites-bench-"))
+    # tmpfs by default: the figures measure the modules, not a disk shared with other processes
+    # (internal storage never fsyncs on 0.12 and the private PostgreSQL runs with fsync=off anyway).
+    shm = Path("/dev/shm")
+    on_disk = args.disk or not (shm.is_dir() and os.access(shm, os.W_OK))
+    root = Path(tempfile.mkdtemp(prefix="invites-bench-", dir=None if on_disk else shm))
+    result["data_dir"] = f"disk ({tempfile.gettempdir()})" if on_disk else "tmpfs (/dev/shm)"
     benches: dict[str, Bench] = {}
     pg = None
     try:
