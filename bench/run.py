@@ -11,6 +11,8 @@ server from spec/e2e/postgres.py, one database per Prosody; --postgres no leaves
 soak.bench (internal). Measurements are interleaved (each round visits every variant, in a
 rotating order); a value is the median over rounds of each round's median.
 
+The servers' data directories are on /dev/shm (tmpfs: the figures measure the modules, not a disk
+shared with other processes; --disk puts them on disk, where SQLite also pays its commit fsync).
 Live invites are filled straight into the store, never call by call: one invite is made through
 the API (create_account()), and what it stored (files under data/HOST/, or rows of the `prosody`
 table) is cloned with fresh tokens, so the servers' own memory never sees the fill.
