@@ -219,9 +219,9 @@ function verbs.show(self, mod, _, _, token)
 end
 
 function verbs.delete(self, mod, _, _, token)
-	local ok, err = mod.delete_account_invite(token, self.source);
+	local ok, err, state = mod.delete_account_invite(token, self.source);
 	if not ok then
-		return nil, err;
+		return nil, core.error_text(err, state);
 	end
 	return true, "Invitation deleted";
 end
@@ -266,13 +266,16 @@ function verbs.revoke_by(self, mod, _, _, creator)
 	if not list then
 		return nil, err;
 	end
+	local revoked = 0;
 	for _, item in ipairs(list) do
 		local ok, delete_err = mod.delete_account_invite(item.token, self.source);
-		if not ok then
-			return nil, ("Revoked some invitations, then failed: %s"):format(delete_err);
+		if ok then
+			revoked = revoked + 1;
+		elseif delete_err ~= "not-pending" then -- one used or expired since the list was made: not ours to count
+			return nil, ("Revoked %d invitations, then failed: %s"):format(revoked, delete_err);
 		end
 	end
-	return true, ("Revoked %d invitations created by %s"):format(#list, creator);
+	return true, ("Revoked %d invitations created by %s"):format(revoked, creator);
 end
 
 -- Moves every invite of HOST into the layout --to names (see invites_storage.lib.lua). In the

@@ -2,7 +2,7 @@
 -- the per-invite layout, in store `invites_audit` in the stock one: invites_storage.lib.lua), the
 -- invite-used/invite-revoked events, the counters, and the admin views built on them
 -- (all_invites, list_pending, inspect, …).
--- Loaded by mod_invites (module:require), in its environment: the globals below are its API.
+-- Loaded by mod_invites (module:require), in its environment; mod_invites exports its views.
 local core = module:require "invites_native";
 local now = os.time;
 
@@ -54,7 +54,7 @@ audit_log.new_audit = new_audit;
 
 -- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
 -- without a limit), or nil and an error. For mod_invites_register's claims.
-function usage(invite) --luacheck: ignore 131/usage
+function audit_log.usage(invite)
 	local _, _, max_uses = invites:classify(invite);
 	if not max_uses then
 		return nil;
@@ -83,7 +83,7 @@ function audit_log.used(invite, account, how)
 end
 
 -- Records that `account` used an invite without consuming it (see mod_invites' redeem).
-function record_use(invite, account, how) --luacheck: ignore 131/record_use
+function audit_log.record_use(invite, account, how)
 	local ok, err = layout:settle(invite.token, {}, audit_log.use(invite, account, how));
 	if not ok then
 		module:log("error", "Failed to record the use of an invite by %s: %s", account, tostring(err));
@@ -112,9 +112,10 @@ local function audit_retention()
 end
 
 -- The lifecycle of one invite from its audit record: { state, uses_left, purge_audit }.
+-- An audit record the core cannot read (a field missing or mistyped) is "unknown" and kept.
 local function lifecycle(token, audit)
 	local last = audit.uses[#audit.uses];
-	return core.lifecycle({
+	local life, _, why = core.lifecycle({
 		stored = layout:stored(token, audit);
 		expires = audit.expires;
 		uses = #audit.uses;
@@ -123,6 +124,21 @@ local function lifecycle(token, audit)
 		revoked_at = audit.revoked_at;
 		last_use = last and last.at;
 	}, now(), audit_retention());
+	if not life then
+		module:log("warn", "Unreadable audit record of invite %s: %s", core.redact(token), why);
+		return { state = "unknown" };
+	end
+	return life;
+end
+
+-- What became of an invite, from its audit record (false: none) and its host-level record:
+-- "pending", "used", "expired", "revoked", or "unknown" when there is no trace of it.
+function audit_log.state(token, audit, record)
+	audit = audit or (record and new_audit(record));
+	if not audit then
+		return "unknown";
+	end
+	return lifecycle(token, audit).state;
 end
 
 -- Every audit record: { [token] = record }, or nil and an error.
@@ -140,12 +156,11 @@ local function read_audits()
 	return audits;
 end
 
--- Removes the audit records kept long enough; how many.
-function audit_log.purge()
-	local audits = read_audits();
+-- Removes the audit records kept long enough among `audits` ({ [token] = audit }); how many.
+function audit_log.purge(audits)
 	local removed = 0;
-	for token, audit in pairs(audits or {}) do
-		if lifecycle(token, audit).purge_audit then
+	for token, audit in pairs(audits) do
+		if type(audit) == "table" and type(audit.uses) == "table" and lifecycle(token, audit).purge_audit then
 			local ok, err = layout:delete_audit(token);
 			if not ok then
 				module:log("error", "Failed to purge an audit record: %s", err);
@@ -163,7 +178,7 @@ end
 -- Every invite with its audit record, for the admin views: { token, audit, state, uses_left }.
 -- Invites created before audit records existed (or by the stock modules) get one made up from
 -- what invite_token holds.
-function all_invites() --luacheck: ignore 131/all_invites
+function audit_log.all_invites()
 	local audits, err = read_audits();
 	if not audits then
 		return nil, err;
@@ -190,8 +205,8 @@ function all_invites() --luacheck: ignore 131/all_invites
 end
 
 -- Pending invites, optionally of one kind and one creator, soonest expiry first.
-function list_pending(kind, creator) --luacheck: ignore 131/list_pending
-	local all, err = all_invites();
+function audit_log.list_pending(kind, creator)
+	local all, err = audit_log.all_invites();
 	if not all then
 		return nil, err;
 	end
@@ -206,8 +221,8 @@ end
 
 -- What one creator made: the creation times of their invites (pending or not, while audit
 -- records are kept) and how many are pending. For quotas and "My invites".
-function created_by(creator) --luacheck: ignore 131/created_by
-	local all, err = all_invites();
+function audit_log.created_by(creator)
+	local all, err = audit_log.all_invites();
 	if not all then
 		return nil, err;
 	end
@@ -224,7 +239,7 @@ function created_by(creator) --luacheck: ignore 131/created_by
 end
 
 -- One invite with its audit record and state, or nil and an error code.
-function inspect(token) --luacheck: ignore 131/inspect
+function audit_log.inspect(token)
 	if not core.check_token(token) then
 		return nil, "token-invalid";
 	end

@@ -229,6 +229,28 @@ function stock:audits(made_up)
 	return audits;
 end
 
+-- The purge's view of every invite: an iterator over slices (host_map, audits), here one slice
+-- (the map is one record); nil and an error when they cannot be read. The iterator answers nil
+-- and an error when a slice cannot be read.
+function stock:slices()
+	local host_map, err = self:host_records();
+	if not host_map then
+		return nil, err;
+	end
+	local audits, audits_err = self:audits();
+	if not audits then
+		return nil, audits_err;
+	end
+	local given = false;
+	return function ()
+		if given then
+			return nil;
+		end
+		given = true;
+		return host_map, audits;
+	end;
+end
+
 function stock:delete_audit(token)
 	return self.audit_store:set(token, nil);
 end
@@ -408,6 +430,45 @@ function records:audits()
 	return self:all_entries();
 end
 
+-- Slices of up to `n` entries: (host-level records, entries), both by token.
+function records:slices(n)
+	local iterate, state, control = self.entries_view:users();
+	if not iterate then
+		if state then
+			return failed("list invites", state);
+		end
+		iterate = function () end;
+	end
+	local finished = false;
+	return function ()
+		if finished then
+			return nil;
+		end
+		local host_map, entries, count = {}, {}, 0;
+		while count < n do
+			local token = iterate(state, control);
+			control = token;
+			if token == nil then
+				finished = true;
+				break;
+			elseif token ~= "" then
+				local entry, err = self.entries:get(token, HOST_RECORD);
+				if entry == nil and err then
+					finished = true;
+					return nil, err;
+				end
+				if type(entry) == "table" then
+					host_map[token], entries[token], count = entry.record, entry, count + 1;
+				end
+			end
+		end
+		if count == 0 then
+			return nil;
+		end
+		return host_map, entries;
+	end;
+end
+
 function records:delete_audit(token)
 	return self.entries:set(token, HOST_RECORD, nil);
 end
@@ -514,17 +575,19 @@ function records:put_entry(token, entry)
 end
 
 -- How many invites a move writes to the stock layout's host-level map at once: that map is one
--- record (one file on internal storage), so writing it per invite would cost O(N) each.
+-- record (one file on internal storage) that each batch rewrites whole, so at least 500 and at
+-- most ten batches in all.
 local BATCH = 500;
 
 local function batches(list)
+	local size = math.max(BATCH, math.ceil(#list / 10));
 	local i = 0;
 	return function ()
 		if i >= #list then
 			return nil;
 		end
 		local first = i + 1;
-		i = math.min(i + BATCH, #list);
+		i = math.min(i + size, #list);
 		return first, i;
 	end;
 end
@@ -534,9 +597,9 @@ local function new_counts()
 end
 
 -- Every invite of the stock layout moved into this one (`progress(done, total)` hears how far it
--- got): { moved = pending invites moved, expired = invites left behind as expired (their audit
--- records move), ended = audit records of used or revoked invites moved, already = invites that
--- were in this layout already }, or nil and an error. Safe to interrupt and run again: each
+-- got): { moved = pending invites moved, expired = invites left behind as expired (an hour past
+-- their expiry, as a purge would remove them; their audit records move), ended = audit records of
+-- used or revoked invites moved, already = invites that were in this layout already }, or nil and an error. Safe to interrupt and run again: each
 -- invite is written to this layout before it leaves the other, and where both hold one, the
 -- per-invite entry wins (it alone knows whether the invite was used or revoked since), so no
 -- invite is lost, duplicated or revived.
@@ -558,7 +621,7 @@ function records:migrate_here(progress)
 			tokens[#tokens + 1] = token;
 		end
 	end
-	local current = self.current_tokens(host_map);
+	local expired = self.expired_tokens(host_map);
 	local counts = new_counts();
 	for first, last in batches(tokens) do
 		local gone = {};
@@ -568,16 +631,18 @@ function records:migrate_here(progress)
 			if entry == nil and read_err then
 				return failed("read invite", read_err);
 			end
-			local record, count = host_map[token], "already";
+			local record, audit, count = host_map[token], audits[token], "already";
 			if entry == nil then -- else written by an interrupted run, or used since: it wins
-				entry = type(audits[token]) == "table" and audits[token] or self.new_audit(record);
-				local pending = record ~= nil and current[token];
-				entry.record = pending and record or nil;
-				local ok, set_err = self:put_entry(token, entry);
-				if not ok then
-					return failed("move an invite to the per-invite layout", set_err);
-				end
+				local pending = record ~= nil and not expired[token];
 				count = pending and "moved" or (record and "expired" or "ended");
+				if pending or type(audit) == "table" then -- an expired invite without one leaves nothing
+					entry = type(audit) == "table" and audit or self.new_audit(record);
+					entry.record = pending and record or nil;
+					local ok, set_err = self:put_entry(token, entry);
+					if not ok then
+						return failed("move an invite to the per-invite layout", set_err);
+					end
+				end
 			end
 			counts[count] = counts[count] + 1;
 			gone[#gone + 1] = token;
@@ -622,9 +687,15 @@ function records:migrate_to_stock(progress)
 			if entry == nil and err then
 				return failed("read invite", err);
 			end
-			if type(entry) == "table" then
+			if entry == nil then
+				-- An empty entry, left by a deletion interrupted on internal storage.
+				local ok, remove_err = self.entries_view:set(token, nil);
+				if not ok then
+					return failed("remove an empty entry", remove_err);
+				end
+			elseif type(entry) == "table" then
 				local record = entry.record;
-				local pending = record ~= nil and self.current_tokens({ [token] = record })[token];
+				local pending = record ~= nil and not self.expired_tokens({ [token] = record })[token];
 				-- An ended invite's stock record (left by an interrupted move) goes too.
 				stock_keys[token] = pending and record or self.token.remove;
 				entries[token], moved[token] = entry, true;
@@ -676,8 +747,8 @@ end
 storage.HOST_RECORD = HOST_RECORD;
 
 -- The layout object for the current host: `name` "records" or "stock"; `hooks` gives new_audit
--- (an audit record made up for a record), name_key(token, record) and current_tokens(host_map)
--- (the set of tokens whose records have not expired).
+-- (an audit record made up for a record), name_key(token, record) and expired_tokens(host_map)
+-- (the set of tokens whose records a purge would remove).
 function storage.open(name, hooks)
 	local self = {
 		token = module:open_store("invite_token", "map");
@@ -689,7 +760,7 @@ function storage.open(name, hooks)
 		by_name_view = module:open_store("invites_by_name");
 		new_audit = hooks.new_audit;
 		name_key = hooks.name_key;
-		current_tokens = hooks.current_tokens;
+		expired_tokens = hooks.expired_tokens;
 	};
 	return setmetatable(self, name == "stock" and stock_mt or records_mt);
 end

@@ -36,9 +36,9 @@ local function open_storage(name)
 		name_key = function (token, record)
 			return invites:name_key(token, record);
 		end;
-		current_tokens = function (host_map)
+		expired_tokens = function (host_map)
 			local set = {};
-			for _, token in ipairs(invites:pending(host_map, now())) do
+			for _, token in ipairs(invites:purge_plan(host_map, now())) do
 				set[token] = true;
 			end
 			return set;
@@ -342,34 +342,46 @@ function get_account_invite_info(token) --luacheck: ignore 131/get_account_invit
 	return record_or_err;
 end
 
--- Revokes an invite: its host-level record and, for contact invites, the inviter's entry.
--- `by` (ours): who revoked it, for the audit record and the invite-revoked event.
+-- Revokes a pending invite: its host-level record and, for contact invites, the inviter's entry.
+-- `by` (ours): who revoked it, for the audit record and the invite-revoked event. true; or nil,
+-- "not-pending" and what became of it ("used", "expired", "revoked", "unknown"), having recorded
+-- nothing; or nil and another error.
 function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_invite
 	if token == nil then
 		return nil, "no-token";
 	end
 	if not core.check_token(token) then
-		return true; -- nothing by that name can exist
+		return nil, "not-pending", "unknown"; -- nothing by that name can exist
 	end
 	local record, read_err = read_record(token);
 	if read_err then
 		return nil, read_err; -- without the record, the inviter's half could not be found
 	end
-	local audit = audit_log.read(token);
+	local audit, audit_err = audit_log.read(token);
+	if audit == nil then
+		return nil, audit_err;
+	end
+	local state = audit_log.state(token, audit, record);
+	-- An expired invite still stored (the purge waits an hour) can still finish a registration
+	-- that pre-authenticated in time: it goes, but nothing records a revocation.
+	local revoking = state == "pending";
+	if not (revoking or (state == "expired" and record)) then
+		return nil, "not-pending", state;
+	end
 	local keys = invites:revoke_plan(token, record);
 	if audit and audit.kind == "contact" then
 		-- Contact-only invites live at user level only: the audit record names the inviter.
 		table.insert(keys, 1, { user = jid_split(audit.jid or ""); token = token });
 	end
-	local revocation = audit and not audit.revoked_at and audit_log.revocation(by or "module");
-	local ok, err = layout:settle(token, keys, revocation, removed);
+	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
 		return nil, "internal-server-error";
 	end
-	if revocation then
-		audit_log.revoked(token, record, by or "module");
+	if not revoking then
+		return nil, "not-pending", state;
 	end
+	audit_log.revoked(token, record, by or "module");
 	return true;
 end
 
@@ -485,54 +497,74 @@ end
 
 --- Housekeeping: expired invites and invites of deleted accounts
 
--- Storage failures leave the invites for the next purge; each is logged, none raises.
-local function purge_expired()
-	local purged = 0;
-	-- What other processes stored in the other layout meanwhile (an older prosodyctl).
+-- A purge: invites left in the other layout moved over, expired invites removed (an hour after
+-- they expire), audit records kept long enough removed. In slices of PURGE_SLICE invites (the
+-- per-invite layout reads every invite; the stock one is a single slice, its one map), so the
+-- timer can let the server serve between slices. A function that does the next slice and
+-- answers true, and how many invites were purged, when all is done. Storage failures leave the
+-- invites for the next purge; each is logged, none raises.
+local PURGE_SLICE = 250;
+
+local function new_purge()
 	local moved, move_err = migrate_storage();
 	if not moved then
 		module:log("error", "Failed to move invites into the %s storage layout: %s", layout.name, move_err);
 	end
-	local host_records, read_err = layout:host_records();
-	if host_records then
-		local tokens = invites:purge_plan(host_records, now());
-		local ok, err = layout:remove_host_tokens(tokens, removed);
-		if ok then
-			purged = purged + #tokens;
-		else
-			module:log("error", "Failed to purge expired invites: %s", err);
-		end
-		-- Also picks up what other processes stored meanwhile.
-		if not layout.name_index then
-			invites:reservations_load(host_records, now());
-		end
-	else
-		module:log("error", "Failed to read invites to purge: %s", read_err);
+	local slices, slices_err = layout:slices(PURGE_SLICE);
+	if not slices then
+		module:log("error", "Failed to read invites to purge: %s", slices_err);
 	end
-	for username in layout:users() do
-		local entries, err = layout:user_map(username);
-		local tokens = entries and invites:purge_plan(entries, now()) or {};
-		local ok, remove_err = layout:remove_user_tokens(username, tokens);
-		if not entries then
-			module:log("error", "Failed to read invites of %s to purge: %s", username, err);
-		elseif ok then
-			purged = purged + #tokens;
-		else
-			module:log("error", "Failed to purge expired invites of %s: %s", username, remove_err);
+	local purged = moved and moved.expired or 0; -- left behind by the move: as good as purged
+	return function ()
+		local host_records, audits = nil, nil;
+		if slices then
+			host_records, audits = slices();
 		end
-	end
-	if purged > 0 then
-		module:log("info", "Purged %d expired invites", purged);
-		audit_log.count("expired", nil, purged);
-	end
-	audit_log.purge();
-	return purged;
+		if host_records then
+			local tokens = invites:purge_plan(host_records, now());
+			local ok, err = layout:remove_host_tokens(tokens, removed);
+			if ok then
+				purged = purged + #tokens;
+			else
+				module:log("error", "Failed to purge expired invites: %s", err);
+			end
+			if not layout.name_index then -- the whole map: also what other processes stored
+				invites:reservations_load(host_records, now());
+			end
+			audit_log.purge(audits);
+			return false;
+		elseif audits then
+			module:log("error", "Failed to read invites to purge: %s", audits);
+		end
+		for username in layout:users() do
+			local entries, err = layout:user_map(username);
+			local tokens = entries and invites:purge_plan(entries, now()) or {};
+			local ok, remove_err = layout:remove_user_tokens(username, tokens);
+			if not entries then
+				module:log("error", "Failed to read invites of %s to purge: %s", username, err);
+			elseif ok then
+				purged = purged + #tokens;
+			else
+				module:log("error", "Failed to purge expired invites of %s: %s", username, remove_err);
+			end
+		end
+		if purged > 0 then
+			module:log("info", "Purged %d expired invites", purged);
+			audit_log.count("expired", nil, purged);
+		end
+		return true, purged;
+	end;
 end
 
 if prosody.process_type == "prosody" then
 	local purge_interval = module:get_option_number("invites_purge_interval", 3600);
+	local running;
 	module:add_timer(module:get_option_number("invites_purge_delay", 60), function ()
-		purge_expired();
+		running = running or new_purge();
+		if not running() then
+			return 0.01; -- the next slice, once the server has served what waits
+		end
+		running = nil;
 		return purge_interval;
 	end);
 end
@@ -576,10 +608,25 @@ module:hook_global("user-deleted", function (event)
 	end
 end);
 
--- For tests and operators: purge now
+-- For tests and operators: purge now, all at once; how many expired invites were removed.
 function purge() --luacheck: ignore 131/purge
-	return purge_expired();
+	local step = new_purge();
+	local done, purged;
+	repeat
+		done, purged = step();
+	until done;
+	return purged;
 end
+
+--- The lifecycle views and the use record (invites_audit.lib.lua), part of this module's API:
+-- usage(invite) -> max_uses, uses; record_use(invite, account, how); all_invites();
+-- list_pending(kind?, creator?); created_by(creator) -> times, pending; inspect(token).
+usage = audit_log.usage; --luacheck: ignore 111/usage
+record_use = audit_log.record_use; --luacheck: ignore 111/record_use
+all_invites = audit_log.all_invites; --luacheck: ignore 111/all_invites
+list_pending = audit_log.list_pending; --luacheck: ignore 111/list_pending
+created_by = audit_log.created_by; --luacheck: ignore 111/created_by
+inspect = audit_log.inspect; --luacheck: ignore 111/inspect
 
 --- Operator commands: the admin shell's `invite` section and prosodyctl (invites_admin.lib.lua)
 local admin = module:require "invites_admin";

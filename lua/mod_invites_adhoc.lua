@@ -487,18 +487,27 @@ local function invite_label(item)
 end
 
 local function revoke_selected(data, tokens, allowed)
-	local revoked = 0;
+	local revoked, gone = 0, 0;
 	for _, token in ipairs(tokens or {}) do
-		if allowed[token] then
-			local ok, err = invites.delete_account_invite(token, jid_bare(data.from));
-			if not ok then
-				return failed(err);
+		if not allowed[token] then -- not (or no longer) among the pending invites listed
+			gone = gone + 1;
+		else
+			local ok, err, state = invites.delete_account_invite(token, jid_bare(data.from));
+			if ok then
+				revoked = revoked + 1;
+			elseif err == "not-pending" then -- used or expired since the list was shown: nothing to revoke
+				gone = gone + 1;
+			else
+				return failed(err, state);
 			end
-			revoked = revoked + 1;
 		end
 	end
 	module:log("info", "%s revoked %d invites", jid_bare(data.from), revoked);
-	return { status = "completed"; info = ("Revoked %d invites"):format(revoked) };
+	local info = ("Revoked %d invites"):format(revoked);
+	if gone > 0 then
+		info = info .. ("; %d were not pending invites of this list"):format(gone);
+	end
+	return { status = "completed"; info = info };
 end
 
 -- A paged list of `items` with a multi-select; completing it revokes what was ticked.

@@ -302,7 +302,7 @@ module:hook("user-registered", function (event)
 	local plan, _, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = username;
 		inviter = inviter;
-		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host);
+		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host) == true;
 		still_stored = invites.still_stored(invite) ~= false; -- unknown: consume to be safe
 		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
 		max_uses = max_uses;
@@ -335,6 +335,7 @@ module:hook("user-password-reset", function (event)
 	end
 	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
 		username = event.username;
+		inviter_exists = false;
 		still_stored = invites.still_stored(invite) ~= false;
 	});
 	if plan then

@@ -170,6 +170,23 @@ describe("the binding's failures", function ()
 			text = "The invite could not be created, please try again later" }, core.stanza_error("no-such-code", nil, HOST));
 	end);
 
+	it("fail closed: a fact the shim must give and does not refuses, naming it", function ()
+		local registration = core.new_registration(HOST, function () end, {});
+		local request = { username = "bob"; invite_only = false; account_exists = false; reserved_by = nil };
+		assert.is_true(registration:registering(request, 1, 0));
+		request.invite_only = nil; -- say, misspelt: never open registration
+		assert.same({ nil, "internal-server-error", "missing or bad field 'invite_only'" },
+			{ registration:registering(request, 1, 0) });
+		request.invite_only = true;
+		request.invite = { token = "Xo3gdOvANs77aUhUX40RFxTZ"; reusable = false; still_stored = true; storage_failed = false };
+		assert.same({ nil, "internal-server-error", "missing or bad field 'type'" }, { registration:registering(request, 1, 0) });
+		assert.same({ nil, "internal-server-error", "missing or bad field 'username'" },
+			{ registration:registered("Xo3gdOvANs77aUhUX40RFxTZ", 1, { inviter_exists = false; still_stored = true }) });
+		assert.same({ nil, "internal-server-error", "missing or bad field 'expires'" },
+			{ core.lifecycle({ stored = true; uses = 0 }, 0, 0) });
+		assert.equal("pending", core.lifecycle({ stored = true; uses = 0; expires = 10 }, 0, 0).state);
+	end);
+
 	it("tell a refused room's outcome by its code", function ()
 		assert.equal("room-gone", core.rooms.refused_outcome("item-not-found"));
 		assert.equal("not-allowed", core.rooms.refused_outcome("not-allowed"));

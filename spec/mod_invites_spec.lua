@@ -19,11 +19,21 @@ describe("mod_invites", function ()
 
 	local function store() return module.storage.data; end
 
-	it("exports the stock API and our two additions as module globals", function ()
-		for _, name in ipairs({ "create_account", "create_account_reset", "create_contact", "create_group",
+	it("exports the stock API and ours as module globals, and nothing else", function ()
+		-- The same list as README "API for other modules".
+		local api = { "create_account", "create_account_reset", "create_contact", "create_group",
 			"pending_account_invites", "get_account_invite_info", "delete_account_invite", "get", "use",
-			"reserved_by", "still_stored", "prep_username", "registration_possible" }) do
+			"reserved_by", "still_stored", "prep_username", "registration_possible", "redeem", "usage", "record_use",
+			"all_invites", "list_pending", "created_by", "inspect", "apply_rooms", "purge", "migrate_storage" };
+		local expected = {};
+		for _, name in ipairs(api) do
 			assert.is_function(invites[name], name);
+			expected[name] = true;
+		end
+		for name, value in pairs(invites) do
+			if type(value) == "function" and rawget(_G, name) ~= value then
+				assert.is_true(expected[name] or false, name .. " is exported but not pinned");
+			end
 		end
 	end);
 

@@ -10,7 +10,9 @@ its own tier named after the release it runs. Then the PostgreSQL tiers, one per
 storage-compatibility, registration, XEP-0379 and purge tests (POSTGRES_TESTS) with storage =
 "sql" on a private PostgreSQL this script starts (spec/e2e/postgres.py: initdb in a temporary
 directory, a loopback port, stopped by pid at the end; each Prosody server gets a database of its
-own on it). All end-to-end tiers run at the same time (each server has its own ports, directories
+own on it). Then the stock-layout tiers, one per host: the storage, registration, XEP-0379,
+lifecycle, rooms and purge tests (STOCK_LAYOUT_TESTS) with invites_storage_layout = "stock" (the
+other tiers run the default, per-invite layout). All end-to-end tiers run at the same time (each server has its own ports, directories
 and database); their outputs are shown one after the other.
 Each tier's own output is shown as it runs; its counts are read from the runner's summary.
 """
@@ -54,7 +56,6 @@ STOCK_LAYOUT_TESTS = [
     "spec/e2e/test_xep0379.py",
     "spec/e2e/test_lifecycle.py",
     "spec/e2e/test_rooms.py",
-    "spec/e2e/test_migrate.py",
     "spec/e2e/test_mod_invites.py::test_expired_invites_are_purged_on_a_timer",
     "spec/e2e/test_mod_invites.py::test_deleting_a_user_removes_their_invites",
 ]

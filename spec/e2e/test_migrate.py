@@ -36,6 +36,11 @@ def stock_host_map(srv):
     return srv.api1("keyval_get", "invite_token", None) or {}
 
 
+def stock_host_file(srv):
+    """The stock layout's host-level map on internal storage (read with the server stopped)."""
+    return srv.data_dir / HOST / "invite_token.dat"
+
+
 def test_each_invite_is_a_record_of_its_own(make_server):
     srv = make_server(options=PER_INVITE)
     srv.api("create_user", "alice", "pw-alice")
@@ -137,8 +142,8 @@ def test_migrate_to_stock_and_back_survives_kill_9(make_server):
     pending = set(tokens[3:])
     srv.stop()
 
-    killed_midway(srv, "stock", lambda: (srv.data_dir / HOST / "invite_token.dat").exists())
-    assert data_files(srv, "invites") and stock_host_map(srv), "interrupted half-way"
+    killed_midway(srv, "stock", lambda: stock_host_file(srv).exists())
+    assert data_files(srv, "invites") and stock_host_file(srv).exists(), "interrupted half-way"
     counts = migrate(srv, "stock")
     assert counts["moved"] + counts["already"] >= len(pending) and counts["expired"] == 1, counts
     assert not data_files(srv, "invites")
@@ -155,10 +160,10 @@ def test_migrate_to_stock_and_back_survives_kill_9(make_server):
 
     srv.reconfigure(impl="ours")
     killed_midway(srv, "records", lambda: bool(data_files(srv, "invites")))
-    assert stock_host_map(srv), "interrupted half-way"
+    assert stock_host_file(srv).exists(), "interrupted half-way"
     counts = migrate(srv, "records")
     assert counts["moved"] + counts["already"] == len(pending) - 1, counts
-    assert not stock_host_map(srv)
+    assert not stock_host_file(srv).exists()
     srv.start()
     assert set(srv.api1("store_all", None)) == pending - {stock_used}
     assert [u["account"] for u in entry(srv, used)["uses"]] == ["used1@localhost"], "audit kept both ways"

@@ -110,6 +110,11 @@ function fake.load_module(name, options)
 		events = events;
 	};
 	local config = options.config or {};
+	-- The specs of mod_invites' stored data were written against the stock layout; the per-invite
+	-- layout has its own (invites_storage_spec.lua), which asks for it.
+	if config.invites_storage_layout == nil then
+		config.invites_storage_layout = "stock";
+	end
 	local env = setmetatable({ module = module, prosody = options.prosody or { process_type = "prosody", version = "0.12.3" } }, { __index = _G });
 
 	function module:get_directory() return fake.plugin_dir; end -- luacheck: ignore 212/self
@@ -160,7 +165,8 @@ function fake.load_module(name, options)
 		if stores[store] then
 			return kind == "map" and stores[store].map or stores[store].keyval;
 		end
-		if store == "invites_audit" or store == "invites_room_grants" then -- stores of their own
+		if store == "invites_audit" or store == "invites_room_grants" or store == "invites"
+			or store == "invites_by_name" then -- stores of their own
 			stores[store] = fake.new_storage();
 			return kind == "map" and stores[store].map or stores[store].keyval;
 		end

@@ -4,8 +4,9 @@
 use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
 
 use invites_rules::Error;
-use invites_rules::invite::{InviteType, MaxUses, ValidatedInvite};
+use invites_rules::invite::{MaxUses, ValidatedInvite};
 use invites_rules::plans::StoreKey;
+use invites_rules::record::InviteType;
 use invites_rules::record::{Field, InviteFacts, Record};
 use invites_rules::register::RoleEntry;
 
@@ -93,7 +94,7 @@ impl RecordFields {
         let table = match record {
             Value::Nil => return Ok(None),
             Value::Table(table) => table,
-            _ => return Err(Error::MalformedRecord("record")),
+            _ => return Err(Error::BadField("record")),
         };
         let get = |key: &LuaString| table.raw_get::<Value>(key).unwrap_or(Value::Nil);
         Ok(Some(Self {
@@ -115,13 +116,13 @@ impl RecordFields {
         let text = |value: &Value, key: &'static str| -> Result<Option<String>, Error> {
             match value {
                 Value::Nil => Ok(None),
-                Value::String(s) => s.to_str().map(|s| Some(s.to_owned())).map_err(|_| Error::MalformedRecord(key)),
-                _ => Err(Error::MalformedRecord(key)),
+                Value::String(s) => s.to_str().map(|s| Some(s.to_owned())).map_err(|_| Error::BadField(key)),
+                _ => Err(Error::BadField(key)),
             }
         };
-        let kind = text(&self.kind, "type")?.as_deref().and_then(InviteType::parse).ok_or(Error::MalformedRecord("type"))?;
-        let jid = text(&self.jid, "jid")?.ok_or(Error::MalformedRecord("jid"))?;
-        let expires = seconds(&self.expires).ok_or(Error::MalformedRecord("expires"))?;
+        let kind = text(&self.kind, "type")?.as_deref().and_then(InviteType::parse).ok_or(Error::BadField("type"))?;
+        let jid = text(&self.jid, "jid")?.ok_or(Error::BadField("jid"))?;
+        let expires = seconds(&self.expires).ok_or(Error::BadField("expires"))?;
         let (allow_reset, roster_subscription) = match &self.additional_data {
             Value::Table(data) => (
                 truthy(&data.raw_get(&names.allow_reset).unwrap_or(Value::Nil)),
@@ -313,8 +314,24 @@ pub(crate) fn str_field(table: &Table, key: &str) -> Option<String> {
     }
 }
 
+/// A flag of stored or gathered facts where absent means false (Lua's `nil`): room facts,
+/// `reusable` of an audit record.
 pub(crate) fn bool_field(table: &Table, key: &str) -> bool {
     matches!(table.raw_get::<Value>(key), Ok(Value::Boolean(true)))
+}
+
+/// A boolean the shim must pass: missing or not a boolean is an error naming it, never a default
+/// (a misspelt `invite_only` must not mean open registration).
+pub(crate) fn required_bool(table: &Table, key: &'static str) -> Result<bool, Error> {
+    match table.raw_get::<Value>(key) {
+        Ok(Value::Boolean(value)) => Ok(value),
+        _ => Err(Error::BadField(key)),
+    }
+}
+
+/// A string the shim must pass (see [`required_bool`]).
+pub(crate) fn required_str(table: &Table, key: &'static str) -> Result<String, Error> {
+    str_field(table, key).ok_or(Error::BadField(key))
 }
 
 /// `additional_data.roles` as a map (`{role = true}`) or an array (`{"role"}`), array part first

@@ -7,8 +7,9 @@ use rand::TryRng;
 use rand::rngs::SysRng;
 
 use invites_rules::Error;
-use invites_rules::invite::{self, InviteRequest, InviteType, Redemption};
+use invites_rules::invite::{self, InviteRequest, Redemption};
 use invites_rules::plans;
+use invites_rules::record::InviteType;
 use invites_rules::removals::Removals;
 use invites_rules::reservations::Reservations;
 use invites_rules::token::{self, TOKEN_BYTES};

@@ -7,8 +7,6 @@
 //! logger the shim passes in. Misuse (a wrong argument type) raises a Lua error; expected
 //! failures never do.
 
-#![deny(unsafe_code)]
-
 mod adhoc;
 mod convert;
 mod invites;
@@ -68,6 +66,8 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
             Ok(table)
         })?,
     )?;
+    // error_text(code, text?) -> the reason an error's code (and text) stands for, in words
+    exports.set("error_text", lua.create_function(|_, (code, text): (Value, Value)| Ok(error_of(&code, &text).to_string()))?)?;
     exports.set("shell_commands", shell_commands(lua)?)?;
     exports.set("lifecycle", lua.create_function(lifecycle_of)?)?;
     exports.set("quota_check", lua.create_function(quota_check)?)?;

@@ -4,20 +4,28 @@ use mlua::{Lua, MultiValue, Table, Value};
 
 use invites_rules::lifecycle;
 
-use crate::convert::{bool_field, fail, seconds, str_field, use_limit};
+use invites_rules::Error;
+
+use crate::convert::{bool_field, fail, required_bool, seconds, str_field, use_limit};
 
 /// lifecycle(facts, now, retention) -> { state, uses_left? (nil: unlimited), purge_audit }
-/// facts = { stored, expires, uses, max_uses?, reusable, revoked_at?, last_use? }
-pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)) -> mlua::Result<Table> {
+///   | nil, code, reason (a fact missing or of the wrong type)
+/// facts = { stored, expires, uses, max_uses?, reusable?, revoked_at?, last_use? }
+pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)) -> mlua::Result<MultiValue> {
     let seconds = |key: &str| -> mlua::Result<Option<i64>> { Ok(seconds(&facts.raw_get::<Value>(key)?)) };
     let limit = use_limit(&facts)?;
     let uses = match facts.raw_get::<Value>("uses")? {
         Value::Integer(n) => u32::try_from(n).unwrap_or(u32::MAX),
-        _ => 0,
+        _ => return fail(lua, &Error::BadField("uses")),
+    };
+    let (stored, expires) = match (required_bool(&facts, "stored"), seconds("expires")?) {
+        (Ok(stored), Some(expires)) => (stored, expires),
+        (Err(e), _) => return fail(lua, &e),
+        (_, None) => return fail(lua, &Error::BadField("expires")),
     };
     let known = lifecycle::Facts {
-        stored: bool_field(&facts, "stored"),
-        expires: seconds("expires")?.unwrap_or(0),
+        stored,
+        expires,
         uses,
         max_uses: limit.map(|(max_uses, _)| max_uses),
         reusable: bool_field(&facts, "reusable"),
@@ -28,7 +36,7 @@ pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)
     table.set("state", lifecycle::state(&known, now).as_str())?;
     table.set("uses_left", lifecycle::uses_left(known.max_uses, known.reusable, uses))?;
     table.set("purge_audit", lifecycle::audit_expired(ended, u64::try_from(retention).unwrap_or(0), now))?;
-    Ok(table)
+    Ok(MultiValue::from_iter([Value::Table(table)]))
 }
 
 /// quota_check(created_at_list, pending, quota? = { count, period, period_text }, max_pending?, now)

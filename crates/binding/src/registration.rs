@@ -5,13 +5,15 @@ use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use invites_rules::Error;
 use invites_rules::claims::Claims;
-use invites_rules::invite::InviteType;
 use invites_rules::net::Exemptions;
+use invites_rules::record::InviteType;
 use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation};
 use invites_rules::subscription;
 use invites_rules::throttle::{PreauthGate, PreauthStep, ThrottleConfig};
 
-use crate::convert::{bool_field, error_of, fail, opt_plain_string, role_entries, seconds, str_field, use_limit};
+use crate::convert::{
+    error_of, fail, opt_plain_string, required_bool, required_str, role_entries, seconds, str_field, use_limit,
+};
 use crate::log::Tracer;
 
 /// Per-host state of mod_invites_register; the shim owns it (never process-global).
@@ -76,24 +78,38 @@ impl UserData for Registration {
                 Value::Boolean(false) => None,
                 other => Some(opt_plain_string(&other)),
             };
-            let invite = match request.raw_get::<Value>("invite")? {
-                Value::Table(invite) => Some((
-                    str_field(&invite, "token").unwrap_or_default(),
-                    str_field(&invite, "type").as_deref().and_then(InviteType::parse).unwrap_or(InviteType::Register),
-                    str_field(&invite, "jid"),
-                    str_field(&invite, "username"),
-                    str_field(&invite, "allow_reset"),
-                    bool_field(&invite, "reusable"),
-                    bool_field(&invite, "still_stored"),
-                    bool_field(&invite, "storage_failed"),
-                    use_limit(&invite)?,
-                )),
+            // What the shim must say: a missing or mistyped fact refuses the registration.
+            let required = || -> Result<_, Error> {
+                let invite = match request.raw_get::<Value>("invite") {
+                    Ok(Value::Table(invite)) => Some((
+                        required_str(&invite, "token")?,
+                        InviteType::parse(&required_str(&invite, "type")?).ok_or(Error::BadField("type"))?,
+                        str_field(&invite, "jid"),
+                        str_field(&invite, "username"),
+                        str_field(&invite, "allow_reset"),
+                        required_bool(&invite, "reusable")?,
+                        required_bool(&invite, "still_stored")?,
+                        required_bool(&invite, "storage_failed")?,
+                    )),
+                    _ => None,
+                };
+                Ok((required_bool(&request, "invite_only")?, required_bool(&request, "account_exists")?, invite))
+            };
+            let (invite_only, account_exists, invite) = match required() {
+                Ok(facts) => facts,
+                Err(e) => return fail(lua, &e),
+            };
+            let limit = match request.raw_get::<Value>("invite")? {
+                Value::Table(invite) => use_limit(&invite)?,
                 _ => None,
             };
+            let invite = invite.map(|(token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed)| {
+                (token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed, limit)
+            });
             let facts = Registering {
-                invite_only: bool_field(&request, "invite_only"),
+                invite_only,
                 username: &username,
-                account_exists: bool_field(&request, "account_exists"),
+                account_exists,
                 invite: invite.as_ref().map(
                     |(token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed, limit)| PresentedInvite {
                         token,
@@ -134,19 +150,22 @@ impl UserData for Registration {
         // facts = { username, inviter?, inviter_exists, still_stored, roles?, max_uses?, uses? }
         // plan = { consume = true, befriend = inviter?, roles = { role = true }? }
         methods.add_method_mut("registered", |lua, this, (token, holder, facts): (String, Option<u64>, Table)| {
+            let required = || -> Result<_, Error> {
+                Ok((
+                    required_str(&facts, "username")?,
+                    required_bool(&facts, "inviter_exists")?,
+                    required_bool(&facts, "still_stored")?,
+                ))
+            };
+            let (username, inviter_exists, still_stored) = match required() {
+                Ok(facts) => facts,
+                Err(e) => return fail(lua, &e),
+            };
             let settlement = this.claims.settle(&token, holder);
-            let username = str_field(&facts, "username").unwrap_or_default();
             let inviter = str_field(&facts, "inviter");
             let roles = reg::role_names(role_entries(&facts.raw_get::<Value>("roles")?));
-            let plan = reg::welcome(
-                settlement,
-                &username,
-                inviter.as_deref(),
-                bool_field(&facts, "inviter_exists"),
-                bool_field(&facts, "still_stored"),
-                use_limit(&facts)?,
-                roles,
-            );
+            let plan =
+                reg::welcome(settlement, &username, inviter.as_deref(), inviter_exists, still_stored, use_limit(&facts)?, roles);
             let plan = match plan {
                 Ok(plan) => plan,
                 Err(refusal) => return fail(lua, &refusal),

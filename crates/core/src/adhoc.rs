@@ -5,7 +5,6 @@
 //! The shim gathers the facts (the requester's roles on Prosody 0.12, or the answers of Prosody
 //! 13's permission API; which modules run; whether a name is taken) and carries out what is
 //! decided here.
-#![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
 

@@ -1,15 +1,21 @@
 //! Claims on limited invites: at most as many registrations at a time with a token as it has
 //! uses left.
 
-#![forbid(unsafe_code)]
-
 use std::collections::HashMap;
 
 use tracing::debug;
 
 use crate::error::{Error, Result};
-use crate::register::Claim;
 use crate::token::redact;
+
+/// A claim to take on a limited invite: one of at most `slots` registrations on their way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The invite's token.
+    pub token: String,
+    /// How many registrations may be on their way with it at once (its uses left).
+    pub slots: u32,
+}
 
 /// Seconds a claim on a single-use token outlives its holder's silence. Streams release their
 /// claims when they close; this only frees tokens whose holder vanished without a trace (a web

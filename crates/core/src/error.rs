@@ -24,10 +24,14 @@ pub enum Error {
     TokenInvalid,
     /// The token exists but its expiry time has passed.
     TokenExpired,
+    /// A revocation found nothing pending to revoke; the text says what became of the invite
+    /// (`used`, `expired`, `revoked`, `unknown`).
+    NotPending(String),
     /// A username is not a valid localpart, or is missing where one is required.
     InvalidUsername,
-    /// A stored record lacks a field the rules need, or has it with the wrong type.
-    MalformedRecord(&'static str),
+    /// A field the rules need is missing or of the wrong type: in a stored record, or in what a
+    /// shim passed (the rules never assume a default for it: they fail closed).
+    BadField(&'static str),
     /// A string is not a valid `xmpp:` URI of the kind we build.
     InvalidUri(String),
     /// A string is not a valid XEP-0082 date-time.
@@ -103,6 +107,8 @@ const CODES: &[(&str, MakeError)] = &[
     ("no-token", |_| Error::NoToken),
     ("token-invalid", |_| Error::TokenInvalid),
     ("token-expired", |_| Error::TokenExpired),
+    // Its text is the state; the whole reason (`Display`) reads back as well.
+    ("not-pending", |text| Error::NotPending(text.strip_prefix(NOT_PENDING).unwrap_or(&text).to_owned())),
     ("invalid-username", |_| Error::InvalidUsername),
     ("bad-request", Error::BadRequest),
     ("not-local-user", |_| Error::NotLocalUser),
@@ -142,6 +148,9 @@ pub struct StanzaError {
     pub text: String,
 }
 
+/// The reason of [`Error::NotPending`], before the state.
+const NOT_PENDING: &str = "The invitation is not pending: ";
+
 /// Generic texts of the text-carrying variants, used when they carry none.
 const BAD_REQUEST_TEXT: &str = "The submitted form could not be used";
 const QUOTA_TEXT: &str = "You cannot create more invites now";
@@ -159,8 +168,9 @@ impl Error {
             Self::NoToken => "no-token",
             Self::TokenInvalid => "token-invalid",
             Self::TokenExpired => "token-expired",
+            Self::NotPending(_) => "not-pending",
             Self::InvalidUsername => "invalid-username",
-            Self::MalformedRecord(_) | Self::TimeOverflow | Self::Internal => "internal-server-error",
+            Self::BadField(_) | Self::TimeOverflow | Self::Internal => "internal-server-error",
             Self::InvalidUri(_) | Self::InvalidDateTime(_) | Self::InvalidPeriod(_) | Self::Usage(_) | Self::BadRequest(_) => {
                 "bad-request"
             }
@@ -213,9 +223,10 @@ impl Error {
             Self::Forbidden => fixed("auth", "forbidden", "You may not do this"),
             Self::QuotaExceeded(_) => fixed("wait", "resource-constraint", &self.to_string()),
             Self::TokenInvalid => fixed("cancel", "item-not-found", "There is no such invite"),
+            Self::NotPending(_) => fixed("cancel", "item-not-found", &self.to_string()),
             Self::RoomNotFound(_) => fixed("cancel", "item-not-found", &self.to_string()),
             Self::RoomNotAllowed(_) => fixed("cancel", "not-allowed", &self.to_string()),
-            Self::NoToken | Self::TokenExpired | Self::MalformedRecord(_) | Self::TimeOverflow | Self::Internal => {
+            Self::NoToken | Self::TokenExpired | Self::BadField(_) | Self::TimeOverflow | Self::Internal => {
                 fixed("wait", "internal-server-error", "The invite could not be created, please try again later")
             }
             Self::PreauthNotSet => fixed("modify", "bad-request", "The pre-auth request must be of type 'set'"),
@@ -248,8 +259,9 @@ impl fmt::Display for Error {
             Self::NoToken => f.write_str("no token given"),
             Self::TokenInvalid => f.write_str("the invite token is invalid"),
             Self::TokenExpired => f.write_str("the invite token has expired"),
+            Self::NotPending(state) => write!(f, "{NOT_PENDING}{}", or_generic(state, "unknown")),
             Self::InvalidUsername => f.write_str("not a valid username"),
-            Self::MalformedRecord(field) => write!(f, "stored invite record has a bad '{field}' field"),
+            Self::BadField(field) => write!(f, "missing or bad field '{field}'"),
             Self::InvalidUri(why) => write!(f, "invalid xmpp URI: {why}"),
             Self::InvalidDateTime(why) => write!(f, "invalid XEP-0082 date-time: {why}"),
             Self::InvalidPeriod(what) => write!(f, "invalid period '{what}' (use seconds or e.g. \"1 week\", \"12h\")"),
@@ -303,8 +315,9 @@ mod tests {
             Error::NoToken,
             Error::TokenInvalid,
             Error::TokenExpired,
+            Error::NotPending("used".into()),
             Error::InvalidUsername,
-            Error::MalformedRecord("jid"),
+            Error::BadField("jid"),
             Error::InvalidUri("x".into()),
             Error::InvalidDateTime("x".into()),
             Error::InvalidPeriod("x".into()),

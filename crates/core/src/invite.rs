@@ -5,10 +5,9 @@
 //! back and forth): store `invite_token`, a map. Host-level key `(nil, token)` holds the whole
 //! record for every invite that allows registration; user-level key `(inviter, token)` holds
 //! the expiry as a bare number for every contact (`roster`) invite.
-#![forbid(unsafe_code)]
 
 use crate::jid::{check_username, local_node, node_of};
-use crate::record::Record;
+use crate::record::{InviteType, Record, is_current};
 use crate::token::{check_token, redact};
 use crate::uri::invite_uri;
 use crate::{Error, Result};
@@ -19,34 +18,6 @@ pub const DEFAULT_TTL: u64 = 7 * 86400;
 
 /// Default lifetime of a password-reset invite: one day, as in Prosody.
 pub const DEFAULT_RESET_TTL: u64 = 86400;
-
-/// What an invite is for; stored as the record's `type` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InviteType {
-    /// Register an account (any name, or one given name), possibly a password reset.
-    Register,
-    /// Become a contact of the inviter (XEP-0379), possibly registering an account first.
-    Roster,
-}
-
-impl InviteType {
-    /// The `type` string stored in records and used as the URI action.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Register => "register",
-            Self::Roster => "roster",
-        }
-    }
-
-    /// Reads a stored `type` field.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "register" => Some(Self::Register),
-            "roster" => Some(Self::Roster),
-            _ => None,
-        }
-    }
-}
 
 /// What the caller asks for when creating an invite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,11 +137,6 @@ pub fn create(request: &InviteRequest<'_>, token: String, now: i64) -> Result<Re
         allow_reset: false,
         roster_subscription: None,
     })
-}
-
-/// Whether an invite expiring at `expires` may still be used at `now` (inclusive, as stock `get`).
-pub fn is_current(expires: i64, now: i64) -> bool {
-    now <= expires
 }
 
 /// Validates a token for one redemption path, from what the caller read out of storage: the
@@ -404,7 +370,7 @@ mod tests {
 
     #[test]
     fn unreadable_records_are_invalid_tokens_and_revoke_their_host_half() {
-        let malformed = || Err(Error::MalformedRecord("expires"));
+        let malformed = || Err(Error::BadField("expires"));
         assert_eq!(validate(Some(T), HOST, malformed(), Redemption::Account, 0), Err(Error::TokenInvalid));
         let contact = Redemption::Contact { username: "alice", user_expiry: Some(100) };
         assert_eq!(validate(Some(T), HOST, malformed(), contact, 0), Err(Error::TokenInvalid), "even with a user-level half");

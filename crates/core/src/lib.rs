@@ -10,8 +10,6 @@
 //! maps [`Error`] to Prosody's error strings. The Lua shims in `lua/` do all I/O (storage,
 //! stanzas, events) and ask it what to do.
 
-#![deny(unsafe_code)]
-
 pub mod adhoc;
 pub mod claims;
 pub mod cli;

@@ -1,6 +1,5 @@
 //! IP network ranges: lists of networks an address may lie in, and the network an address is
 //! counted by (IPv6 per prefix, IPv4 per address).
-#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv6Addr};
 

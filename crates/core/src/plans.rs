@@ -1,13 +1,13 @@
 //! Plans: which keys of the `invite_token` map using, revoking, purging or deleting an account
 //! removes. The core decides; the shim deletes, in the order given.
-#![forbid(unsafe_code)]
 
 use tracing::debug;
 
 use crate::Result;
-use crate::invite::{InviteType, ValidatedInvite, is_current};
+use crate::invite::ValidatedInvite;
 use crate::jid::node_of;
 use crate::record::Record;
+use crate::record::{InviteType, is_current};
 use crate::token::redact;
 
 /// Seconds an expired record is kept before a purge removes it, so that a stream that

@@ -1,12 +1,43 @@
 //! The invite record: the one model of what the `invite_token` store holds at host level, as
 //! [`crate::invite::create`] builds it and as a read gives it back; and the classification of
 //! any invite table (record, created or validated invite) for audit records and statistics.
-#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
 
-use crate::invite::{InviteType, is_current};
 use crate::jid::{self, node_of};
+
+/// What an invite is for; stored as the record's `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteType {
+    /// Register an account (any name, or one given name), possibly a password reset.
+    Register,
+    /// Become a contact of the inviter (XEP-0379), possibly registering an account first.
+    Roster,
+}
+
+impl InviteType {
+    /// The `type` string stored in records and used as the URI action.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Roster => "roster",
+        }
+    }
+
+    /// Reads a stored `type` field.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "register" => Some(Self::Register),
+            "roster" => Some(Self::Roster),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an invite expiring at `expires` may still be used at `now` (inclusive, as stock `get`).
+pub fn is_current(expires: i64, now: i64) -> bool {
+    now <= expires
+}
 
 /// A host-level invite record: the fields the rules are about. Records carry more
 /// (`landing_page`, the rest of `additional_data`, whatever `invite-created` handlers add); the

@@ -8,12 +8,11 @@
 //! [`crate::subscription`].) The shim
 //! reads storage and configuration, hooks the events and carries out the decisions.
 
-#![forbid(unsafe_code)]
-
+use crate::claims::Claim;
 use crate::claims::Settlement;
 use crate::error::{Error, Result};
-use crate::invite::InviteType;
 use crate::jid::node_of;
+use crate::record::InviteType;
 
 /// Whether a stream gets the `urn:xmpp:invite` and `urn:xmpp:ibr-token:0` features: only
 /// unauthenticated client streams, and only encrypted ones unless encryption is not required.
@@ -103,13 +102,6 @@ pub struct Allowed {
     pub allow_reset: Option<String>,
     /// The claim the registering party must take before going ahead (limited invites).
     pub claim: Option<Claim>,
-}
-
-/// A claim to take on a limited invite: one of at most `slots` registrations on their way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    pub token: String,
-    pub slots: u32,
 }
 
 /// Decides a registration. Expiry is deliberately not looked at: XEP-0445 checks it at pre-auth

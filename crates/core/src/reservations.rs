@@ -1,7 +1,5 @@
 //! The index of usernames reserved by pending invites (mod_invites state).
 
-#![forbid(unsafe_code)]
-
 use std::collections::HashMap;
 
 use tracing::debug;
@@ -114,7 +112,7 @@ impl Reservations {
 mod tests {
     use super::*;
     use crate::Error;
-    use crate::invite::InviteType;
+    use crate::record::InviteType;
 
     fn record(token: &str, kind: InviteType, jid: &str, expires: i64, allow_reset: bool) -> Record {
         Record {
@@ -168,7 +166,7 @@ mod tests {
         assert!(!index.is_loaded());
         assert_eq!(index.reserved_by("bob", 0, gone), Ok(None), "nothing is noted before the load");
 
-        index.load([Ok(entry("a", "bob@example.com", 200)), Err(Error::MalformedRecord("jid"))], 0);
+        index.load([Ok(entry("a", "bob@example.com", 200)), Err(Error::BadField("jid"))], 0);
         index.add(Ok(Some(entry("b", "bob@example.com", 100))), 0);
         index.add(Ok(Some(entry("c", "carol@example.com", 100))), 0);
         let mut stored =
@@ -194,7 +192,7 @@ mod tests {
         // Removed behind its back.
         assert_eq!(index.reserved_by("carol", 0, gone), Ok(None));
         index.load(stored.iter().cloned().map(Ok), 0);
-        assert!(!index.confirm("carol", "c", Err(Error::MalformedRecord("expires")), 0), "unreadable: dropped");
+        assert!(!index.confirm("carol", "c", Err(Error::BadField("expires")), 0), "unreadable: dropped");
         assert_eq!(index.candidates("carol"), Vec::<String>::new());
         index.load(stored.iter().cloned().map(Ok), 0);
         assert_eq!(index.reserved_by("carol", 0, read(&stored)), found("c"), "the next load finds it again");

@@ -10,7 +10,6 @@
 //! ([`remove_on_delete`]).
 //!
 //! Nothing here talks to Prosody: the shim looks rooms up, sets affiliations, publishes and sends.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 

@@ -1,8 +1,6 @@
 //! The pre-auth iq (XEP-0445) and the per-address throttle of `mod_invites_register`; the
 //! network ranges it counts and exempts addresses by are in [`crate::net`].
 
-#![forbid(unsafe_code)]
-
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use tracing::info;

@@ -1,5 +1,4 @@
 //! Invite tokens: making them from random bytes and telling a plausible one from junk.
-#![forbid(unsafe_code)]
 
 use crate::{Error, Result};
 
