@@ -28,8 +28,9 @@ SHIMS = $(wildcard lua/*.lua)
 VENV = .venv
 # lua-bitop and lua-unbound: what Prosody 13 needs beyond 0.12's dependencies (bookworm packages);
 # postgresql and lua-dbi-postgresql for the PostgreSQL tiers; luarocks and liblua5.4-dev (luarocks
-# insists on Lua's headers) for the rock.
-DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 lua-dbi-postgresql postgresql luarocks liblua5.4-dev python3-venv chromium libjs-bootstrap4 libjs-jquery lua-bitop lua-unbound
+# insists on Lua's headers) for the rock; chromium-driver (Selenium) and zbar-tools (QR decoding)
+# for the browser tiers.
+DEBIAN_PACKAGES = prosody prosody-modules lua5.4 lua-busted lua-check lua-dbi-sqlite3 lua-dbi-postgresql postgresql luarocks liblua5.4-dev python3-venv chromium chromium-driver zbar-tools libjs-bootstrap4 libjs-jquery lua-bitop lua-unbound
 # Prosody 13 in a private prefix (tools/prosody13.sh); the stamp records its versions.
 PROSODY13 = target/prosody13/stamp
 # Which Prosody to use: HOST=12 (Debian's 0.12) or HOST=13 (target/prosody13); PROSODY=… is the
@@ -41,7 +42,7 @@ ON = $(or $(HOST),$(PROSODY))
 NEEDS13 = $(if $(filter 12 0.12,$(ON)),,$(PROSODY13))
 ON13 = $(if $(filter 13,$(ON)),$(PROSODY13))
 
-.PHONY: all plugins install deps prosody13 venv test test-stock test-e2e test-unit lint run bench clean deb test-package rock
+.PHONY: all plugins install deps prosody13 venv axe test test-stock test-e2e test-unit lint run bench clean deb test-package rock
 
 all: plugins
 
@@ -86,11 +87,21 @@ $(VENV)/.installed: requirements-test.txt
 
 venv: $(VENV)/.installed
 
+# axe-core (npm) for the browser tiers' accessibility check, into target/npm (npm itself from
+# Debian's `npm` when there is no npm yet).
+AXE_VERSION = 4.14.1
+AXE = target/npm/node_modules/axe-core/axe.min.js
+$(AXE):
+	@command -v npm >/dev/null || sh tools/debian-deps.sh npm
+	npm install --prefix target/npm --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+
+axe: $(AXE)
+
 # Every tier (format, lint, Rust unit tests, busted specs, the rockspec built with luarocks and
 # installed with prosodyctl, end-to-end against a real Prosody, and the PostgreSQL subset: one
 # tier per host each, 0.12 and 13, or HOST's only), ending with one "N passed, N failed, N skipped"
 # line over all of them.
-test: deps venv plugins $(NEEDS13)
+test: deps venv plugins $(AXE) $(NEEDS13)
 	$(PYTHON) tools/run-tests.py --venv $(VENV) $(if $(ON),--host $(ON))
 
 # The end-to-end suite against Prosody's stock modules, to show which deliberate fixes they lack.

@@ -13,23 +13,13 @@ local core = module:require "invites_native";
 
 local admin = {};
 
--- What this release's stock modules expect: 0.12 has the shell's plain `invite` table and reads an
--- invite's roles as a set; 13 (and trunk) has shell-command items and reads roles as a list,
--- first = primary role.
+-- What this release's stock modules expect: 0.12 has the shell's plain `invite` table; 13 (and
+-- trunk) has shell-command items. The shape of an invite's roles is the core's (roles.rs).
 local major_version = tonumber((prosody.version or ""):match("^(%d+)%."));
 local stock_0_12 = major_version ~= nil and major_version < 13;
 
 function admin.stored_roles(list)
-	if not stock_0_12 then
-		return list;
-	elseif #list == 0 then
-		return nil;
-	end
-	local set = {};
-	for _, role in ipairs(list) do
-		set[role] = true;
-	end
-	return set;
+	return core.roles.stored(list, prosody.version or "");
 end
 
 local function host_module(host)
@@ -185,15 +175,7 @@ function verbs.show(self, mod, _, _, token)
 		if record.landing_page then
 			print("Web link:", record.landing_page);
 		end
-		local list = {};
-		for _, role in ipairs(type(data.roles) == "table" and data.roles or {}) do
-			list[#list + 1] = role;
-		end
-		for role, granted in pairs(type(data.roles) == "table" and data.roles or {}) do
-			if type(role) == "string" and granted then
-				list[#list + 1] = role;
-			end
-		end
+		local list = core.roles.names(data.roles);
 		if list[1] then
 			print("Role:", list[1]);
 		end
@@ -457,6 +439,10 @@ function admin.prosodyctl(mod, arg, switch_host)
 			module:depends("http");
 		end
 		module:depends(invites_page_module);
+	end
+	-- Ours (mod_invites_web) knows its URL from http_external_url.
+	if require "core.modulemanager".get_modules_for_host(host):contains("invites_web") then
+		module:depends("invites_web");
 	end
 
 	-- A refusal with a reason (a refused room, a bad limit) is a usage error; one without

@@ -1,9 +1,10 @@
 -- Where mod_invites keeps invites: the storage layouts (invites_storage_layout).
 --
 --   "records" (default): one record per invite, so every operation costs the same at any number
---     of invites. Map store `invites`, user = the token, key "invite": the audit record of the
---     invite, holding the stock host-level record in its field `record` while the invite is
---     pending. Contact invites keep stock's user-level entry in `invite_token` (inviter, token) →
+--     of invites. Store `invites`, user = the token, its one key "invite" (a keyval record
+--     { invite = ENTRY }, which is also what a map store reads at (token, "invite")): the audit
+--     record of the invite, holding the stock host-level record in its field `record` while the
+--     invite is pending. Contact invites keep stock's user-level entry in `invite_token` (inviter, token) →
 --     expiry; account and reset invites restricted to one account are indexed by that name in
 --     keyval store `invites_by_name` (name → { [token] = expires }).
 --   "stock": the stock modules' own layout: `invite_token` at host level (nil, token) → record and
@@ -276,13 +277,28 @@ end
 
 --- The per-invite layout
 
+-- An entry is the one field of its token's keyval record: read and written whole, so a write is
+-- one write (a map store's set would read the record first on internal storage), and the same
+-- single row on SQL as a map store's (token, "invite").
+local function read_entry(self, token)
+	local data, err = self.entries_view:get(token);
+	if data == nil then
+		return nil, err;
+	end
+	return data[HOST_RECORD];
+end
+
+local function write_entry(self, token, entry)
+	return self.entries_view:set(token, entry ~= nil and { [HOST_RECORD] = entry } or nil);
+end
+
 local records = setmetatable({ name = "records"; name_index = true }, { __index = shared });
 local records_mt = { __index = records };
 
 -- The entry of a token (its audit record, with the host-level record in `record` while pending),
 -- false when there is none, or nil and an error. A miss looks for the token in the stock layout.
 function records:entry(token)
-	local entry, err = self.entries:get(token, HOST_RECORD);
+	local entry, err = read_entry(self, token);
 	if entry == nil and err then
 		return failed("read invite", err);
 	end
@@ -305,7 +321,7 @@ function records:audit(token)
 end
 
 function records:set_audit(token, audit)
-	return self.entries:set(token, HOST_RECORD, audit);
+	return write_entry(self, token, audit);
 end
 
 -- One write for the invite itself (the entry), after the inviter's entry and the name index: the
@@ -327,7 +343,7 @@ function records:create(invite, audit, host_level, contact_owner, name_key)
 		end
 	end
 	audit.record = host_level and invite or nil;
-	local ok, err = self.entries:set(invite.token, HOST_RECORD, audit);
+	local ok, err = write_entry(self, invite.token, audit);
 	if not ok then
 		if contact_owner then
 			self.token:set(contact_owner, invite.token, nil);
@@ -365,7 +381,7 @@ function records:settle(token, keys, change, on_removed)
 	if drop_record then
 		entry.record = nil;
 	end
-	local ok, set_err = self.entries:set(token, HOST_RECORD, entry);
+	local ok, set_err = write_entry(self, token, entry);
 	if not ok then
 		return nil, set_err;
 	end
@@ -393,7 +409,7 @@ function records:all_entries()
 	end
 	local all = {};
 	for _, token in ipairs(tokens) do
-		local entry, err = self.entries:get(token, HOST_RECORD);
+		local entry, err = read_entry(self, token);
 		if entry == nil and err then
 			return failed("read invite", err);
 		end
@@ -452,7 +468,7 @@ function records:slices(n)
 				finished = true;
 				break;
 			elseif token ~= "" then
-				local entry, err = self.entries:get(token, HOST_RECORD);
+				local entry, err = read_entry(self, token);
 				if entry == nil and err then
 					finished = true;
 					return nil, err;
@@ -470,7 +486,7 @@ function records:slices(n)
 end
 
 function records:delete_audit(token)
-	return self.entries:set(token, HOST_RECORD, nil);
+	return write_entry(self, token, nil);
 end
 
 function records:stored(token, entry)
@@ -571,7 +587,7 @@ function records:put_entry(token, entry)
 			return nil, err;
 		end
 	end
-	return self.entries:set(token, HOST_RECORD, entry);
+	return write_entry(self, token, entry);
 end
 
 -- How many invites a move writes to the stock layout's host-level map at once: that map is one
@@ -627,7 +643,7 @@ function records:migrate_here(progress)
 		local gone = {};
 		for i = first, last do
 			local token = tokens[i];
-			local entry, read_err = self.entries:get(token, HOST_RECORD);
+			local entry, read_err = read_entry(self, token);
 			if entry == nil and read_err then
 				return failed("read invite", read_err);
 			end
@@ -683,7 +699,7 @@ function records:migrate_to_stock(progress)
 		local entries, stock_keys = {}, {};
 		for i = first, last do
 			local token = tokens[i];
-			local entry, err = self.entries:get(token, HOST_RECORD);
+			local entry, err = read_entry(self, token);
 			if entry == nil and err then
 				return failed("read invite", err);
 			end
@@ -718,7 +734,7 @@ function records:migrate_to_stock(progress)
 				ok, err = records.unname(self, name_key, { token });
 			end
 			if ok then
-				ok, err = self.entries:set(token, HOST_RECORD, nil);
+				ok, err = write_entry(self, token, nil);
 			end
 		end
 		if not ok then
@@ -754,7 +770,6 @@ function storage.open(name, hooks)
 		token = module:open_store("invite_token", "map");
 		token_view = module:open_store("invite_token");
 		audit_store = module:open_store("invites_audit");
-		entries = module:open_store("invites", "map");
 		entries_view = module:open_store("invites");
 		by_name = module:open_store("invites_by_name", "map");
 		by_name_view = module:open_store("invites_by_name");

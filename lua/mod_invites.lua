@@ -1,6 +1,6 @@
 -- XEP-0401 / XEP-0445 / XEP-0379: invite tokens.
--- Drop-in replacement for Prosody's mod_invites: same globals, same store layout, rules in Rust.
-local jid_split = require "util.jid".split;
+-- Drop-in replacement for Prosody's mod_invites: same globals, stock's store layout or one record
+-- per invite (invites_storage.lib.lua), rules in Rust.
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local core = module:require "invites_native";
@@ -125,9 +125,8 @@ local function add_landing_page(invite)
 	if not template or invite.landing_page then
 		return;
 	end
-	local kind = invite.type == "register" and "account"
-		or (invite.allow_registration and "account-and-contact" or "contact-only");
-	if not module:get_option_set("invites_page_supports", { "account", "contact", "account-and-contact" }):contains(kind) then
+	local page_kind = select(4, invites:classify(invite));
+	if not module:get_option_set("invites_page_supports", { "account", "contact", "account-and-contact" }):contains(page_kind) then
 		return;
 	end
 	invite.landing_page = render_url(template, { host = module.host, invite = invite });
@@ -234,7 +233,7 @@ function registration_possible() --luacheck: ignore 131/registration_possible
 		return true; -- nothing to tell from outside the server (the command line makes account invites only)
 	end
 	return core.registration_possible(loaded.invites_register ~= nil, loaded.register_ibr ~= nil,
-		loaded.invites_register_web ~= nil);
+		loaded.invites_register_web ~= nil or loaded.invites_web ~= nil);
 end
 
 -- Invitation to become a contact of a local user
@@ -368,11 +367,8 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 	if not (revoking or (state == "expired" and record)) then
 		return nil, "not-pending", state;
 	end
-	local keys = invites:revoke_plan(token, record);
-	if audit and audit.kind == "contact" then
-		-- Contact-only invites live at user level only: the audit record names the inviter.
-		table.insert(keys, 1, { user = jid_split(audit.jid or ""); token = token });
-	end
+	-- Contact-only invites live at user level only: their audit record names the inviter.
+	local keys = invites:revoke_plan(token, record, audit and audit.jid or nil);
 	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);

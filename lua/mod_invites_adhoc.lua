@@ -597,3 +597,22 @@ end
 module:provides("adhoc", adhoc_lib.new("List invites", ns.list_command, list_invites, "admin"));
 module:provides("adhoc", adhoc_lib.new("Revoke invite", ns.revoke_command, revoke_invite, "admin"));
 module:provides("adhoc", adhoc_lib.new("My invites", ns.mine_command, my_invites, "local_user"));
+
+--- For mod_invites_web: the same decisions for an account logged in on the web (a bare JID of
+-- this host), through the same functions as the commands (policy, quota, refusal texts).
+
+-- A contact invite as "Create new contact invite" makes it: the invite and whether it allows
+-- registration, or nil and the refusal's text.
+function web_contact_invite(jid) --luacheck: ignore 131/web_contact_invite
+	local invite, allow_registration_or_response = new_contact_invite({ from = jid; actor_jid = jid });
+	if not invite then
+		local err = allow_registration_or_response.error;
+		return nil, err and err.text or "internal-server-error";
+	end
+	return invite, allow_registration_or_response;
+end
+
+-- Whether the account sees and revokes every invite (admins; on 13 invites_adhoc:manage).
+function web_is_manager(jid) --luacheck: ignore 131/web_is_manager
+	return is_manager({ from = jid; actor_jid = jid });
+end

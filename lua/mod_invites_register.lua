@@ -15,8 +15,9 @@ local require_encryption = module:get_option_boolean("c2s_require_encryption",
 	module:get_option_boolean("require_encryption", true));
 local invite_only = module:get_option_boolean("registration_invite_only", true);
 
--- Pre-auth throttle. Like Prosody's own registration limits, allowlisted addresses (loopback by
--- default) are exempt.
+-- Pre-auth throttle. Like Prosody's own registration limits, allowlisted addresses are exempt.
+-- Options left unset are passed as nil: the defaults (10 failures in 600 s, IPv6 per /64,
+-- loopback exempt) are the core's (throttle.rs).
 local function first_option(...)
 	for _, name in ipairs({ ... }) do
 		local value = module:get_option(name);
@@ -30,7 +31,7 @@ local function address_list(value)
 	if type(value) == "string" then
 		return { value };
 	elseif type(value) ~= "table" then
-		return { "127.0.0.1", "::1" };
+		return nil;
 	end
 	local list = {};
 	for k, v in pairs(value) do
@@ -45,11 +46,13 @@ local function address_list(value)
 end
 
 local function window_option()
-	local value = module:get_option("invites_preauth_failure_window", 600);
+	local value = module:get_option("invites_preauth_failure_window");
+	if value == nil then
+		return nil;
+	end
 	local seconds, _, why = core.parse_period(value);
 	if not seconds then
 		module:log("error", "Ignoring invalid invites_preauth_failure_window: %s", why);
-		return 600;
 	end
 	return seconds;
 end
@@ -57,9 +60,9 @@ end
 local state = core.new_registration(module.host, function (level, message)
 	module:log(level, "%s", message);
 end, {
-	max_failures = module:get_option_number("invites_preauth_max_failures", 10);
+	max_failures = module:get_option_number("invites_preauth_max_failures");
 	failure_window = window_option();
-	ipv6_prefix = module:get_option_number("invites_preauth_ipv6_prefix", 64);
+	ipv6_prefix = module:get_option_number("invites_preauth_ipv6_prefix");
 	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
 });
 

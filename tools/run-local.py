@@ -20,8 +20,9 @@ from prosody import ProsodyServer, free_port  # noqa: E402
 MODULES = [
     "roster", "saslauth", "disco", "ping", "adhoc", "http", "admin_shell", "register_ibr",
     "invites", "invites_register", "invites_adhoc",
-    # The landing page and web registration from Debian's prosody-modules.
-    "invites_page", "register_apps", "http_libjs", "invites_register_web", "password_policy",
+    # The invitation web (landing page, web sign-up and reset, my invites, admin page) and the
+    # password policy it applies.
+    "invites_web", "password_policy",
 ]
 
 
@@ -51,7 +52,7 @@ def main() -> int:
         impl="ours",
         modules=MODULES,
         name="run",
-        options={"registration_invite_only": True},
+        options={"registration_invite_only": True, "admins": ["admin@localhost"]},
     )
     server.c2s_port, server.http_port = port_or_free(5222), port_or_free(5280)
     server.options.update({"site_name": "Local invites", "http_external_url": f"http://localhost:{server.http_port}/"})
@@ -72,12 +73,13 @@ Prosody {prosody_host.prosody_version_string()} is running on 127.0.0.1 (client 
 virtual host "localhost", with the invite modules from {ROOT / 'target' / 'plugins'}.
 Configuration and data: {workdir}
 
-Register an account with this invite: open the page in a browser (web registration, app list),
-or give the xmpp: URI to any XMPP client pointed at localhost:{server.c2s_port} (not encrypted):
+Register an account with this invite: open the page in a browser (web sign-up, app list, QR
+code), or give the xmpp: URI to any XMPP client pointed at localhost:{server.c2s_port} (not encrypted):
 
     {link}
     xmpp:localhost?register;preauth={token}
 
+My invites and the admin page: http://localhost:{server.http_port}/invite/me (sign up as "admin" for the admin page)
 More invites: {prosody_host.prosodyctl_bin()} --config {server.config_path} mod_invites generate localhost
 Log: {server.log_path}.  Ctrl-C stops the server.
 """, flush=True)

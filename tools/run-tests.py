@@ -6,7 +6,8 @@ specs (which load the built library), the rockspec (its version is Cargo.toml's;
 it offline into target/rocks-tree, tools/build-rock.sh; `prosodyctl install` of the binary rock on
 each host: the rock tiers), and the end-to-end suite against a real Prosody, once per
 host: the system's Prosody 0.12 and the Prosody 13 of target/prosody13 (tools/prosody13.sh), each
-its own tier named after the release it runs. Then the PostgreSQL tiers, one per host: the
+its own tier named after the release it runs; the browser tiers (spec/e2e/test_browser_web.py, one per
+host: mod_invites_web in Chromium through Selenium, run after the others). Then the PostgreSQL tiers, one per host: the
 storage-compatibility, registration, XEP-0379 and purge tests (POSTGRES_TESTS) with storage =
 "sql" on a private PostgreSQL this script starts (spec/e2e/postgres.py: initdb in a temporary
 directory, a loopback port, stopped by pid at the end; each Prosody server gets a database of its
@@ -64,6 +65,10 @@ STOCK_LAYOUT_ENV = {"E2E_STORAGE_LAYOUT": "stock"}
 PACKAGE_DIR = Path("/usr/lib/prosody-invites")
 PACKAGE_TESTS = ["spec/e2e/test_register.py", "spec/e2e/test_xep0379.py"]
 POSTGRES_ENV = {"E2E_SQL_DRIVER": "PostgreSQL", "E2E_DEFAULT_STORAGE": "sql"}
+# The browser tiers, one per host: mod_invites_web in Debian's Chromium through Selenium and
+# chromium-driver, axe-core from target/npm (make axe), QR codes decoded by zbarimg.
+BROWSER_TESTS = ["spec/e2e/test_browser_web.py"]
+BROWSER_ENV = {"E2E_BROWSER": "1"}
 
 
 def show(cmd, out, seconds=None):
@@ -228,7 +233,7 @@ class E2E:
         self.reader.join()
         code = self.proc.returncode
         shown = ("PROSODYCTL_BIN", "COMMUNITY_MODULES_DIR", "INVITES_PLUGIN_DIR", "E2E_ROCK", postgres.ENV,
-                 *POSTGRES_ENV, *STOCK_LAYOUT_ENV)
+                 *POSTGRES_ENV, *STOCK_LAYOUT_ENV, *BROWSER_ENV)
         show([f"{k}={self.env[k]}" for k in shown if k in self.env] + self.cmd, self.out, self.seconds)
         if not self.report.exists():
             return 0, 1, 0
@@ -245,9 +250,10 @@ class E2E:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--venv", default=".venv")
-    parser.add_argument("--only", choices=["lint", "unit", "rock", "e2e", "postgresql", "package"],
+    parser.add_argument("--only", choices=["lint", "unit", "rock", "e2e", "browser", "postgresql", "package"],
                         help="one group of tiers (rock: the rockspec built with luarocks and installed with "
                              "prosodyctl; e2e: the end-to-end tiers without the PostgreSQL and rock ones; "
+                             "browser: mod_invites_web in Chromium (Selenium, axe-core); "
                              "package: the installed Debian package, for tools/test-package.sh)")
     parser.add_argument("--host", choices=HOSTS, action="append",
                         help="end-to-end against this Prosody only: 12 (the system's 0.12) or 13 (target/prosody13)")
@@ -260,7 +266,8 @@ def main():
     with_pg = args.only in (None, "postgresql")
     with_package = args.only == "package"
     with_rock = args.only in (None, "rock")
-    for host in hosts if with_e2e or with_pg or with_package or with_rock else ():
+    with_browser = args.only in (None, "browser")
+    for host in hosts if with_e2e or with_pg or with_package or with_rock or with_browser else ():
         try:
             prosody_host.launcher_version(prosody_host.host_env(host)["PROSODYCTL_BIN"])
         except (OSError, prosody_host.ServerError) as e:
@@ -333,6 +340,12 @@ def main():
         for e2e in () if args.serial else runs:
             counts = e2e.result()
             record(e2e.name, counts, e2e.seconds)
+        # The browser tiers after the others: Chromium next to four Prosody test runs on two cores
+        # makes the XMPP clients' timeouts flaky.
+        browsers = [E2E(args.venv, host, "browser", BROWSER_ENV, BROWSER_TESTS)
+                    for host in (dict.fromkeys(hosts) if with_browser else ())]
+        for browser in browsers:
+            record(browser.name, browser.result(), browser.seconds)
         if pg is not None and any(name.startswith("postgresql") and counts[1] for name, counts in recorded):
             print(f"\n=== PostgreSQL log (last lines of {pg.log_path})\n{pg.log_tail()}", flush=True)
     finally:

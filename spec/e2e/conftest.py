@@ -14,7 +14,8 @@ server.check_tracebacks = False (or allow specific lines: server.allow_log(regex
 PostgreSQL: with $E2E_POSTGRES ("host=127.0.0.1 port=N user=U", a postgres.PostgresServer of the
 run) servers can use storage="postgres" (a database each); $E2E_SQL_DRIVER=PostgreSQL makes
 storage="sql" mean PostgreSQL and $E2E_DEFAULT_STORAGE=sql makes it the default; test_postgres.py
-is collected only then. test_rock.py likewise only with $E2E_ROCK (the binary rock to install).
+is collected only then. test_rock.py likewise only with $E2E_ROCK (the binary rock to install), and
+test_browser_*.py only with $E2E_BROWSER (the browser tiers).
 
 @pytest.mark.only_on("13", reason="...") (or "0.12", or several versions) skips a test on the
 other releases, with the reason; a version matches a release it is a prefix of ("13" -> 13.0.1).
@@ -64,6 +65,9 @@ def pytest_ignore_collect(collection_path, config):
         return True
     # The rock installed with prosodyctl: in the rock tiers, which name it in $E2E_ROCK.
     if collection_path.name == "test_rock.py" and not os.environ.get("E2E_ROCK"):
+        return True
+    # A real browser: in the browser tiers, which set $E2E_BROWSER.
+    if collection_path.name.startswith("test_browser_") and not os.environ.get("E2E_BROWSER"):
         return True
     return None
 

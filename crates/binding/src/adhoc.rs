@@ -3,7 +3,7 @@
 use mlua::{Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use invites_rules::adhoc::{self, AccountPlan, Authority, NameFacts, Requester};
-use invites_rules::register::RoleEntry;
+use invites_rules::roles::RoleEntry;
 
 use crate::convert::{fail, opt_plain_string, role_entries, seconds, truthy};
 

@@ -8,7 +8,7 @@ use invites_rules::invite::{MaxUses, ValidatedInvite};
 use invites_rules::plans::StoreKey;
 use invites_rules::record::InviteType;
 use invites_rules::record::{Field, InviteFacts, Record};
-use invites_rules::register::RoleEntry;
+use invites_rules::roles::RoleEntry;
 
 /// Declares the table keys the binding reads and writes, made into Lua strings once per host
 /// object: a ready string is pushed without hashing and interning it again on every call.
@@ -362,9 +362,9 @@ pub(crate) fn truthy(value: &Value) -> bool {
     !matches!(value, Value::Nil | Value::Boolean(false))
 }
 
-/// A field of an invite table as classification reads it. With `numbers`, a number becomes the
-/// string Lua makes of it (the shim's Lua concatenated `inviter` and `username`, numbers too);
-/// without, it is unusable (`util.jid.split` takes the length of `jid`, which raises for one).
+/// A field of an invite table as classification reads it. With `numbers` (`inviter` and
+/// `username`, which creators are made of), a number becomes the string Lua makes of it; without
+/// (`jid`, which is split as a JID), it is unusable.
 enum FieldValue {
     Missing,
     Text(LuaString),
@@ -386,7 +386,7 @@ impl FieldValue {
 }
 
 /// The classification facts of any invite table (stored record, new or validated invite), read
-/// with ordinary indexing, as the shim's Lua did; `classify` calls `with` on them.
+/// with ordinary indexing; `classify` calls `with` on them.
 pub(crate) fn with_invite_facts<R>(
     lua: &Lua,
     names: &FieldNames,

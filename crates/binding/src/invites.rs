@@ -148,9 +148,13 @@ impl UserData for Invites {
             keys_table(lua, &this.names, plans::use_plan(&validated_from_table(&this.names, &validated)?))
         });
 
-        // revoke_plan(token, record?) -> { {user=?, token=}, ... }
-        methods.add_method("revoke_plan", |lua, this, (token, record): (String, Value)| {
-            let keys = this.tracer.traced(|| plans::revoke_plan(&token, read_record(&this.names, &token, &record)))?;
+        // revoke_plan(token, record?, audit_jid?) -> { {user=?, token=}, ... }; audit_jid: the
+        // jid of the invite's audit record, which names the inviter of a contact-only invite
+        // (one without a host-level record)
+        methods.add_method("revoke_plan", |lua, this, (token, record, audit_jid): (String, Value, Option<String>)| {
+            let keys = this
+                .tracer
+                .traced(|| plans::revoke_plan(&token, read_record(&this.names, &token, &record), audit_jid.as_deref()))?;
             keys_table(lua, &this.names, keys)
         });
 
@@ -179,26 +183,26 @@ impl UserData for Invites {
             token_list(lua, plans::deleted_user_plan(entries.iter().map(|(t, j)| (t.as_str(), j.as_str())), &username))
         });
 
-        // classify(invite) -> kind, creator, max_uses: what mod_invites' audit records and
+        // classify(invite) -> kind, creator, max_uses, page_kind: what mod_invites' audit records and
         // statistics call any invite table (stored record, new or validated invite), read with
-        // ordinary indexing as the shim's kind_of, creator_of and max_uses_of read it.
+        // ordinary indexing.
         //   kind: "account-and-contact" / "contact" for type "roster" (allow_registration truthy
         //     or not), else "reset" / "account" (additional_data.allow_reset truthy or not);
         //   creator: additional_data.source when a non-empty string (its util.jid.bare when it
         //     contains '@' and is a JID), else for type "roster" the node of jid, or inviter, or
         //     username, "@" host ("unknown" when none), else "module";
-        //   max_uses: additional_data.max_uses when an integer >= 1 (not 2.0), else nil.
-        // An additional_data that is not a table counts as empty. Raises where the Lua raised:
-        // a jid other than a string, nil or false, or an inviter/username other than a string,
-        // number, nil or false, when it comes to be used; and for an invite that is not a table
-        // (the Lua raised for nil, booleans and numbers, but read a string as an empty invite).
+        //   max_uses: additional_data.max_uses when an integer >= 1 (not 2.0), else nil;
+        //   page_kind: the kind invites_page_supports names (InviteKind::page_kind).
+        // An additional_data that is not a table counts as empty. Raises for a jid other than a
+        // string, nil or false, or an inviter/username other than a string, number, nil or
+        // false, when it comes to be used; and for an invite that is not a table.
         methods.add_method("classify", |lua, this, invite: Table| {
             let (kind, creator, max_uses) = with_invite_facts(lua, &this.names, &invite, |facts| {
                 let creator = facts.creator(&this.host).map(|creator| lua.create_string(creator));
-                (facts.kind().as_str(), creator, facts.max_uses())
+                (facts.kind(), creator, facts.max_uses())
             })?;
             let creator = creator.map_err(|e| mlua::Error::runtime(e.to_string()))??;
-            Ok((kind, creator, max_uses))
+            Ok((kind.as_str(), creator, max_uses, kind.page_kind()))
         });
 
         // reservations_load(host_map, now): rebuilds the index of reserved usernames

@@ -13,6 +13,7 @@ mod invites;
 mod lifecycle;
 mod log;
 mod registration;
+mod roles;
 mod rooms;
 mod shell;
 mod values;
@@ -27,6 +28,7 @@ use crate::convert::{error_of, fail};
 use crate::invites::new_invites;
 use crate::lifecycle::{lifecycle_of, quota_check};
 use crate::registration::{contact_token, new_registration};
+use crate::roles::roles_exports;
 use crate::rooms::rooms_exports;
 use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
 use crate::values::{check_token, option_period, parse_period, redact};
@@ -103,5 +105,14 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("adhoc", adhoc_exports(lua)?)?;
     // Group chats carried by invites
     exports.set("rooms", rooms_exports(lua)?)?;
+    exports.set("roles", roles_exports(lua)?)?;
+    // mod_invites_web: qr_svg(text, title) -> inline <svg> markup | nil, code, text
+    exports.set(
+        "qr_svg",
+        lua.create_function(|lua, (text, title): (String, String)| match invites_rules::qr::svg(&text, &title) {
+            Ok(markup) => Ok(MultiValue::from_iter([Value::String(lua.create_string(markup)?)])),
+            Err(error) => fail(lua, &error),
+        })?,
+    )?;
     Ok(exports)
 }

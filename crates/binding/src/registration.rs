@@ -8,6 +8,7 @@ use invites_rules::claims::Claims;
 use invites_rules::net::Exemptions;
 use invites_rules::record::InviteType;
 use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation};
+use invites_rules::roles::role_names;
 use invites_rules::subscription;
 use invites_rules::throttle::{PreauthGate, PreauthStep, ThrottleConfig};
 
@@ -163,7 +164,7 @@ impl UserData for Registration {
             };
             let settlement = this.claims.settle(&token, holder);
             let inviter = str_field(&facts, "inviter");
-            let roles = reg::role_names(role_entries(&facts.raw_get::<Value>("roles")?));
+            let roles = role_names(role_entries(&facts.raw_get::<Value>("roles")?));
             let plan =
                 reg::welcome(settlement, &username, inviter.as_deref(), inviter_exists, still_stored, use_limit(&facts)?, roles);
             let plan = match plan {

@@ -375,6 +375,6 @@ mod tests {
         let contact = Redemption::Contact { username: "alice", user_expiry: Some(100) };
         assert_eq!(validate(Some(T), HOST, malformed(), contact, 0), Err(Error::TokenInvalid), "even with a user-level half");
         assert_eq!(validate(None, HOST, malformed(), Redemption::Account, 0), Err(Error::TokenInvalid), "checked first");
-        assert_eq!(revoke_plan(T, malformed()), vec![StoreKey { user: None, token: T.into() }]);
+        assert_eq!(revoke_plan(T, malformed(), None), vec![StoreKey { user: None, token: T.into() }]);
     }
 }

@@ -46,17 +46,23 @@ pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
     keys
 }
 
-/// The keys that revoking `token` deletes, from its host-level record as read (see [`validate`]):
-/// both halves of a contact invite that allows registration (stock deleted only the host half,
-/// leaving the token able to subscribe), the inviter's half first (see [`use_plan`]). A record
-/// that cannot be read names no inviter: its host-level key goes, which ends registration with it.
-pub fn revoke_plan(token: &str, record: Result<Option<Record>>) -> Vec<StoreKey> {
+/// The keys that revoking `token` deletes, from its host-level record as read (see [`validate`])
+/// and, when there is none (a contact-only invite), the `jid` of its audit record, which names
+/// the inviter (`audit_jid`): both halves of a contact invite that allows registration (stock deleted only
+/// the host half, leaving the token able to subscribe), the inviter's half first (see
+/// [`use_plan`]). A record that cannot be read names no inviter: its host-level key goes, which
+/// ends registration with it.
+pub fn revoke_plan(token: &str, record: Result<Option<Record>>, audit_jid: Option<&str>) -> Vec<StoreKey> {
     let record = record.unwrap_or_else(|e| {
         debug!("revoking unreadable invite {}: {e}", redact(token));
         None
     });
     let mut keys = Vec::with_capacity(2);
-    if let Some(owner) = record.as_ref().filter(|r| r.kind == InviteType::Roster).and_then(|r| node_of(&r.jid)) {
+    let owner = match &record {
+        Some(record) => (record.kind == InviteType::Roster).then(|| node_of(&record.jid)).flatten(),
+        None => audit_jid.and_then(node_of),
+    };
+    if let Some(owner) = owner {
         keys.push(StoreKey { user: Some(owner.to_owned()), token: token.to_owned() });
     }
     keys.push(StoreKey { user: None, token: token.to_owned() });
@@ -94,8 +100,11 @@ mod tests {
         let v = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
         let both = vec![StoreKey { user: Some("alice".into()), token: T.into() }, StoreKey { user: None, token: T.into() }];
         assert_eq!(use_plan(&v), both);
-        assert_eq!(revoke_plan(T, stored(&record)), both);
-        assert_eq!(revoke_plan(T, Ok(None)), vec![StoreKey { user: None, token: T.into() }]);
+        assert_eq!(revoke_plan(T, stored(&record), None), both);
+        assert_eq!(revoke_plan(T, Ok(None), None), vec![StoreKey { user: None, token: T.into() }]);
+        // A contact-only invite: no host-level record, its audit record names the contact.
+        assert_eq!(revoke_plan(T, Ok(None), Some("alice@example.com")), both);
+        assert_eq!(revoke_plan(T, stored(&record), Some("mallory@example.com")), both, "the record wins");
 
         let account = create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap();
         let v = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();

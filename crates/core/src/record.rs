@@ -146,6 +146,17 @@ impl InviteKind {
             Self::AccountAndContact => "account-and-contact",
         }
     }
+
+    /// The kind Prosody 13's `invites_page_supports` names: a reset invite is an account one,
+    /// a contact invite without registration `contact-only` (stock 13's words; its default list
+    /// says `contact`, so such invites get no landing page unless an operator lists it).
+    pub fn page_kind(self) -> &'static str {
+        match self {
+            Self::Account | Self::Reset => "account",
+            Self::Contact => "contact-only",
+            Self::AccountAndContact => "account-and-contact",
+        }
+    }
 }
 
 /// A field of an invite table as the classification reads it. Lua strings are bytes, so the
@@ -154,14 +165,14 @@ impl InviteKind {
 pub enum Field<'a> {
     /// `nil` or `false`.
     Missing,
-    /// A string; for `inviter` and `username` also a number as Lua prints it (the Lua
-    /// concatenated those, which takes numbers; it took the length of `jid`, which does not).
+    /// A string; for `inviter` and `username` also a number as Lua prints it (creators are
+    /// made of those; `jid` is split as a JID, which a number is not).
     Text(&'a [u8]),
-    /// Anything else: the shim's Lua functions raised when they came to use it.
+    /// Anything else: unusable, an error when the classification comes to use it.
     Other,
 }
 
-/// Classification met a field it cannot use where the shim's Lua raised.
+/// Classification met a field it cannot use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JunkField(pub &'static str);
 
@@ -354,6 +365,12 @@ mod tests {
         assert_eq!(Record { jid: "example.com".into(), ..record.clone() }.reserves(0), None);
         assert_eq!(record.facts().kind(), InviteKind::Account);
         assert_eq!(Record { allow_reset: true, ..record.clone() }.facts().kind(), InviteKind::Reset);
+    }
+
+    #[test]
+    fn page_kinds_are_prosody_13s() {
+        let kinds = [InviteKind::Account, InviteKind::Reset, InviteKind::Contact, InviteKind::AccountAndContact];
+        assert_eq!(kinds.map(InviteKind::page_kind), ["account", "account", "contact-only", "account-and-contact"]);
     }
 
     #[test]

@@ -185,38 +185,6 @@ pub fn welcome(
     Ok(Welcome { consume, befriend, roles })
 }
 
-/// One entry of an invite's `additional_data.roles`, which comes as a map (`{role = true}`, what
-/// the stock command line writes) or as an array (`{"role"}`, what later versions write).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoleEntry {
-    /// `roles[i] = "name"`.
-    Listed(String),
-    /// `roles.name = flag`.
-    Keyed(String, bool),
-}
-
-/// The role names to grant, without duplicates: listed entries in their order (Prosody 13 takes
-/// the first as the primary role), then keyed ones sorted by name.
-pub fn role_names(entries: impl IntoIterator<Item = RoleEntry>) -> Vec<String> {
-    let mut listed = Vec::new();
-    let mut keyed = Vec::new();
-    for entry in entries {
-        match entry {
-            RoleEntry::Listed(name) => listed.push(name),
-            RoleEntry::Keyed(name, true) => keyed.push(name),
-            RoleEntry::Keyed(_, false) => {}
-        }
-    }
-    keyed.sort();
-    let mut names: Vec<String> = Vec::with_capacity(listed.len() + keyed.len());
-    for name in listed.into_iter().chain(keyed) {
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
-}
-
 // ---------------------------------------------------------------------------------------------
 // `ibr=y`
 
@@ -406,24 +374,6 @@ mod tests {
         assert_eq!(decide_registration(&registering("x", Some(group))).map(|a| a.claim.map(|c| c.slots)), Ok(Some(1)));
         let unlimited = PresentedInvite { reusable: true, ..invite(InviteType::Register, "example.com") };
         assert_eq!(decide_registration(&registering("x", Some(unlimited))).map(|a| a.claim), Ok(None));
-    }
-
-    #[test]
-    fn roles_as_map_or_array() {
-        let cases = [
-            (vec![RoleEntry::Keyed("prosody:admin".into(), true)], vec!["prosody:admin"]),
-            (vec![RoleEntry::Listed("prosody:admin".into()), RoleEntry::Listed("b".into())], vec!["prosody:admin", "b"]),
-            (vec![RoleEntry::Keyed("z".into(), true), RoleEntry::Keyed("a".into(), true)], vec!["a", "z"]),
-            (vec![RoleEntry::Keyed("off".into(), false), RoleEntry::Keyed("on".into(), true)], vec!["on"]),
-            (
-                vec![RoleEntry::Listed("x".into()), RoleEntry::Keyed("x".into(), true), RoleEntry::Listed(String::new())],
-                vec!["x"],
-            ),
-            (vec![], vec![]),
-        ];
-        for (entries, expected) in cases {
-            assert_eq!(role_names(entries.clone()), expected, "{entries:?}");
-        }
     }
 
     #[test]
