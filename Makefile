@@ -142,13 +142,15 @@ test-unit: plugins
 	@sh tools/debian-deps.sh $(UNIT_PACKAGES)
 	$(PYTHON) tools/run-tests.py --only unit
 
-# Our modules against Debian's stock ones on the same Prosody, interleaved rounds (up to ten
-# minutes; not part of `make test`). One line per figure; full results in target/bench.json.
-# BENCH_FLAGS=--quick for a fast check of the bench itself.
+# Our modules (default layout and invites_storage_layout = "stock") against Debian's stock ones on
+# the same Prosody, interleaved rounds, N = 0 to 100 000 live invites (at most ten minutes; not part
+# of `make test`). Prints the tables and the targets (PASS/MISS); full results in target/bench.json,
+# the chart in docs/bench.png (matplotlib from the venv). BENCH_FLAGS=--quick for a fast smoke run of
+# the bench itself; BENCH_FLAGS=--disk puts the servers' data on disk instead of /dev/shm.
 # PROSODY=13 benches on Prosody 13. First, bench/binding.lua: ns per binding call, no Prosody.
 bench: deps venv plugins $(ON13)
 	$(LUA) bench/binding.lua
-	$(PYTHON) bench/run.py $(if $(ON),--prosody $(ON)) $(BENCH_FLAGS)
+	$(VENV)/bin/python bench/run.py $(if $(ON),--prosody $(ON)) $(BENCH_FLAGS)
 
 # A local Prosody on loopback with our modules, printing a working invite. Ctrl-C stops it.
 # PROSODY=13 runs it on Prosody 13.
