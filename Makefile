@@ -48,8 +48,8 @@ all: plugins
 
 plugins: $(PLUGINS)/invites_core.so $(SHIMS:lua/%=$(PLUGINS)/%)
 
-$(NATIVE): Cargo.toml Cargo.lock $(wildcard crates/*/Cargo.toml crates/*/src/*.rs)
-	$(CARGO) build -p invites_core $(CARGO_FLAGS)
+$(NATIVE): Cargo.toml Cargo.lock $(wildcard src/*.rs crates/*/Cargo.toml crates/*/src/*.rs)
+	$(CARGO) build -p invites-lua $(CARGO_FLAGS)
 
 $(LUA_STAMP):
 	@mkdir -p target

@@ -1,7 +1,7 @@
 -- Group chats carried by invites: additional_data.rooms = { { jid = ROOM, autojoin = true }, ... }.
 -- Checked when an invite is created, applied when it is used (membership, XEP-0402 bookmark,
 -- XEP-0249 invitation, each room on its own), undone when the account is deleted. The rules are
--- in the core (crates/core/src/rooms.rs); this file gathers the facts and carries out what it decides.
+-- in the core (crates/rules/src/rooms.rs); this file gathers the facts and carries out what it decides.
 -- Loaded by mod_invites (module:require), in its environment.
 local st = require "util.stanza";
 local id = require "util.id";

@@ -1,4 +1,4 @@
--- Random Lua values thrown at every function the native binding exports (crates/binding/src): each
+-- Random Lua values thrown at every function the native binding exports (src/): each
 -- call must return (its values, or nil, a code and a text) or raise a Lua error, never crash the Lua
 -- state, never panic in Rust. Seeded, so a failure can be replayed.
 local fake = require "helpers.fake_prosody";
@@ -10,7 +10,7 @@ local USERDATA_SOURCES = { "invites.rs", "registration.rs", "adhoc.rs" };
 local function method_names()
 	local names = {};
 	for _, file in ipairs(USERDATA_SOURCES) do
-		local f = assert(io.open("crates/binding/src/" .. file));
+		local f = assert(io.open("src/" .. file));
 		local source = f:read("a");
 		f:close();
 		for name in source:gmatch('add_method[_mut]*%(%s*"([%w_]+)"') do
@@ -110,7 +110,7 @@ describe("the native binding under random input", function ()
 	it("survives every method called on every object, with random arguments and random selves", function ()
 		math.randomseed(SEED + 1);
 		local names = method_names();
-		assert.is_true(#names >= 20, "methods found in crates/binding/src");
+		assert.is_true(#names >= 20, "methods found in src/");
 		local found = 0;
 		for _ = 1, ROUNDS do
 			for _, name in ipairs(names) do

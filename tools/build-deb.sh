@@ -36,9 +36,9 @@ install -m 0644 "$plugins/invites_core.so" "$lib/"
 
 gzip -9n <README.md >"$doc/README.md.gz"
 install -m 0644 packaging/deb/prosody-invites.cfg.lua "$doc/examples/"
-crates=$(cargo tree --locked --offline -p invites_core -e normal,no-proc-macro --prefix none --format "{p} {l}" \
+crates=$(cargo tree --locked --offline -p invites-lua -e normal,no-proc-macro --prefix none --format "{p} {l}" \
 	--no-default-features --features lua54 2>/dev/null | sed 's/ (\*)$//; s/ (\/[^)]*)//' | sort -u |
-	grep -v '^invites[-_]core ' | sed 's/^/  /') || crates="  (cargo tree unavailable)"
+	grep -v '^invites-\(lua\|rules\) ' | sed 's/^/  /') || crates="  (cargo tree unavailable)"
 awk -v crates="$crates" '{ if ($0 == "@CRATES@") print crates; else print }' packaging/deb/copyright.in \
 	>"$doc/copyright"
 chmod 0644 "$doc/copyright"

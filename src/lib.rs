@@ -1,5 +1,5 @@
 //! invites_core: the Lua module (`require "invites_core"`), the binding of the rules in
-//! `invites_rules` (crates/core) to Lua.
+//! `invites_rules` (crates/rules) to Lua; the package is `invites-lua`.
 //!
 //! It converts Lua values to core types and back, draws token bytes from the OS random source,
 //! hands the core's [`invites_rules::Error`] to Lua as `nil, code, text` (reading codes that come

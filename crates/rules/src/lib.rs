@@ -6,7 +6,7 @@
 //! command-line verbs. It never reads the clock, the random source or storage; the caller passes
 //! the current time, random bytes and the records it has read.
 //!
-//! The Lua binding (the `invites_core` crate) converts Lua tables to these types and back and
+//! The Lua binding (the `invites-lua` package at the top of the workspace, built as `invites_core.so`) converts Lua tables to these types and back and
 //! maps [`Error`] to Prosody's error strings. The Lua shims in `lua/` do all I/O (storage,
 //! stanzas, events) and ask it what to do.
 
