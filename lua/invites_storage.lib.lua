@@ -61,15 +61,20 @@ function shared:users()
 	end;
 end
 
-function shared:remove_user_tokens(user, tokens)
+-- Removes `tokens` from `user`'s record of a map store, in one write.
+local function remove_tokens(map_store, user, tokens)
 	if #tokens == 0 then
 		return true;
 	end
 	local keys = {};
 	for _, token in ipairs(tokens) do
-		keys[token] = self.token.remove;
+		keys[token] = map_store.remove;
 	end
-	return self.token:set_keys(user, keys);
+	return map_store:set_keys(user, keys);
+end
+
+function shared:remove_user_tokens(user, tokens)
+	return remove_tokens(self.token, user, tokens);
 end
 
 function shared:remove_user(user)
@@ -537,14 +542,7 @@ function records:records_of(username)
 end
 
 function records:unname(username, tokens)
-	if #tokens == 0 then
-		return true;
-	end
-	local keys = {};
-	for _, token in ipairs(tokens) do
-		keys[token] = self.by_name.remove;
-	end
-	return self.by_name:set_keys(username, keys);
+	return remove_tokens(self.by_name, username, tokens);
 end
 
 --- Moving invites between the layouts

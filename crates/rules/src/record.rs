@@ -344,9 +344,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_reserve_their_name_while_pending() {
-        let record = Record {
+    /// An account invite restricted to `bob`, expiring at 100.
+    fn bobs_invite() -> Record {
+        Record {
             kind: InviteType::Register,
             jid: "bob@example.com".into(),
             token: "t".into(),
@@ -357,7 +357,12 @@ mod tests {
             reusable: None,
             allow_reset: false,
             roster_subscription: None,
-        };
+        }
+    }
+
+    #[test]
+    fn records_reserve_their_name_while_pending() {
+        let record = bobs_invite();
         assert_eq!(record.reserves(100), Some("bob"));
         assert_eq!(record.reserves(101), None);
         assert_eq!(Record { allow_reset: true, ..record.clone() }.reserves(0), None);
@@ -375,18 +380,7 @@ mod tests {
 
     #[test]
     fn name_keys_are_the_accounts_of_restricted_and_reset_invites() {
-        let record = Record {
-            kind: InviteType::Register,
-            jid: "bob@example.com".into(),
-            token: "t".into(),
-            allow_registration: true,
-            uri: None,
-            created_at: None,
-            expires: 100,
-            reusable: None,
-            allow_reset: false,
-            roster_subscription: None,
-        };
+        let record = bobs_invite();
         assert_eq!(record.name_key(), Some("bob"));
         assert_eq!(Record { allow_reset: true, ..record.clone() }.name_key(), Some("bob"), "even once expired");
         assert_eq!(Record { jid: "example.com".into(), ..record.clone() }.name_key(), None);
