@@ -228,98 +228,52 @@ pub struct ShellCommand {
     pub positional_switches: &'static [&'static str],
 }
 
+impl ShellCommand {
+    /// A verb with its fixed arguments and no flags; the builders below add them.
+    const fn verb(name: &'static str, desc: &'static str, args: &'static [&'static str]) -> Self {
+        Self { name, desc, args, value_flags: &[], array_flags: &[], switches: &[], positional_switches: &[] }
+    }
+
+    const fn values(self, value_flags: &'static [&'static str]) -> Self {
+        Self { value_flags, ..self }
+    }
+
+    const fn arrays(self, array_flags: &'static [&'static str]) -> Self {
+        Self { array_flags, ..self }
+    }
+
+    const fn switches(self, switches: &'static [&'static str]) -> Self {
+        Self { switches, ..self }
+    }
+
+    const fn positional(self, positional_switches: &'static [&'static str]) -> Self {
+        Self { positional_switches, ..self }
+    }
+}
+
 /// The verbs, as `prosodyctl shell invite VERB ARGS --flags` and `help invite` show them.
 pub const SHELL_COMMANDS: &[ShellCommand] = &[
-    ShellCommand {
-        name: "create_account",
-        desc: "Create an invitation to make an account on this server with the specified JID (supply only a hostname to allow any username)",
-        args: &["user_jid"],
-        value_flags: &["expires_after", "uses"],
-        array_flags: &["role", "group", "room"],
-        switches: &["admin"],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "create_reset",
-        desc: "Create a password reset link for the specified user",
-        args: &["user_jid"],
-        value_flags: &["expires_after"],
-        array_flags: &[],
-        switches: &[],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "create_contact",
-        desc: "Create an invitation to become contacts with the specified user",
-        args: &["user_jid"],
-        value_flags: &["expires_after"],
-        array_flags: &["room"],
-        switches: &["allow_registration"],
-        positional_switches: &["allow_registration"],
-    },
-    ShellCommand {
-        name: "show",
-        desc: "Show details of an invitation token: kind, creator, state, who used it",
-        args: &["host", "token"],
-        value_flags: &[],
-        array_flags: &[],
-        switches: &[],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "delete",
-        desc: "Delete/revoke an invitation token",
-        args: &["host", "token"],
-        value_flags: &[],
-        array_flags: &[],
-        switches: &[],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "list",
-        desc: "List pending invitations of every kind (--kind account|reset|contact|account-and-contact, --creator JID)",
-        args: &["host"],
-        value_flags: &["kind", "creator"],
-        array_flags: &[],
-        switches: &[],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "migrate",
-        desc: "Move every invitation into a storage layout: --to records (one record per invite, the default) or --to stock (what the stock modules read)",
-        args: &["host"],
-        value_flags: &["to"],
-        array_flags: &[],
-        switches: &[],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "revoke_by",
-        desc: "Revoke every pending invitation the specified account (or source, e.g. prosodyctl) created (--tree: and every account that came from its invites, recursively)",
-        args: &["host", "creator"],
-        value_flags: &[],
-        array_flags: &[],
-        switches: &["tree"],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "tree",
-        desc: "Show the accounts that came from the specified account's invites, recursively, with dates and the invite each used",
-        args: &["host", "user_jid"],
-        value_flags: &[],
-        array_flags: &[],
-        switches: &[],
-        positional_switches: &[],
-    },
-    ShellCommand {
-        name: "check",
-        desc: "Check the configuration of a host for invites: one line per problem, with what to change",
-        args: &["host"],
-        value_flags: &[],
-        array_flags: &[],
-        switches: &[],
-        positional_switches: &[],
-    },
+    ShellCommand::verb("create_account", "Create an invitation to make an account on this server with the specified JID (supply only a hostname to allow any username)", &["user_jid"])
+        .values(&["expires_after", "uses"])
+        .arrays(&["role", "group", "room"])
+        .switches(&["admin"]),
+    ShellCommand::verb("create_reset", "Create a password reset link for the specified user", &["user_jid"])
+        .values(&["expires_after"]),
+    ShellCommand::verb("create_contact", "Create an invitation to become contacts with the specified user", &["user_jid"])
+        .values(&["expires_after"])
+        .arrays(&["room"])
+        .switches(&["allow_registration"])
+        .positional(&["allow_registration"]),
+    ShellCommand::verb("show", "Show details of an invitation token: kind, creator, state, who used it", &["host", "token"]),
+    ShellCommand::verb("delete", "Delete/revoke an invitation token", &["host", "token"]),
+    ShellCommand::verb("list", "List pending invitations of every kind (--kind account|reset|contact|account-and-contact, --creator JID)", &["host"])
+        .values(&["kind", "creator"]),
+    ShellCommand::verb("migrate", "Move every invitation into a storage layout: --to records (one record per invite, the default) or --to stock (what the stock modules read)", &["host"])
+        .values(&["to"]),
+    ShellCommand::verb("revoke_by", "Revoke every pending invitation the specified account (or source, e.g. prosodyctl) created (--tree: and every account that came from its invites, recursively)", &["host", "creator"])
+        .switches(&["tree"]),
+    ShellCommand::verb("tree", "Show the accounts that came from the specified account's invites, recursively, with dates and the invite each used", &["host", "user_jid"]),
+    ShellCommand::verb("check", "Check the configuration of a host for invites: one line per problem, with what to change", &["host"]),
 ];
 
 /// Reads `--uses N`: a whole number of registrations from 1.
