@@ -328,11 +328,11 @@ local function validate_stored(token, username, user_expiry)
 	if read_err then
 		return nil, read_err;
 	end
-	local invite, invalid_err = invites:validate(token, record, username, user_expiry, now());
+	local invite, check_account, check_entry = invites:validate(token, record, username, user_expiry, now());
 	if not invite then
-		return nil, invalid_err;
+		return nil, check_account;
 	end
-	return invite, record;
+	return invite, record, check_account, check_entry;
 end
 
 function get_account_invite_info(token) --luacheck: ignore 131/get_account_invite_info
@@ -417,26 +417,21 @@ local function account_exists(username)
 	return usermanager.user_exists(username, module.host);
 end
 
--- Deletions made outside the server (prosodyctl deluser on 0.12 never tells it) count: a contact
--- invite is valid only while its inviter's entry (which deleting the account purges) and account
--- exist; an invite whose creator asked to befriend the invitee, only while the creator exists.
-local function check_inviter(invite, token, contact_path)
-	local inviter = contact_path and invite.username or invite.inviter;
-	if type(inviter) ~= "string" then
-		return true;
-	end
-	if invite.type == "roster" and not contact_path then
-		local entry, err = layout:user_entry(inviter, token);
+-- Deletions made outside the server (prosodyctl deluser on 0.12 never tells it) count: the core
+-- names the account that must still exist and the user whose entry must (InviterChecks).
+local function check_inviter(token, account, entry_of)
+	if entry_of then
+		local entry, err = layout:user_entry(entry_of, token);
 		if entry == nil then
 			if err then
 				return nil, err;
 			end
-			module:log("debug", "Contact invite %s of %s: the inviter's entry is gone", core.redact(token), inviter);
+			module:log("debug", "Contact invite %s of %s: the inviter's entry is gone", core.redact(token), entry_of);
 			return nil, "token-invalid";
 		end
 	end
-	if not account_exists(inviter) then
-		module:log("debug", "Invite %s of %s: the inviter's account is gone", core.redact(token), inviter);
+	if account and not account_exists(account) then
+		module:log("debug", "Invite %s of %s: the inviter's account is gone", core.redact(token), account);
 		return nil, "token-invalid";
 	end
 	return true;
@@ -461,11 +456,11 @@ function get(token, username)
 			return nil, "token-invalid";
 		end
 	end
-	local invite, invalid_err = validate_stored(token, username, user_expiry);
+	local invite, record_or_err, check_account, check_entry = validate_stored(token, username, user_expiry);
 	if not invite then
-		return nil, invalid_err;
+		return nil, record_or_err;
 	end
-	local inviter_ok, inviter_err = check_inviter(invite, token, username ~= nil);
+	local inviter_ok, inviter_err = check_inviter(token, check_account, check_entry);
 	if not inviter_ok then
 		return nil, inviter_err;
 	end

@@ -104,7 +104,8 @@ impl UserData for Invites {
             },
         );
 
-        // validate(token, record?, username?, user_expiry?, now) -> validated invite | nil, err
+        // validate(token, record?, username?, user_expiry?, now) -> validated invite, the account
+        // that must exist (InviterChecks), the user whose entry must exist | nil, err
         methods.add_method(
             "validate",
             |lua, this, (token_value, record, username, user_expiry, now): (Value, Value, Value, Value, i64)| {
@@ -135,8 +136,14 @@ impl UserData for Invites {
                 })?;
                 match outcome {
                     Ok(invite) => {
+                        let checks = invite.inviter_checks(username.is_some());
+                        let (account, entry_of) = (checks.account.map(str::to_owned), checks.entry_of.map(str::to_owned));
                         let table = validated_table(lua, names, invite, &token_value, &username_value, fields.as_ref())?;
-                        Ok(MultiValue::from_iter([Value::Table(table)]))
+                        Ok(MultiValue::from_iter([
+                            Value::Table(table),
+                            account.into_lua_value(lua)?,
+                            entry_of.into_lua_value(lua)?,
+                        ]))
                     }
                     Err(e) => failure(lua, e.code()),
                 }

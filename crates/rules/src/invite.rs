@@ -96,6 +96,29 @@ pub struct ValidatedInvite {
     pub host_level: bool,
 }
 
+/// What must still exist for a validated invite to be usable, because a deletion made outside
+/// the server (`prosodyctl deluser` on 0.12 tells it nothing) must still end it: the account of
+/// its inviter and, for a contact invite used to register, that inviter's user-level entry
+/// (which deleting the account purges).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviterChecks<'a> {
+    /// The account that must exist.
+    pub account: Option<&'a str>,
+    /// The user whose user-level entry for the token must exist.
+    pub entry_of: Option<&'a str>,
+}
+
+impl ValidatedInvite {
+    /// The checks [`InviterChecks`] names for this invite: on the XEP-0379 path the contact it
+    /// befriends, else the inviter (a contact invite's owner, or an account invite's creator who
+    /// asked to become the new account's contact).
+    pub fn inviter_checks(&self, redemption_is_contact: bool) -> InviterChecks<'_> {
+        let account = if redemption_is_contact { self.username.as_deref() } else { self.inviter.as_deref() };
+        let entry_of = account.filter(|_| self.kind == InviteType::Roster && !redemption_is_contact);
+        InviterChecks { account, entry_of }
+    }
+}
+
 /// 9999-12-31T23:59:59Z: the latest expiry a record gets.
 pub const LAST_EXPIRY: i64 = 253_402_300_799;
 
@@ -232,6 +255,19 @@ mod tests {
     use super::testing::*;
     use super::*;
     use crate::plans::{StoreKey, revoke_plan, use_plan};
+
+    #[test]
+    fn a_contact_invite_needs_its_inviter_and_the_inviters_entry() {
+        let record = create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap();
+        let registering = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
+        assert_eq!(registering.inviter_checks(false), InviterChecks { account: Some("alice"), entry_of: Some("alice") });
+        let subscribing =
+            validate(Some(T), HOST, stored(&record), Redemption::Contact { username: "alice", user_expiry: Some(9) }, 1).unwrap();
+        assert_eq!(subscribing.inviter_checks(true), InviterChecks { account: Some("alice"), entry_of: None });
+        let account = create(&request(InviteType::Register, None, true), T.into(), 0).unwrap();
+        let plain = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();
+        assert_eq!(plain.inviter_checks(false), InviterChecks { account: None, entry_of: None });
+    }
 
     #[test]
     fn creates_records_like_stock() {
