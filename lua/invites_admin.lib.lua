@@ -1,11 +1,7 @@
 -- The operator's side of mod_invites: the admin shell's `invite` section and `prosodyctl
--- mod_invites ...`, the same verbs on 0.12 and 13 (names, arguments and flags in core.shell_commands).
---   invite create_account HOST|JID [--role ROLE]... [--group ID]... [--room JID]... [--admin] [--uses N] [--expires-after PERIOD]
---   invite create_reset JID [--expires-after PERIOD]
---   invite create_contact JID [--allow-registration] [--room JID]... [--expires-after PERIOD]
---   invite list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR [--tree]
---   invite tree HOST JID | check HOST
---   invite migrate HOST --to records|stock
+-- mod_invites ...`, the same verbs on 0.12 and 13. Their names, arguments, flags and usage lines
+-- are the core's (core.shell_commands, from SHELL_COMMANDS in crates/rules/src/shell.rs); this
+-- file only prints them.
 -- Loaded by mod_invites (module:require), in its environment.
 local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
@@ -320,6 +316,11 @@ local function missing_argument(command, args)
 	end
 end
 
+-- A mistake in a verb's words, and how the verb is written.
+local function usage_mistake(command, why)
+	return ("%s (usage: %s)"):format(why, command.usage);
+end
+
 -- One handler per verb, for both shells: 13 passes the fixed arguments and its parsed flags;
 -- 0.12 passes every word as a string (as does a Lua call without a flags table).
 local function shell_handler(command)
@@ -334,12 +335,12 @@ local function shell_handler(command)
 			local why;
 			args, opts, why = core.parse_shell_args(command.name, words);
 			if not args then
-				return nil, why;
+				return nil, usage_mistake(command, why);
 			end
 		end
 		local missing = missing_argument(command, args);
 		if missing then
-			return nil, missing;
+			return nil, usage_mistake(command, missing);
 		end
 		local _, host = jid_split(args[1]);
 		local mod, err = host_module(host);
@@ -367,13 +368,13 @@ function admin.register_shell()
 	end
 end
 
--- prosodyctl mod_invites list|show|delete|revoke_by HOST ...: the shell's verbs, with the
--- server stopped or running. `mod` is mod_invites, already switched to HOST.
+-- prosodyctl mod_invites VERB HOST ...: the shell's verbs, with the server stopped or running. `mod` is mod_invites, already switched to HOST.
 function admin.command(mod, verb, words)
 	local args, opts, why = core.parse_shell_args(verb, words);
 	local missing = args and missing_argument(commands[verb], args);
 	if not args or missing then
 		io.stderr:write("prosodyctl mod_invites ", verb, ": ", missing or why, "\n");
+		io.stderr:write("usage: ", commands[verb].prosodyctl_usage, "\n");
 		return 2;
 	end
 	local caller = { source = "prosodyctl"; session = { print = print; width = 100 }; progress = admin.progress_meter() };
@@ -413,14 +414,12 @@ local function usage_error(verb, ...)
 	return 2;
 end
 
-local offline_verbs = { list = true; show = true; delete = true; revoke_by = true; tree = true; migrate = true };
-
 -- prosodyctl mod_invites check [HOST]: every host with mod_invites when HOST is not given; one
 -- line per finding on stdout, exit status 1 when there is one.
 local function check_hosts(mod, arg, switch_host)
 	local hosts = arg[2] and { arg[2] } or check.hosts();
 	if arg[3] then
-		return usage_error("check", "unexpected argument: ", arg[3]);
+		return usage_error("check", "unexpected argument: ", arg[3], "\nusage: ", commands.check.prosodyctl_usage);
 	end
 	local found = 0;
 	for _, host in ipairs(hosts) do
@@ -440,15 +439,15 @@ local function check_hosts(mod, arg, switch_host)
 	return 0;
 end
 
--- prosodyctl mod_invites generate HOST [--reset USER] [--admin] [--role ROLE]... [--group ID]... [--room JID]... [--uses N] [--expires-after PERIOD]
--- prosodyctl mod_invites list HOST [--kind KIND] [--creator JID] | show HOST TOKEN | delete HOST TOKEN | revoke_by HOST CREATOR
--- `mod` is mod_invites; switch_host(HOST) points it at HOST and its storage.
+-- prosodyctl mod_invites VERB ...: `generate` (core.generate_usage), or a shell verb that has a
+-- prosodyctl_usage. `mod` is mod_invites; switch_host(HOST) points it at HOST and its storage.
 function admin.prosodyctl(mod, arg, switch_host)
 	local verb = arg[1];
 	if verb == "check" then
 		return check_hosts(mod, arg, switch_host);
 	end
-	if offline_verbs[verb] then
+	local command = commands[verb];
+	if command and command.prosodyctl_usage then
 		local host = arg[2];
 		if not (host and prosody.hosts[host]) then
 			return usage_error(verb, "host ", tostring(host), " is not defined in the configuration");
@@ -457,7 +456,7 @@ function admin.prosodyctl(mod, arg, switch_host)
 		return admin.command(mod, verb, { table.unpack(arg, 2) });
 	end
 	if verb ~= "generate" then
-		io.stderr:write("usage: prosodyctl mod_invites generate|list|show|delete|revoke_by|tree|check|migrate HOST [options] (see generate --help)\n");
+		io.stderr:write(core.prosodyctl_usage, "\n");
 		return 2;
 	end
 	local request, _, usage = core.parse_generate({ table.unpack(arg, 2) });

@@ -135,6 +135,7 @@ fn adhoc_invitation_fields(lua: &Lua, (uri, landing_page, expires): (String, Val
     Ok(list)
 }
 
+/// `core.adhoc`: the XEP-0401 ad-hoc commands' rules.
 pub(crate) fn adhoc_exports(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     table.set("policy", lua.create_function(new_adhoc_policy)?)?;

@@ -276,7 +276,7 @@ impl Invites {
 }
 
 /// `core.new(host, log, now)`
-pub(crate) fn new_invites(lua: &Lua, (host, log, now): (String, Function, i64)) -> mlua::Result<Invites> {
+pub(crate) fn new(lua: &Lua, (host, log, now): (String, Function, i64)) -> mlua::Result<Invites> {
     Ok(Invites {
         host,
         tracer: Tracer::new(log),

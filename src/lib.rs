@@ -6,9 +6,21 @@
 //! back once, with `Error::from_code`) and forwards the core's `tracing` diagnostics to the
 //! logger the shim passes in. Misuse (a wrong argument type) raises a Lua error; expected
 //! failures never do.
+//!
+//! # Exports
+//!
+//! [`invites_core`] builds the module's table in one place: one line per export, grouped by
+//! feature, each under a comment giving its Lua signature. One naming rule: an export's Lua name
+//! is the name of the Rust item behind it — a function in the module of its feature
+//! (`src/FEATURE.rs`), or a constant in lower case. What only one feature's Lua lib uses sits in
+//! a sub-table named after the feature (`adhoc`, `rooms`, `roles`, `notify`, `tree`), built by
+//! that module's `FEATURE_exports`, which gives each entry's signature. `spec/binding_exports_spec.lua`
+//! pins the names, so a new export is added here, documented, or the spec fails.
 
 mod adhoc;
 mod convert;
+mod errors;
+mod generate;
 mod invites;
 mod lifecycle;
 mod log;
@@ -18,22 +30,14 @@ mod rooms;
 mod shell;
 mod telling;
 mod values;
+mod web;
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{Lua, Table};
 
-use invites_rules::register as reg;
-use invites_rules::{cli, invite, ns};
+use invites_rules::{invite, ns};
 
-use crate::adhoc::adhoc_exports;
-use crate::convert::{error_of, fail};
-use crate::invites::new_invites;
-use crate::lifecycle::{lifecycle_of, quota_check};
-use crate::registration::{contact_token, new_registration};
-use crate::roles::roles_exports;
-use crate::rooms::rooms_exports;
-use crate::shell::{parse_flag, parse_generate, parse_shell_args, shell_commands};
-use crate::telling::{check_export, notify_exports, tree_exports};
-use crate::values::{check_token, option_period, parse_period, redact};
+/// The binding's version (the package's).
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 // skip_memory_check: Prosody gives Lua no memory limit, so an allocation fails only when the whole
 // process is out of memory. mlua then pushes strings and stores table fields directly instead of
@@ -42,83 +46,75 @@ use crate::values::{check_token, option_period, parse_period, redact};
 #[mlua::lua_module(skip_memory_check)]
 fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     let exports = lua.create_table()?;
-    exports.set("version", env!("CARGO_PKG_VERSION"))?;
-    exports.set("new", lua.create_function(new_invites)?)?;
-    exports.set("check_token", lua.create_function(check_token)?)?;
-    exports.set("redact", lua.create_function(redact)?)?;
-    exports.set("parse_period", lua.create_function(parse_period)?)?;
-    exports.set("option_period", lua.create_function(option_period)?)?;
-    exports.set("parse_flag", lua.create_function(parse_flag)?)?;
-    // parse_uses(text) -> n | nil, "bad-request", text
-    exports.set(
-        "parse_uses",
-        lua.create_function(|lua, text: String| match cli::parse_uses(&text) {
-            Ok(n) => Ok(MultiValue::from_iter([Value::Integer(i64::from(n))])),
-            Err(e) => fail(lua, &e),
-        })?,
-    )?;
-    // stanza_error(code, text?, host?) -> { type, condition, text }: the XMPP error for a failure
-    // (`nil, code, text` of this library or of mod_invites' API) as the client sees it.
-    exports.set(
-        "stanza_error",
-        lua.create_function(|lua, (code, text, host): (Value, Value, Option<String>)| {
-            let error = error_of(&code, &text).stanza_error(host.as_deref().unwrap_or("this server"));
-            let table = lua.create_table_with_capacity(0, 3)?;
-            table.set("type", error.kind)?;
-            table.set("condition", error.condition)?;
-            table.set("text", error.text)?;
-            Ok(table)
-        })?,
-    )?;
-    // error_text(code, text?) -> the reason an error's code (and text) stands for, in words
-    exports.set("error_text", lua.create_function(|_, (code, text): (Value, Value)| Ok(error_of(&code, &text).to_string()))?)?;
-    exports.set("shell_commands", shell_commands(lua)?)?;
-    exports.set("lifecycle", lua.create_function(lifecycle_of)?)?;
-    exports.set("quota_check", lua.create_function(quota_check)?)?;
-    exports.set("parse_shell_args", lua.create_function(parse_shell_args)?)?;
-    exports.set("parse_generate", lua.create_function(parse_generate)?)?;
-    exports.set("generate_usage", cli::GENERATE_USAGE)?;
+    // version: "x.y.z"
+    exports.set("version", VERSION)?;
+
+    // The invite store (mod_invites)
+    // new(host, log, now) -> the store of one host (its methods: src/invites.rs)
+    exports.set("new", lua.create_function(invites::new)?)?;
+    // default_ttl, default_reset_ttl: seconds an invite, a reset link lives by default
     exports.set("default_ttl", invite::DEFAULT_TTL)?;
     exports.set("default_reset_ttl", invite::DEFAULT_RESET_TTL)?;
-    let namespaces = lua.create_table()?;
-    for (name, value) in ns::ALL {
-        namespaces.set(*name, *value)?;
-    }
-    exports.set("ns", namespaces)?;
-    // mod_invites_register
-    exports.set("new_registration", lua.create_function(new_registration)?)?;
-    // advertise_features(session_type, secure, require_encryption) -> whether the stream gets the
-    // invite registration features
-    exports.set(
-        "advertise_features",
-        lua.create_function(|_, (kind, secure, required): (String, bool, bool)| {
-            Ok(reg::advertise_features(&kind, secure, required))
-        })?,
-    )?;
+    // lifecycle(facts, now, retention) -> { state, uses_left?, purge_audit } | nil, code, text
+    exports.set("lifecycle", lua.create_function(lifecycle::lifecycle)?)?;
+    // quota_check(created_at_list, pending, quota?, max_pending?, now) -> true | nil, "quota-exceeded", text
+    exports.set("quota_check", lua.create_function(lifecycle::quota_check)?)?;
+
+    // Plain values, shared by the shims
+    // check_token(token) -> true | nil, code, text
+    exports.set("check_token", lua.create_function(values::check_token)?)?;
+    // redact(token) -> what a log line may show of it (a short prefix)
+    exports.set("redact", lua.create_function(values::redact)?)?;
+    // parse_period(text | seconds) -> seconds | nil, code, text
+    exports.set("parse_period", lua.create_function(values::parse_period)?)?;
+    // option_period(value) -> seconds, ambiguous | nil, "bad-request", text: a period option
+    exports.set("option_period", lua.create_function(values::option_period)?)?;
+    // parse_uses(text) -> n | nil, "bad-request", text: `--uses N` and the ad-hoc form's limit
+    exports.set("parse_uses", lua.create_function(generate::parse_uses)?)?;
+    // ns: { name = namespace, ... } (invites_rules::ns)
+    exports.set("ns", lua.create_table_from(ns::ALL.iter().copied())?)?;
+
+    // Errors
+    // stanza_error(code, text?, host?) -> { type, condition, text }
+    exports.set("stanza_error", lua.create_function(errors::stanza_error)?)?;
+    // error_text(code, text?) -> the reason in words
+    exports.set("error_text", lua.create_function(errors::error_text)?)?;
+
+    // Registration (mod_invites_register, mod_invites)
+    // new_registration(host, log, options?) -> the registration gate (its methods: src/registration.rs)
+    exports.set("new_registration", lua.create_function(registration::new_registration)?)?;
+    // advertise_features(session_type, secure, require_encryption) -> boolean
+    exports.set("advertise_features", lua.create_function(registration::advertise_features)?)?;
     // contact_token(presence_type?, token?, from_bare, to_bare) -> token | nil
-    exports.set("contact_token", lua.create_function(contact_token)?)?;
-    // registration_possible(invites_register_loaded, register_ibr_loaded, register_web_loaded)
-    //   -> whether invitees can register on the host (a contact invite may promise ibr=y)
-    exports.set(
-        "registration_possible",
-        lua.create_function(|_, (ours, ibr, web): (bool, bool, bool)| Ok(reg::registration_possible(ours, ibr, web)))?,
-    )?;
-    // mod_invites_adhoc
-    exports.set("adhoc", adhoc_exports(lua)?)?;
-    // Group chats carried by invites
-    exports.set("rooms", rooms_exports(lua)?)?;
-    exports.set("roles", roles_exports(lua)?)?;
-    // mod_invites_web: qr_svg(text, title) -> inline <svg> markup | nil, code, text
-    exports.set(
-        "qr_svg",
-        lua.create_function(|lua, (text, title): (String, String)| match invites_rules::qr::svg(&text, &title) {
-            Ok(markup) => Ok(MultiValue::from_iter([Value::String(lua.create_string(markup)?)])),
-            Err(error) => fail(lua, &error),
-        })?,
-    )?;
-    // Telling people: the inviter's notification, who invited whom, the configuration check
-    exports.set("notify", notify_exports(lua)?)?;
-    exports.set("tree", tree_exports(lua)?)?;
-    exports.set("check", check_export(lua)?)?;
+    exports.set("contact_token", lua.create_function(registration::contact_token)?)?;
+    // registration_possible(invites_register_loaded, register_ibr_loaded, register_web_loaded) -> boolean
+    exports.set("registration_possible", lua.create_function(registration::registration_possible)?)?;
+
+    // The admin shell and prosodyctl (invites_admin.lib)
+    // shell_commands: { { name, desc, args, flags, usage, prosodyctl_usage?, ... }, ... }
+    exports.set("shell_commands", shell::shell_commands(lua)?)?;
+    // prosodyctl_usage: "usage: prosodyctl mod_invites generate|list|... HOST [options] ..."
+    exports.set("prosodyctl_usage", invites_rules::shell::prosodyctl_usage())?;
+    // parse_shell_args(verb, words) -> args, flags | nil, "bad-request", text
+    exports.set("parse_shell_args", lua.create_function(shell::parse_shell_args)?)?;
+    // parse_flag(value?) -> boolean | nil, "bad-request", text
+    exports.set("parse_flag", lua.create_function(shell::parse_flag)?)?;
+    // parse_generate(args) -> { help = true } | { host, expires_after?, ... } | nil, "bad-request", text
+    exports.set("parse_generate", lua.create_function(generate::parse_generate)?)?;
+    // generate_usage: the text of `prosodyctl mod_invites generate --help`
+    exports.set("generate_usage", invites_rules::generate::GENERATE_USAGE)?;
+
+    // mod_invites_web
+    // qr_svg(text, title) -> inline <svg> markup | nil, code, text
+    exports.set("qr_svg", lua.create_function(web::qr_svg)?)?;
+
+    // Features, one sub-table each (signatures in their modules)
+    exports.set("adhoc", adhoc::adhoc_exports(lua)?)?;
+    exports.set("rooms", rooms::rooms_exports(lua)?)?;
+    exports.set("roles", roles::roles_exports(lua)?)?;
+    exports.set("notify", telling::notify_exports(lua)?)?;
+    exports.set("tree", telling::tree_exports(lua)?)?;
+    // check(facts) -> { { code, text }, ... }: the configuration check's findings
+    exports.set("check", lua.create_function(telling::check)?)?;
     Ok(exports)
 }

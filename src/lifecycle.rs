@@ -11,7 +11,7 @@ use crate::convert::{bool_field, fail, required_bool, seconds, str_field, use_li
 /// lifecycle(facts, now, retention) -> { state, uses_left? (nil: unlimited), purge_audit }
 ///   | nil, code, reason (a fact missing or of the wrong type)
 /// facts = { stored, expires, uses, max_uses?, reusable?, revoked_at?, last_use? }
-pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)) -> mlua::Result<MultiValue> {
+pub(crate) fn lifecycle(lua: &Lua, (facts, now, retention): (Table, i64, i64)) -> mlua::Result<MultiValue> {
     let seconds = |key: &str| -> mlua::Result<Option<i64>> { Ok(seconds(&facts.raw_get::<Value>(key)?)) };
     let limit = use_limit(&facts)?;
     let uses = match facts.raw_get::<Value>("uses")? {

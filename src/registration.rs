@@ -245,3 +245,15 @@ pub(crate) fn contact_token(
     let token = opt_plain_string(&token);
     Ok(subscription::contact_token(presence_type.as_deref(), token.as_deref(), &from_bare, &to_bare).map(str::to_owned))
 }
+
+/// `core.advertise_features(session_type, secure, require_encryption)` -> whether the stream
+/// gets the invite registration features
+pub(crate) fn advertise_features(_lua: &Lua, (kind, secure, required): (String, bool, bool)) -> mlua::Result<bool> {
+    Ok(reg::advertise_features(&kind, secure, required))
+}
+
+/// `core.registration_possible(invites_register_loaded, register_ibr_loaded, register_web_loaded)`
+/// -> whether invitees can register on the host (a contact invite may promise ibr=y)
+pub(crate) fn registration_possible(_lua: &Lua, (ours, ibr, web): (bool, bool, bool)) -> mlua::Result<bool> {
+    Ok(reg::registration_possible(ours, ibr, web))
+}

@@ -98,7 +98,7 @@ fn cap_check(lua: &Lua, (uses, creator, max): (Table, String, u32)) -> mlua::Res
 }
 
 /// `core.check(facts)` -> { { code, text }, ... } (see invites_rules::check::Facts for the fields)
-fn findings(lua: &Lua, t: Table) -> mlua::Result<Table> {
+pub(crate) fn check(lua: &Lua, t: Table) -> mlua::Result<Table> {
     let mut pending_rooms = BTreeMap::new();
     if let Value::Table(rooms) = t.raw_get::<Value>("pending_rooms")? {
         for (room, count) in rooms.pairs::<String, u32>().flatten() {
@@ -138,6 +138,7 @@ fn findings(lua: &Lua, t: Table) -> mlua::Result<Table> {
     Ok(out)
 }
 
+/// `core.notify`: whom to tell that an invite was used, and what.
 pub(crate) fn notify_exports(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("recipient", lua.create_function(recipient)?)?;
@@ -145,6 +146,7 @@ pub(crate) fn notify_exports(lua: &Lua) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// `core.tree`: who invited whom, and the cap on a tree.
 pub(crate) fn tree_exports(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("build", lua.create_function(build)?)?;
@@ -152,8 +154,4 @@ pub(crate) fn tree_exports(lua: &Lua) -> mlua::Result<Table> {
     // is_account(creator) -> whether an audit record's creator names an account (node@host)
     t.set("is_account", lua.create_function(|_, creator: String| Ok(notify::creator_account(&creator).is_some()))?)?;
     Ok(t)
-}
-
-pub(crate) fn check_export(lua: &Lua) -> mlua::Result<mlua::Function> {
-    lua.create_function(findings)
 }

@@ -202,6 +202,13 @@ errors! {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// A command line or a verb's words that cannot be read, with the one-line reason.
+    pub(crate) fn usage(why: impl Into<String>) -> Self {
+        Self::Usage(why.into())
+    }
+}
+
 /// Shorthand used throughout the core.
 pub type Result<T> = std::result::Result<T, Error>;
 

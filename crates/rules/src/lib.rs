@@ -15,9 +15,9 @@
 pub mod adhoc;
 pub mod check;
 pub mod claims;
-pub mod cli;
 pub mod datetime;
 pub mod error;
+pub mod generate;
 pub mod invite;
 pub mod jid;
 pub mod lifecycle;
@@ -33,6 +33,7 @@ pub mod removals;
 pub mod reservations;
 pub mod roles;
 pub mod rooms;
+pub mod shell;
 pub mod subscription;
 pub mod throttle;
 pub mod token;

@@ -4,8 +4,9 @@
 
 use proptest::prelude::*;
 
-use crate::cli::{self, GenerateCommand, GenerateMode, SHELL_COMMANDS};
+use crate::generate::{self, GenerateCommand, GenerateMode};
 use crate::record::{Field, InviteFacts};
+use crate::shell::{self, SHELL_COMMANDS};
 use crate::{adhoc, datetime, jid, period, token, uri};
 
 const CASES: u32 = 2_000;
@@ -183,7 +184,7 @@ proptest! {
         prop::sample::select(vec!["--help", "--admin", "--role", "--group", "-g", "--reset", "--expires-after",
             "--admin=x", "--role=", "--expires-after=1d", "localhost", "1 week", "-"]).prop_map(str::to_owned),
     ], 0..8)) {
-        let _ = cli::parse_generate(&words);
+        let _ = generate::parse_generate(&words);
     }
 
     #[test]
@@ -208,7 +209,7 @@ proptest! {
             if !out.contains(x) { out.push(x.clone()); }
             out
         });
-        let parsed = cli::parse_generate(&words).map_err(|e| e.to_string());
+        let parsed = generate::parse_generate(&words).map_err(|e| e.to_string());
         let GenerateCommand::Generate(request) = parsed.clone().unwrap_or(GenerateCommand::Help) else {
             return Err(TestCaseError::fail(format!("{words:?}: {parsed:?}")));
         };
@@ -227,11 +228,11 @@ proptest! {
         ], 0..8),
     ) {
         if let Some(command) = SHELL_COMMANDS.get(verb)
-            && let Ok(parsed) = cli::parse_shell_args(command, &words)
+            && let Ok(parsed) = shell::parse_shell_args(command, &words)
         {
             prop_assert!(parsed.args.len() <= command.args.len());
         }
-        let _ = cli::parse_flag(words.first().map_or("", String::as_str));
+        let _ = shell::parse_flag(words.first().map_or("", String::as_str));
     }
 
     // ------------------------------------------------------------------ ad-hoc form values

@@ -1,4 +1,6 @@
-//! Arguments of `prosodyctl mod_invites generate`: Prosody 0.12.3's verb, parsed strictly.
+//! Arguments of `prosodyctl mod_invites generate`: Prosody 0.12.3's verb, parsed strictly; and
+//! [`parse_uses`], its reader of `--uses N`, which the shell's `create_account` and the ad-hoc
+//! form share. (The other `prosodyctl mod_invites` verbs are the admin shell's: [`crate::shell`].)
 //!
 //! Where 0.12.3 printed a warning and carried on (unknown arguments, `--reset` with account
 //! flags), every mistake here is an [`Error::Usage`] with a one-line reason.
@@ -83,10 +85,6 @@ pub enum GenerateMode {
     },
 }
 
-fn usage(why: impl Into<String>) -> Error {
-    Error::Usage(why.into())
-}
-
 fn push_unique(list: &mut Vec<String>, value: &str) {
     if !list.iter().any(|existing| existing == value) {
         list.push(value.to_owned());
@@ -101,11 +99,11 @@ fn take_value<'a>(name: &str, inline: Option<&'a str>, rest: &mut slice::Iter<'a
         Some(value) => value,
         None => match rest.next() {
             Some(next) if !next.starts_with('-') => next.as_str(),
-            _ => return Err(usage(format!("{name} needs a value"))),
+            _ => return Err(Error::usage(format!("{name} needs a value"))),
         },
     };
     if value.is_empty() {
-        return Err(usage(format!("{name} needs a non-empty value")));
+        return Err(Error::usage(format!("{name} needs a non-empty value")));
     }
     Ok(value)
 }
@@ -138,10 +136,10 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
     while let Some(arg) = rest.next() {
         if !arg.starts_with('-') {
             if let Some(host) = host {
-                return Err(usage(format!("unexpected argument: {arg} (HOST is already {host})")));
+                return Err(Error::usage(format!("unexpected argument: {arg} (HOST is already {host})")));
             }
             if arg.is_empty() {
-                return Err(usage("HOST is empty"));
+                return Err(Error::usage("HOST is empty"));
             }
             host = Some(arg.as_str());
             continue;
@@ -154,7 +152,7 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
         match name {
             "--admin" => {
                 if inline.is_some() {
-                    return Err(usage("--admin does not take a value"));
+                    return Err(Error::usage("--admin does not take a value"));
                 }
                 account_flag.get_or_insert(name);
                 push_unique(&mut roles, ADMIN_ROLE);
@@ -172,7 +170,7 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
             "--reset" => {
                 let username = take_value(name, inline, &mut rest)?;
                 if reset.is_some() {
-                    return Err(usage("--reset given twice"));
+                    return Err(Error::usage("--reset given twice"));
                 }
                 reset = Some(username);
             }
@@ -184,19 +182,19 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
             "--expires-after" => {
                 let period = take_value(name, inline, &mut rest)?;
                 if expires_after.is_some() {
-                    return Err(usage("--expires-after given twice"));
+                    return Err(Error::usage("--expires-after given twice"));
                 }
-                let seconds = parse_period(period).map_err(|e| usage(format!("--expires-after: {e}")))?;
+                let seconds = parse_period(period).map_err(|e| Error::usage(format!("--expires-after: {e}")))?;
                 expires_after = Some(seconds);
             }
-            _ => return Err(usage(format!("unknown argument: {name}"))),
+            _ => return Err(Error::usage(format!("unknown argument: {name}"))),
         }
     }
 
-    let host = host.ok_or_else(|| usage("missing HOST"))?.to_owned();
+    let host = host.ok_or_else(|| Error::usage("missing HOST"))?.to_owned();
     let mode = match (reset, account_flag) {
         (Some(_), Some(flag)) => {
-            return Err(usage(format!("--reset cannot be combined with {flag}")));
+            return Err(Error::usage(format!("--reset cannot be combined with {flag}")));
         }
         (Some(username), None) => GenerateMode::Reset { username: username.to_owned() },
         (None, _) => GenerateMode::Account { roles, groups, uses, rooms },
@@ -204,180 +202,13 @@ pub fn parse_generate(args: &[String]) -> Result<GenerateCommand> {
     Ok(GenerateCommand::Generate(GenerateRequest { host, mode, expires_after }))
 }
 
-/// Description of the admin shell's `invite` section.
-pub const SHELL_SECTION_DESC: &str = "Create and manage invitations";
-
-/// One verb of the admin shell's `invite` section, with Prosody 13's names, arguments and flags
-/// (flag names are written with `_`, as Prosody's argument parser stores them).
-#[derive(Debug)]
-pub struct ShellCommand {
-    /// The verb (`invite NAME`).
-    pub name: &'static str,
-    /// One line for `help invite`.
-    pub desc: &'static str,
-    /// Fixed arguments, in order; the first names the host (a host or a JID).
-    pub args: &'static [&'static str],
-    /// Flags taking one value (`--expires-after 1d`).
-    pub value_flags: &'static [&'static str],
-    /// Flags that may be repeated, collecting their values (`--role a --role b`).
-    pub array_flags: &'static [&'static str],
-    /// Yes/no flags (`--admin`, `--no-admin`, `--allow-registration=yes`).
-    pub switches: &'static [&'static str],
-    /// 0.12's positional form: switches given as extra arguments, in this order
-    /// (`invite:create_contact("user@host", true)`).
-    pub positional_switches: &'static [&'static str],
-}
-
-impl ShellCommand {
-    /// A verb with its fixed arguments and no flags; the builders below add them.
-    const fn verb(name: &'static str, desc: &'static str, args: &'static [&'static str]) -> Self {
-        Self { name, desc, args, value_flags: &[], array_flags: &[], switches: &[], positional_switches: &[] }
-    }
-
-    const fn values(self, value_flags: &'static [&'static str]) -> Self {
-        Self { value_flags, ..self }
-    }
-
-    const fn arrays(self, array_flags: &'static [&'static str]) -> Self {
-        Self { array_flags, ..self }
-    }
-
-    const fn switches(self, switches: &'static [&'static str]) -> Self {
-        Self { switches, ..self }
-    }
-
-    const fn positional(self, positional_switches: &'static [&'static str]) -> Self {
-        Self { positional_switches, ..self }
-    }
-}
-
-/// The verbs, as `prosodyctl shell invite VERB ARGS --flags` and `help invite` show them.
-pub const SHELL_COMMANDS: &[ShellCommand] = &[
-    ShellCommand::verb("create_account", "Create an invitation to make an account on this server with the specified JID (supply only a hostname to allow any username)", &["user_jid"])
-        .values(&["expires_after", "uses"])
-        .arrays(&["role", "group", "room"])
-        .switches(&["admin"]),
-    ShellCommand::verb("create_reset", "Create a password reset link for the specified user", &["user_jid"])
-        .values(&["expires_after"]),
-    ShellCommand::verb("create_contact", "Create an invitation to become contacts with the specified user", &["user_jid"])
-        .values(&["expires_after"])
-        .arrays(&["room"])
-        .switches(&["allow_registration"])
-        .positional(&["allow_registration"]),
-    ShellCommand::verb("show", "Show details of an invitation token: kind, creator, state, who used it", &["host", "token"]),
-    ShellCommand::verb("delete", "Delete/revoke an invitation token", &["host", "token"]),
-    ShellCommand::verb("list", "List pending invitations of every kind (--kind account|reset|contact|account-and-contact, --creator JID)", &["host"])
-        .values(&["kind", "creator"]),
-    ShellCommand::verb("migrate", "Move every invitation into a storage layout: --to records (one record per invite, the default) or --to stock (what the stock modules read)", &["host"])
-        .values(&["to"]),
-    ShellCommand::verb("revoke_by", "Revoke every pending invitation the specified account (or source, e.g. prosodyctl) created (--tree: and every account that came from its invites, recursively)", &["host", "creator"])
-        .switches(&["tree"]),
-    ShellCommand::verb("tree", "Show the accounts that came from the specified account's invites, recursively, with dates and the invite each used", &["host", "user_jid"]),
-    ShellCommand::verb("check", "Check the configuration of a host for invites: one line per problem, with what to change", &["host"]),
-];
-
 /// Reads `--uses N`: a whole number of registrations from 1.
 pub fn parse_uses(s: &str) -> Result<u32> {
     s.trim()
         .parse::<u32>()
         .ok()
         .filter(|&n| n >= 1)
-        .ok_or_else(|| usage(format!("--uses: expected a whole number from 1, not {s}")))
-}
-
-/// A flag's value as the shell verbs receive it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlagValue {
-    /// A value flag's value.
-    Text(String),
-    /// An array flag's values, in order.
-    List(Vec<String>),
-    /// A switch, on or off.
-    Switch(bool),
-}
-
-/// A shell verb's arguments: the fixed ones in order, and the flags by name.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ShellArgs {
-    /// The fixed arguments, in order.
-    pub args: Vec<String>,
-    /// The flags given, by name (as `_`-names).
-    pub flags: Vec<(String, FlagValue)>,
-}
-
-impl ShellArgs {
-    fn set(&mut self, name: &str, value: FlagValue) {
-        match (self.flags.iter_mut().find(|(existing, _)| existing == name), value) {
-            (Some((_, FlagValue::List(list))), FlagValue::List(more)) => list.extend(more),
-            (Some((_, slot)), value) => *slot = value,
-            (None, value) => self.flags.push((name.to_owned(), value)),
-        }
-    }
-}
-
-/// Parses a verb's arguments as Prosody 0.12's shell passes them: every word after the verb as
-/// a string (`prosodyctl shell invite create_account example.com --role r` arrives as
-/// `invite:create_account("example.com", "--role", "r")`). Flags are read as Prosody 13 reads
-/// them for the same verb, so the same command line works on both; extra words fill the
-/// verb's positional switches. Errors: [`Error::Usage`] with the reason.
-pub fn parse_shell_args(command: &ShellCommand, words: &[String]) -> Result<ShellArgs> {
-    let mut parsed = ShellArgs::default();
-    let mut extra = Vec::new();
-    let mut rest = words.iter();
-    while let Some(word) = rest.next() {
-        let Some(flag) = word.strip_prefix("--").filter(|flag| !flag.is_empty()) else {
-            if parsed.args.len() < command.args.len() {
-                parsed.args.push(word.clone());
-            } else {
-                extra.push(word.as_str());
-            }
-            continue;
-        };
-        let (name, inline) = match flag.split_once('=') {
-            Some((name, value)) => (name.replace('-', "_"), Some(value)),
-            None => (flag.replace('-', "_"), None),
-        };
-        let is_value = command.value_flags.contains(&name.as_str());
-        if is_value || command.array_flags.contains(&name.as_str()) {
-            let value = match inline {
-                Some(value) => value,
-                None => rest.next().map(String::as_str).ok_or_else(|| usage(format!("Expected value after {word}")))?,
-            };
-            let value = if is_value { FlagValue::Text(value.to_owned()) } else { FlagValue::List(vec![value.to_owned()]) };
-            parsed.set(&name, value);
-            continue;
-        }
-        let (name, on) = match name.strip_prefix("no_") {
-            Some(name) if inline.is_none() => (name.to_owned(), false),
-            _ => (name, true),
-        };
-        if !command.switches.contains(&name.as_str()) {
-            return Err(usage(format!("Unknown parameter: {word}")));
-        }
-        let on = match inline {
-            Some(value) => parse_flag(value).ok_or_else(|| usage(format!("{word}: expected yes or no")))?,
-            None => on,
-        };
-        parsed.set(&name, FlagValue::Switch(on));
-    }
-    if extra.len() > command.positional_switches.len() {
-        return Err(usage(format!("Unexpected argument: {}", extra[command.positional_switches.len()])));
-    }
-    for (name, word) in command.positional_switches.iter().zip(extra) {
-        let on = parse_flag(word).ok_or_else(|| usage(format!("{name}: expected true or false, not {word}")))?;
-        parsed.set(name, FlagValue::Switch(on));
-    }
-    Ok(parsed)
-}
-
-/// Reads a yes/no argument. The admin shell passes everything as a string, and stock Prosody
-/// took the string "false" as true; here "false", "no", "off" and "0" mean false.
-pub fn parse_flag(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" | "y" => Some(true),
-        "false" | "no" | "off" | "0" | "n" | "" => Some(false),
-        _ => None,
-    }
+        .ok_or_else(|| Error::usage(format!("--uses: expected a whole number from 1, not {s}")))
 }
 
 #[cfg(test)]
@@ -532,91 +363,12 @@ mod tests {
             run(&[HOST, "--reset", "bob", "--room", "a@muc"]),
             Err(Error::Usage("--reset cannot be combined with --room".into()))
         );
-        let parsed = shell("create_contact", &["alice@example.com", "--room", "a@muc", "--room", "b@muc"]).unwrap();
-        assert_eq!(parsed.flags, [("room".to_owned(), FlagValue::List(vec!["a@muc".to_owned(), "b@muc".to_owned()]))]);
-        let parsed = shell("create_account", &["example.com", "--room=a@muc"]).unwrap();
-        assert_eq!(parsed.flags, [("room".to_owned(), FlagValue::List(vec!["a@muc".to_owned()]))]);
     }
 
     #[test]
     fn usage_mentions_every_flag() {
         for flag in ["HOST", "--reset", "--admin", "--role", "--group", "-g", "--room", "--expires-after", "--uses", "--help"] {
             assert!(GENERATE_USAGE.contains(flag), "{flag}");
-        }
-    }
-
-    #[test]
-    fn flags_read_like_a_person_means_them() {
-        let cases = [
-            ("true", Some(true)),
-            ("YES", Some(true)),
-            ("1", Some(true)),
-            ("false", Some(false)),
-            ("no", Some(false)),
-            ("0", Some(false)),
-            (" off ", Some(false)),
-            ("", Some(false)),
-            ("maybe", None),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(parse_flag(input), expected, "{input:?}");
-        }
-    }
-
-    fn shell(name: &str, words: &[&str]) -> Result<ShellArgs> {
-        let command = SHELL_COMMANDS.iter().find(|c| c.name == name).unwrap();
-        parse_shell_args(command, &words.iter().map(|&w| w.to_owned()).collect::<Vec<_>>())
-    }
-
-    fn text(s: &str) -> FlagValue {
-        FlagValue::Text(s.to_owned())
-    }
-
-    fn list(items: &[&str]) -> FlagValue {
-        FlagValue::List(items.iter().map(|&i| i.to_owned()).collect())
-    }
-
-    #[test]
-    fn shell_words_parse_as_prosody_13_parses_them() {
-        let parsed =
-            shell("create_account", &["example.com", "--role", "a", "--admin", "--role=b", "--expires-after", "1d"]).unwrap();
-        assert_eq!(parsed.args, ["example.com"]);
-        assert_eq!(
-            parsed.flags,
-            [
-                ("role".to_owned(), list(&["a", "b"])),
-                ("admin".to_owned(), FlagValue::Switch(true)),
-                ("expires_after".to_owned(), text("1d"))
-            ]
-        );
-        let parsed = shell("create_contact", &["alice@example.com", "--no-allow-registration"]).unwrap();
-        assert_eq!(parsed.flags, [("allow_registration".to_owned(), FlagValue::Switch(false))]);
-        let parsed = shell("create_contact", &["alice@example.com", "--allow-registration=yes"]).unwrap();
-        assert_eq!(parsed.flags, [("allow_registration".to_owned(), FlagValue::Switch(true))]);
-        // 0.12's own form: allow_registration as a second argument.
-        let parsed = shell("create_contact", &["alice@example.com", "true"]).unwrap();
-        assert_eq!(parsed.flags, [("allow_registration".to_owned(), FlagValue::Switch(true))]);
-        assert_eq!(shell("show", &["example.com", "T0KEN"]).unwrap().args, ["example.com", "T0KEN"]);
-        assert_eq!(shell("list", &[]).unwrap(), ShellArgs::default());
-    }
-
-    #[test]
-    fn shell_mistakes_are_usage_errors() {
-        let cases: &[(&str, &[&str], &str)] = &[
-            ("create_account", &["example.com", "--frob"], "Unknown parameter: --frob"),
-            ("create_account", &["example.com", "--role"], "Expected value after --role"),
-            ("create_reset", &["bob@example.com", "--admin"], "Unknown parameter: --admin"),
-            ("create_account", &["example.com", "other"], "Unexpected argument: other"),
-            ("create_contact", &["alice@example.com", "maybe"], "allow_registration: expected true or false, not maybe"),
-            (
-                "create_contact",
-                &["alice@example.com", "--allow-registration=perhaps"],
-                "--allow-registration=perhaps: expected yes or no",
-            ),
-            ("list", &["example.com", "more"], "Unexpected argument: more"),
-        ];
-        for (name, words, reason) in cases {
-            assert_eq!(shell(name, words), Err(Error::Usage((*reason).to_owned())), "{name} {words:?}");
         }
     }
 }
