@@ -35,7 +35,7 @@ fn requester_from(table: &Table) -> mlua::Result<Requester> {
 }
 
 /// The configured policy of one host, built once by the shim.
-struct AdhocPolicy(adhoc::Policy);
+pub(crate) struct AdhocPolicy(adhoc::Policy);
 
 impl UserData for AdhocPolicy {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -63,7 +63,7 @@ impl UserData for AdhocPolicy {
 }
 
 /// `core.adhoc.policy(options)`; options carry the stock option names, role lists as arrays.
-fn new_adhoc_policy(_lua: &Lua, options: Table) -> mlua::Result<AdhocPolicy> {
+pub(crate) fn adhoc_policy(_lua: &Lua, options: Table) -> mlua::Result<AdhocPolicy> {
     let flag = |key: &str, default: bool| -> mlua::Result<bool> {
         Ok(match options.raw_get::<Value>(key)? {
             Value::Nil => default,
@@ -81,7 +81,7 @@ fn new_adhoc_policy(_lua: &Lua, options: Table) -> mlua::Result<AdhocPolicy> {
 }
 
 /// `core.adhoc.requested_username(raw, prepped)` -> name | false (blank: any name) | nil, code, text
-fn adhoc_requested_username(lua: &Lua, (raw, prepped): (Value, Value)) -> mlua::Result<MultiValue> {
+pub(crate) fn adhoc_requested_username(lua: &Lua, (raw, prepped): (Value, Value)) -> mlua::Result<MultiValue> {
     let raw = opt_plain_string(&raw);
     let prepped = opt_plain_string(&prepped);
     match adhoc::requested_username(raw.as_deref(), prepped.as_deref()) {
@@ -93,7 +93,10 @@ fn adhoc_requested_username(lua: &Lua, (raw, prepped): (Value, Value)) -> mlua::
 
 /// `core.adhoc.account_invite(username|false, { exists, reserved }, roster_subscription, requester_local)`
 /// -> { username?, subscribe } | nil, code, text
-fn adhoc_account_invite(lua: &Lua, (username, facts, subscribe, local): (Value, Table, bool, bool)) -> mlua::Result<MultiValue> {
+pub(crate) fn adhoc_account_invite(
+    lua: &Lua,
+    (username, facts, subscribe, local): (Value, Table, bool, bool),
+) -> mlua::Result<MultiValue> {
     let username = opt_plain_string(&username);
     let facts = NameFacts { exists: truthy(&facts.raw_get("exists")?), reserved: truthy(&facts.raw_get("reserved")?) };
     match adhoc::account_invite(username.as_deref(), facts, subscribe, local) {
@@ -108,7 +111,7 @@ fn adhoc_account_invite(lua: &Lua, (username, facts, subscribe, local): (Value, 
 }
 
 /// `core.adhoc.reset_account(accountjid, host)` -> username | nil, code, text
-fn adhoc_reset_account(lua: &Lua, (jid, host): (Value, String)) -> mlua::Result<MultiValue> {
+pub(crate) fn adhoc_reset_account(lua: &Lua, (jid, host): (Value, String)) -> mlua::Result<MultiValue> {
     let jid = opt_plain_string(&jid);
     match adhoc::reset_account(jid.as_deref(), &host) {
         Ok(username) => Ok(MultiValue::from_iter([Value::String(lua.create_string(username)?)])),
@@ -117,7 +120,7 @@ fn adhoc_reset_account(lua: &Lua, (jid, host): (Value, String)) -> mlua::Result<
 }
 
 /// `core.adhoc.invitation_fields(uri, landing_page?, expires)` -> util.dataforms layout fields
-fn adhoc_invitation_fields(lua: &Lua, (uri, landing_page, expires): (String, Value, Value)) -> mlua::Result<Table> {
+pub(crate) fn adhoc_invitation_fields(lua: &Lua, (uri, landing_page, expires): (String, Value, Value)) -> mlua::Result<Table> {
     let landing_page = opt_plain_string(&landing_page);
     let expires = seconds(&expires).ok_or_else(|| mlua::Error::runtime("invitation_fields: expires must be a number"))?;
     let fields = adhoc::invitation_fields(&uri, landing_page.as_deref(), expires);
@@ -133,16 +136,4 @@ fn adhoc_invitation_fields(lua: &Lua, (uri, landing_page, expires): (String, Val
         list.push(entry)?;
     }
     Ok(list)
-}
-
-/// `core.adhoc`: the XEP-0401 ad-hoc commands' rules.
-pub(crate) fn adhoc_exports(lua: &Lua) -> mlua::Result<Table> {
-    let table = lua.create_table()?;
-    table.set("policy", lua.create_function(new_adhoc_policy)?)?;
-    table.set("requested_username", lua.create_function(adhoc_requested_username)?)?;
-    table.set("account_invite", lua.create_function(adhoc_account_invite)?)?;
-    table.set("reset_account", lua.create_function(adhoc_reset_account)?)?;
-    table.set("invitation_fields", lua.create_function(adhoc_invitation_fields)?)?;
-    table.set("invitation_title", adhoc::INVITATION_TITLE)?;
-    Ok(table)
 }

@@ -9,7 +9,7 @@ use crate::convert::{bool_field, error_of, fail, opt_plain_string, str_field};
 
 /// `core.rooms.normalise(inputs, max)` with inputs `{ { given, prepped?, autojoin? }, ... }`
 ///   -> `{ { jid, autojoin }, ... }` | nil, code, text (naming the room)
-fn rooms_normalise(lua: &Lua, (inputs, max): (Table, Option<usize>)) -> mlua::Result<MultiValue> {
+pub(crate) fn rooms_normalise(lua: &Lua, (inputs, max): (Table, Option<usize>)) -> mlua::Result<MultiValue> {
     let mut list = Vec::new();
     for entry in inputs.sequence_values::<Table>() {
         let entry = entry?;
@@ -41,7 +41,7 @@ fn rooms_normalise(lua: &Lua, (inputs, max): (Table, Option<usize>)) -> mlua::Re
 /// `core.rooms.check(room, facts, requester)`; facts: booleans `muc_service`, `checked`, `exists`,
 /// `destroyed`, `persistent`, `members_only`, `allow_member_invites`; requester `{ privileged = true }`
 /// or `{ affiliation = "member" | nil }` -> true, "room" | "service" | nil, code, text (naming the room)
-fn rooms_check(lua: &Lua, (room, facts, requester): (String, Table, Table)) -> mlua::Result<MultiValue> {
+pub(crate) fn rooms_check(lua: &Lua, (room, facts, requester): (String, Table, Table)) -> mlua::Result<MultiValue> {
     let known = RoomFacts {
         muc_service: bool_field(&facts, "muc_service"),
         checked: bool_field(&facts, "checked"),
@@ -72,60 +72,52 @@ fn affiliation_of(value: &Value) -> Option<rooms::Affiliation> {
     opt_plain_string(value).as_deref().and_then(rooms::Affiliation::parse)
 }
 
-/// `core.rooms` for mod_invites' room handling.
-pub(crate) fn rooms_exports(lua: &Lua) -> mlua::Result<Table> {
-    let table = lua.create_table()?;
-    table.set("default_max", rooms::DEFAULT_MAX_ROOMS)?;
-    table.set("normalise", lua.create_function(rooms_normalise)?)?;
-    table.set("check", lua.create_function(rooms_check)?)?;
-    // plan(affiliation?) -> "grant" | "keep" | "banned", outcome, welcomes (bookmark and invitation)
-    table.set(
-        "plan",
-        lua.create_function(|_, current: Value| {
-            let step = rooms::plan(affiliation_of(&current));
-            let name = match step {
-                rooms::Step::Grant => "grant",
-                rooms::Step::Keep(_) => "keep",
-                rooms::Step::Banned => "banned",
-            };
-            Ok((name, step.outcome(), step.welcomes()))
-        })?,
-    )?;
-    table.set(
-        "remove_on_delete",
-        lua.create_function(|_, current: Value| Ok(rooms::remove_on_delete(affiliation_of(&current))))?,
-    )?;
-    // refused_outcome(code, text?) -> what an invite's use records for a room `check` refused
-    table.set(
-        "refused_outcome",
-        lua.create_function(|_, (code, text): (Value, Value)| Ok(rooms::redemption_outcome(&error_of(&code, &text))))?,
-    )?;
-    // invitation_mode(option?) -> "inviter" | "room" | "none" | nil, "bad-request", text
-    table.set(
-        "invitation_mode",
-        lua.create_function(|lua, value: Value| match rooms::InvitationMode::parse(opt_plain_string(&value).as_deref()) {
-            Ok(mode) => Ok(MultiValue::from_iter([Value::String(lua.create_string(match mode {
-                rooms::InvitationMode::Inviter => "inviter",
-                rooms::InvitationMode::Room => "room",
-                rooms::InvitationMode::None => "none",
-            })?)])),
-            Err(e) => fail(lua, &e),
-        })?,
-    )?;
-    // invitation_sender(mode, inviter?, room) -> jid | nil
-    table.set(
-        "invitation_sender",
-        lua.create_function(|_, (mode, inviter, room): (String, Value, String)| {
-            let mode = rooms::InvitationMode::parse(Some(&mode)).unwrap_or_default();
-            Ok(rooms::invitation_sender(mode, opt_plain_string(&inviter).as_deref(), &room))
-        })?,
-    )?;
-    // invitation_reason(inviter?, room_name?, room) -> text
-    table.set(
-        "invitation_reason",
-        lua.create_function(|_, (inviter, name, room): (Value, Value, String)| {
-            Ok(rooms::invitation_reason(opt_plain_string(&inviter).as_deref(), opt_plain_string(&name).as_deref(), &room))
-        })?,
-    )?;
-    Ok(table)
+/// `core.rooms.plan(affiliation?)` -> "grant" | "keep" | "banned", outcome, welcomes (bookmark
+/// and invitation)
+pub(crate) fn rooms_plan(_lua: &Lua, current: Value) -> mlua::Result<(&'static str, &'static str, bool)> {
+    let step = rooms::plan(affiliation_of(&current));
+    let name = match step {
+        rooms::Step::Grant => "grant",
+        rooms::Step::Keep(_) => "keep",
+        rooms::Step::Banned => "banned",
+    };
+    Ok((name, step.outcome(), step.welcomes()))
+}
+
+/// `core.rooms.remove_on_delete(affiliation?)` -> whether deleting the account removes its
+/// affiliation
+pub(crate) fn rooms_remove_on_delete(_lua: &Lua, current: Value) -> mlua::Result<bool> {
+    Ok(rooms::remove_on_delete(affiliation_of(&current)))
+}
+
+/// `core.rooms.refused_outcome(code, text?)` -> what an invite's use records for a room `check`
+/// refused
+pub(crate) fn rooms_refused_outcome(_lua: &Lua, (code, text): (Value, Value)) -> mlua::Result<&'static str> {
+    Ok(rooms::redemption_outcome(&error_of(&code, &text)))
+}
+
+/// `core.rooms.invitation_mode(option?)` -> "inviter" | "room" | "none" | nil, "bad-request", text
+pub(crate) fn rooms_invitation_mode(lua: &Lua, value: Value) -> mlua::Result<MultiValue> {
+    match rooms::InvitationMode::parse(opt_plain_string(&value).as_deref()) {
+        Ok(mode) => Ok(MultiValue::from_iter([Value::String(lua.create_string(match mode {
+            rooms::InvitationMode::Inviter => "inviter",
+            rooms::InvitationMode::Room => "room",
+            rooms::InvitationMode::None => "none",
+        })?)])),
+        Err(e) => fail(lua, &e),
+    }
+}
+
+/// `core.rooms.invitation_sender(mode, inviter?, room)` -> jid | nil
+pub(crate) fn rooms_invitation_sender(
+    _lua: &Lua,
+    (mode, inviter, room): (String, Value, String),
+) -> mlua::Result<Option<String>> {
+    let mode = rooms::InvitationMode::parse(Some(&mode)).unwrap_or_default();
+    Ok(rooms::invitation_sender(mode, opt_plain_string(&inviter).as_deref(), &room))
+}
+
+/// `core.rooms.invitation_reason(inviter?, room_name?, room)` -> text
+pub(crate) fn rooms_invitation_reason(_lua: &Lua, (inviter, name, room): (Value, Value, String)) -> mlua::Result<String> {
+    Ok(rooms::invitation_reason(opt_plain_string(&inviter).as_deref(), opt_plain_string(&name).as_deref(), &room))
 }

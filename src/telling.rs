@@ -22,7 +22,7 @@ fn strings(table: &Table, key: &str) -> mlua::Result<Vec<String>> {
 
 /// `core.notify.recipient({ enabled, host, creator, how, account, creator_exists })`
 ///   -> the bare JID to tell | nil, why (for the debug log)
-fn recipient(lua: &Lua, facts: Table) -> mlua::Result<MultiValue> {
+pub(crate) fn notify_recipient(lua: &Lua, facts: Table) -> mlua::Result<MultiValue> {
     let text = |key| str_field(&facts, key).unwrap_or_default();
     let (host, creator, how, account) = (text("host"), text("creator"), text("how"), text("account"));
     let facts = UseFacts {
@@ -41,7 +41,10 @@ fn recipient(lua: &Lua, facts: Table) -> mlua::Result<MultiValue> {
 
 /// `core.notify.message(candidates, how, account, room_results?)` -> text, lang
 /// candidates: language tags, most telling first; room_results: `{ { jid, outcome }, ... }`.
-fn message(lua: &Lua, (candidates, how, account, results): (Table, String, String, Option<Table>)) -> mlua::Result<MultiValue> {
+pub(crate) fn notify_message(
+    lua: &Lua,
+    (candidates, how, account, results): (Table, String, String, Option<Table>),
+) -> mlua::Result<MultiValue> {
     let tags: Vec<String> = candidates
         .sequence_values::<Value>()
         .flatten()
@@ -79,7 +82,7 @@ fn edges_of(uses: &Table) -> Vec<Edge> {
 }
 
 /// `core.tree.build(uses, root)` -> { lines = {...}, members = { root, accounts... }, size }
-fn build(lua: &Lua, (uses, root): (Table, String)) -> mlua::Result<Table> {
+pub(crate) fn tree_build(lua: &Lua, (uses, root): (Table, String)) -> mlua::Result<Table> {
     let tree = Tree::build(&edges_of(&uses), &root);
     let members = std::iter::once(tree.root.clone()).chain(tree.nodes.iter().map(|n| n.account.clone()));
     let table = lua.create_table()?;
@@ -90,7 +93,7 @@ fn build(lua: &Lua, (uses, root): (Table, String)) -> mlua::Result<Table> {
 }
 
 /// `core.tree.cap_check(uses, creator, max)` -> true | nil, "quota-exceeded", text
-fn cap_check(lua: &Lua, (uses, creator, max): (Table, String, u32)) -> mlua::Result<MultiValue> {
+pub(crate) fn tree_cap_check(lua: &Lua, (uses, creator, max): (Table, String, u32)) -> mlua::Result<MultiValue> {
     match tree::cap_check(&edges_of(&uses), &creator, max) {
         Ok(()) => Ok(MultiValue::from_iter([Value::Boolean(true)])),
         Err(e) => fail(lua, &e),
@@ -138,20 +141,7 @@ pub(crate) fn check(lua: &Lua, t: Table) -> mlua::Result<Table> {
     Ok(out)
 }
 
-/// `core.notify`: whom to tell that an invite was used, and what.
-pub(crate) fn notify_exports(lua: &Lua) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.set("recipient", lua.create_function(recipient)?)?;
-    t.set("message", lua.create_function(message)?)?;
-    Ok(t)
-}
-
-/// `core.tree`: who invited whom, and the cap on a tree.
-pub(crate) fn tree_exports(lua: &Lua) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.set("build", lua.create_function(build)?)?;
-    t.set("cap_check", lua.create_function(cap_check)?)?;
-    // is_account(creator) -> whether an audit record's creator names an account (node@host)
-    t.set("is_account", lua.create_function(|_, creator: String| Ok(notify::creator_account(&creator).is_some()))?)?;
-    Ok(t)
+/// `core.tree.is_account(creator)` -> whether an audit record's creator names an account (node@host)
+pub(crate) fn tree_is_account(_lua: &Lua, creator: String) -> mlua::Result<bool> {
+    Ok(notify::creator_account(&creator).is_some())
 }

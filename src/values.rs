@@ -1,6 +1,6 @@
 //! Exports on plain values: tokens, periods, `xmpp:` URIs and XEP-0082 times.
 
-use mlua::{Lua, MultiValue, Value};
+use mlua::{Lua, MultiValue, Table, Value};
 
 use invites_rules::period::{self, PeriodValue};
 use invites_rules::{Error, token};
@@ -57,4 +57,9 @@ pub(crate) fn option_period(lua: &Lua, value: Value) -> mlua::Result<MultiValue>
         ])),
         Err(e) => fail(lua, &e),
     }
+}
+
+/// `core.ns`: `{ name = namespace, ... }`, the XML namespaces the shims use (`invites_rules::ns`).
+pub(crate) fn ns(lua: &Lua) -> mlua::Result<Table> {
+    lua.create_table_from(invites_rules::ns::ALL.iter().copied())
 }
