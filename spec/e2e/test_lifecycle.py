@@ -215,6 +215,11 @@ def test_prosodyctl_verbs_work_with_the_server_stopped(make_server):
                           (["list", HOST, "--frob"], "Unknown parameter: --frob")]:
         res = srv.prosodyctl("mod_invites", *words)
         assert res.returncode != 0 and reason in res.stderr, (words, res)
+    # A mistake in a verb's words is followed by how the verb is written (from the core's table).
+    res = srv.prosodyctl("mod_invites", "show", HOST)
+    assert "usage: prosodyctl mod_invites show HOST TOKEN" in res.stderr, res
+    res = srv.prosodyctl("mod_invites", "frob")
+    assert res.returncode == 2 and "usage: prosodyctl mod_invites generate|list|show|delete|" in res.stderr, res
 
     srv.start()
     assert srv.api1("store_get", None, account["token"]) is None

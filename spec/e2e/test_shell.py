@@ -138,6 +138,10 @@ def test_mistakes_are_one_line_errors_and_create_nothing(srv, words, reason):
     before = tokens(srv)
     ok, out, err = shell(srv, "invite", *words)
     assert not ok and reason in err, (out, err)
+    # 0.12's words are read by the core, which ends a mistake in them with the verb's usage; 13's
+    # shell reads its flags itself.
+    if prosody_version() < (13,) and reason.startswith(("Unknown parameter", "Expected value")):
+        assert f"(usage: invite {words[0]} " in err, err
     assert "traceback" not in (out + err).lower()
     assert tokens(srv) == before
 

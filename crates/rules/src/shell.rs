@@ -104,29 +104,27 @@ impl ShellCommand {
 
     /// The verb's one-line usage in the admin shell: `invite show HOST TOKEN`.
     pub fn usage(&self) -> String {
-        let args = self.args.iter().map(|(_, shown)| (*shown).to_owned());
-        words(["invite", self.name].into_iter().map(str::to_owned).chain(args).chain(self.flags_usage()))
+        self.usage_after("invite", false)
     }
 
     /// The verb's one-line usage as `prosodyctl mod_invites VERB ...`, if prosodyctl runs it.
     pub fn prosodyctl_usage(&self) -> Option<String> {
-        let optional_host = match self.prosodyctl {
-            Prosodyctl::No => return None,
-            Prosodyctl::Yes => false,
-            Prosodyctl::EveryHost => true,
-        };
-        let args = self
-            .args
-            .iter()
-            .enumerate()
-            .map(|(i, (_, shown))| if i == 0 && optional_host { format!("[{shown}]") } else { (*shown).to_owned() });
-        let head = ["prosodyctl", "mod_invites", self.name].into_iter().map(str::to_owned);
-        Some(words(head.chain(args).chain(self.flags_usage())))
+        match self.prosodyctl {
+            Prosodyctl::No => None,
+            Prosodyctl::Yes => Some(self.usage_after("prosodyctl mod_invites", false)),
+            Prosodyctl::EveryHost => Some(self.usage_after("prosodyctl mod_invites", true)),
+        }
     }
-}
 
-fn words(words: impl Iterator<Item = String>) -> String {
-    words.collect::<Vec<_>>().join(" ")
+    /// `command`, the verb, its arguments (the first in brackets if `optional_host`), its flags.
+    fn usage_after(&self, command: &str, optional_host: bool) -> String {
+        let args = self.args.iter().enumerate().map(|(i, (_, shown))| match i {
+            0 if optional_host => format!("[{shown}]"),
+            _ => (*shown).to_owned(),
+        });
+        let words = [command.to_owned(), self.name.to_owned()].into_iter().chain(args).chain(self.flags_usage());
+        words.collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// The verbs, as `prosodyctl shell invite VERB ARGS --flags` and `help invite` show them.
