@@ -9,15 +9,18 @@
 //!
 //! # Exports
 //!
-//! [`invites_core`] builds the module's table in one place: one line per export, grouped by
-//! feature, each under a comment giving its Lua signature. One naming rule, which [`export!`]
-//! keeps: a function's Lua name is the name of the Rust function behind it, found in the module
-//! of its feature (`src/FEATURE.rs`); what only one feature's Lua code uses sits in a sub-table
-//! named after the feature (`adhoc`, `rooms`, `roles`, `notify`, `tree`), where the Rust function
-//! carries the feature's name in front (`rooms.plan` is `rooms::rooms_plan`). A constant's Lua
-//! name is the Rust constant's in lower case (in a sub-table, without the feature's name); a table
-//! or text made once is named after the Rust function that makes it. `spec/binding_exports_spec.lua`
-//! pins the names, so a new export comes with its line here and there.
+//! `invites_core` (below) builds the module's table in one place: one line per export, grouped by
+//! feature, each under a comment giving its Lua signature. One naming rule, which the `export!`
+//! macro keeps: a function's Lua name is the name of the Rust function behind it, a named
+//! function in the module of its feature (`notify` and `tree` share `telling.rs`). A feature with
+//! a Lua lib of its own has its exports in a sub-table named after it (`adhoc`, `rooms`, `roles`,
+//! `notify`, `tree`), where the Rust function carries the feature's name in front (`rooms.plan` is
+//! `rooms::rooms_plan`); the rest (the invite store, registration, the shell verbs, the web page's
+//! QR code, the configuration check and what the shims share) are flat, as the shims have always
+//! called them. A constant's Lua name is the Rust constant's in lower case (in a sub-table,
+//! without the feature's name); a table or text made once is named after the Rust function that
+//! makes it. `spec/binding_exports_spec.lua` pins the names, so a new export comes with its
+//! documented line here and its name there.
 
 mod adhoc;
 mod convert;
@@ -122,7 +125,7 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("generate_usage", rules_generate::GENERATE_USAGE)?;
 
     // mod_invites_web
-    // qr_svg(text, title) -> inline <svg> markup | nil, code, text
+    // qr_svg(text, title) -> inline `<svg>` markup | nil, code, text
     export!(lua, exports, web::qr_svg);
 
     // The configuration check (invites_check.lib)

@@ -4,7 +4,7 @@ use mlua::{Lua, MultiValue, Value};
 
 use crate::convert::fail;
 
-/// `core.qr_svg(text, title)` -> inline <svg> markup | nil, code, text
+/// `core.qr_svg(text, title)` -> inline `<svg>` markup | nil, code, text
 pub(crate) fn qr_svg(lua: &Lua, (text, title): (String, String)) -> mlua::Result<MultiValue> {
     match invites_rules::qr::svg(&text, &title) {
         Ok(markup) => Ok(MultiValue::from_iter([Value::String(lua.create_string(markup)?)])),
