@@ -368,7 +368,8 @@ function admin.register_shell()
 	end
 end
 
--- prosodyctl mod_invites VERB HOST ...: the shell's verbs, with the server stopped or running. `mod` is mod_invites, already switched to HOST.
+-- prosodyctl mod_invites VERB HOST ...: the shell's verbs, with the server stopped or running.
+-- `mod` is mod_invites, already switched to HOST.
 function admin.command(mod, verb, words)
 	local args, opts, why = core.parse_shell_args(verb, words);
 	local missing = args and missing_argument(commands[verb], args);
