@@ -52,43 +52,20 @@ end
 
 audit_log.new_audit = new_audit;
 
--- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
--- without a limit), or nil and an error. For mod_invites_register's claims.
-function audit_log.usage(invite)
-	local _, _, max_uses = invites:classify(invite);
-	if not max_uses then
-		return nil;
-	end
-	local audit, err = audit_log.read(invite.token);
-	if audit == nil then
-		return nil, err;
-	end
-	return max_uses, audit and #audit.uses or 0;
-end
-
--- The change a use makes to an audit record (for layout:settle): `account` used the invite (how:
+-- The audit record of an invite (one made up when it has none) with `account`'s use added (how:
 -- "registered", "password-reset", "contact-approved").
-function audit_log.use(invite, account, how)
-	return function (audit)
-		audit = audit or new_audit(invite);
-		table.insert(audit.uses, { account = account; at = now(); how = how });
-		return audit;
-	end;
+function audit_log.with_use(audit, invite, account, how)
+	audit = audit or new_audit(invite);
+	table.insert(audit.uses, { account = account; at = now(); how = how });
+	return audit;
 end
 
--- After a use was stored: counts it and tells other modules (invite-used).
-function audit_log.used(invite, account, how)
+-- After a use was stored: counts it and tells other modules (invite-used), with the creator the
+-- audit record names.
+function audit_log.used(invite, account, how, audit)
 	audit_log.count("used", how);
-	module:fire_event("invite-used", { invite = invite; username = account; how = how });
-end
-
--- Records that `account` used an invite without consuming it (see mod_invites' redeem).
-function audit_log.record_use(invite, account, how)
-	local ok, err = layout:settle(invite.token, {}, audit_log.use(invite, account, how));
-	if not ok then
-		module:log("error", "Failed to record the use of an invite by %s: %s", account, tostring(err));
-	end
-	audit_log.used(invite, account, how);
+	module:fire_event("invite-used", { invite = invite; username = account; how = how;
+		creator = type(audit) == "table" and audit.creator or nil });
 end
 
 -- The change a revocation makes to an audit record.

@@ -13,12 +13,10 @@ local now = os.time;
 local function new_core(host)
 	return core.new(host, function (level, message)
 		module:log(level, "%s", message);
-	end, now());
+	end);
 end
 
 local invites = new_core(module.host);
--- When get() validated each invite it returned (weak: the invites belong to their holders).
-local validated_at = setmetatable({}, { __mode = "k" });
 -- Where invites are stored (invites_storage.lib.lua): one record per invite, or stock's layout.
 local layout;
 
@@ -107,7 +105,7 @@ end
 
 -- Heard of every host-level record this process removes.
 local function removed(token)
-	invites:removed(token, now());
+	invites:removed(token);
 end
 
 -- Prosody 13's landing page templates: `invites_page` (e.g. a deployment of a static invite page
@@ -390,26 +388,57 @@ end
 local valid_invite_methods = {};
 local valid_invite_mt = { __index = valid_invite_methods };
 
+-- What is stored of an invite get() returned, read now: { record = its host-level record, gone
+-- once it is used up or revoked; audit = its audit record, or false }, or nil and
+-- "internal-server-error". What a registration decides on, and what redeem() writes back.
+function standing(invite) --luacheck: ignore 131/standing
+	local token = type(invite) == "table" and invite.token;
+	if not core.check_token(token) then
+		return { audit = false };
+	end
+	return layout:standing(token);
+end
+
 -- Records that `account` used `invite` (how: "registered", "password-reset",
--- "contact-approved") and, when `consume`, consumes it (deletes it; reusable invites stay), in
--- one write in the per-invite layout; then tells other modules (invite-used). true, or nil and
--- "internal-server-error" when the invite could not be consumed (the use is then not recorded).
-function redeem(invite, account, how, consume) --luacheck: ignore 131/redeem
-	local keys = consume and invites:use_plan(invite) or {};
-	local ok, err = layout:settle(invite.token, keys, account and audit_log.use(invite, account, how), removed);
+-- "contact-approved") and consumes it as `plan` says (a use plan: its keys go; without one, the
+-- core's for a use, from what is stored now), in one write in the per-invite layout; then tells
+-- other modules (invite-used). `invite_standing`: what standing() read a moment ago, which
+-- `plan` was made from. true, or nil and "internal-server-error" when the invite could not be
+-- consumed (the use is then not recorded).
+function redeem(invite, account, how, plan, invite_standing) --luacheck: ignore 131/redeem
+	local err;
+	if not plan then
+		invite_standing, err = standing(invite);
+		if invite_standing then
+			plan, err = invites:use_plan(invite, invite_standing, account ~= nil);
+		end
+	end
+	local recorded; -- the audit record with this use
+	local ok = plan ~= nil;
+	if ok then
+		ok, err = layout:settle(invite.token, plan.keys, account and function (audit)
+			recorded = audit_log.with_use(audit, invite, account, how);
+			return recorded;
+		end, removed, invite_standing);
+	end
 	if not ok then
 		module:log("error", "Failed to consume invite %s: %s", core.redact(invite.token), tostring(err));
 		return nil, "internal-server-error";
 	end
 	if account then
-		audit_log.used(invite, account, how);
+		audit_log.used(invite, account, how, recorded);
 	end
 	return true;
 end
 
+-- Records that `account` used an invite without consuming it.
+function record_use(invite, account, how) --luacheck: ignore 131/record_use
+	return redeem(invite, account, how, { keys = {}; consume = false });
+end
+
 -- Consumes the invite (deletes it; reusable invites stay). Call after it was actually used.
 function valid_invite_methods:use()
-	return redeem(self, nil, nil, true);
+	return redeem(self, nil, nil);
 end
 
 local function account_exists(username)
@@ -464,27 +493,7 @@ function get(token, username)
 	if not inviter_ok then
 		return nil, inviter_err;
 	end
-	validated_at[invite] = now();
 	return setmetatable(invite, valid_invite_mt);
-end
-
--- Whether the host-level record of an invite get() returned is still stored (not used or revoked
--- since): known without a read when this process removed nothing of it since, else read;
--- nil and "internal-server-error" when storage cannot tell.
-function still_stored(invite) --luacheck: ignore 131/still_stored
-	local token = type(invite) == "table" and invite.token;
-	if type(token) ~= "string" then
-		return false;
-	end
-	local known = validated_at[invite] and invites:still_stored(token, validated_at[invite]);
-	if known ~= nil then
-		return known;
-	end
-	local record, err = read_record(token);
-	if err then
-		return nil, err;
-	end
-	return record ~= nil;
 end
 
 function use(token) --luacheck: ignore 131/use
@@ -615,11 +624,8 @@ function purge() --luacheck: ignore 131/purge
 	return purged;
 end
 
---- The lifecycle views and the use record (invites_audit.lib.lua), part of this module's API:
--- usage(invite) -> max_uses, uses; record_use(invite, account, how); all_invites();
+--- The lifecycle views (invites_audit.lib.lua), part of this module's API: all_invites();
 -- list_pending(kind?, creator?); created_by(creator) -> times, pending; inspect(token).
-usage = audit_log.usage; --luacheck: ignore 111/usage
-record_use = audit_log.record_use; --luacheck: ignore 111/record_use
 all_invites = audit_log.all_invites; --luacheck: ignore 111/all_invites
 list_pending = audit_log.list_pending; --luacheck: ignore 111/list_pending
 created_by = audit_log.created_by; --luacheck: ignore 111/created_by

@@ -61,7 +61,7 @@ local function pick(list)
 end
 
 describe("the native binding under random input", function ()
-	local invites = core.new("example.com", function () end, 0);
+	local invites = core.new("example.com", function () end);
 	local registration = core.new_registration("example.com", function () end, {});
 	local policy = core.adhoc.policy({});
 	local objects = { invites, registration, policy };
@@ -178,10 +178,19 @@ describe("the binding's failures", function ()
 		assert.same({ nil, "internal-server-error", "missing or bad field 'invite_only'" },
 			{ registration:registering(request, 1, 0) });
 		request.invite_only = true;
-		request.invite = { token = "Xo3gdOvANs77aUhUX40RFxTZ"; reusable = false; still_stored = true; storage_failed = false };
+		request.invite = { token = "Xo3gdOvANs77aUhUX40RFxTZ"; reusable = false };
+		request.standing = { record = {}; audit = false };
 		assert.same({ nil, "internal-server-error", "missing or bad field 'type'" }, { registration:registering(request, 1, 0) });
+		request.invite.type = "register";
+		request.standing.audit = { uses = "three" };
+		assert.same({ nil, "internal-server-error", "missing or bad field 'uses'" }, { registration:registering(request, 1, 0) });
+		local validated = { token = "Xo3gdOvANs77aUhUX40RFxTZ"; type = "register"; jid = HOST; uri = "xmpp:" .. HOST;
+			expires = 10; reusable = false; allow_registration = true };
 		assert.same({ nil, "internal-server-error", "missing or bad field 'username'" },
-			{ registration:registered("Xo3gdOvANs77aUhUX40RFxTZ", 1, { inviter_exists = false; still_stored = true }) });
+			{ registration:registered(validated, 1, { inviter_exists = false; standing = { record = {}; audit = false } }) });
+		assert.same({ nil, "internal-server-error", "missing or bad field 'invite'" },
+			{ registration:registered({ token = 1 }, 1, { username = "bob"; inviter_exists = false;
+				standing = { record = {}; audit = false } }) });
 		assert.same({ nil, "internal-server-error", "missing or bad field 'expires'" },
 			{ core.lifecycle({ stored = true; uses = 0 }, 0, 0) });
 		assert.equal("pending", core.lifecycle({ stored = true; uses = 0; expires = 10 }, 0, 0).state);

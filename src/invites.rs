@@ -1,4 +1,4 @@
-//! `core.new(host, log, now)`: the per-host state of mod_invites, as userdata.
+//! `core.new(host, log)`: the per-host state of mod_invites, as userdata.
 
 use std::cell::RefCell;
 
@@ -10,24 +10,22 @@ use invites_rules::Error;
 use invites_rules::invite::{self, InviteRequest, Redemption};
 use invites_rules::plans;
 use invites_rules::record::InviteType;
-use invites_rules::removals::Removals;
 use invites_rules::reservations::Reservations;
 use invites_rules::token::{self, TOKEN_BYTES};
 
 use crate::convert::{
     FieldNames, IntoLuaValue, RecordFields, expiries, fail, failure, host_records, keys_table, opt_string, read_record,
-    requested_data, seconds, token_list, validated_from_table, validated_table, with_invite_facts,
+    read_standing, requested_data, seconds, token_list, use_plan_table, validated_from_table, validated_table, with_invite_facts,
 };
 use crate::log::Tracer;
 
-/// Per-host state of mod_invites; the shim owns it: the host name, the logger, the index of
-/// reserved usernames and the memory of removed records.
+/// Per-host state of mod_invites; the shim owns it: the host name, the logger and the index of
+/// reserved usernames.
 pub(crate) struct Invites {
     host: String,
     tracer: Tracer,
     names: FieldNames,
     reservations: RefCell<Reservations>,
-    removals: RefCell<Removals>,
 }
 
 /// A fresh token from the operating system's CSPRNG; draws again when the core refuses one (one
@@ -150,9 +148,21 @@ impl UserData for Invites {
             },
         );
 
-        // use_plan(validated) -> { {user=?, token=}, ... }
-        methods.add_method("use_plan", |lua, this, validated: Table| {
-            keys_table(lua, &this.names, plans::use_plan(&validated_from_table(&this.names, &validated)?))
+        // use_plan(validated, standing, records_use) -> { keys = { {user=?, token=}, ... }, consume }
+        //   | nil, code, reason: what a use of the invite get() returned does to storage, with
+        //   standing = { record?, audit? } as read just before (see Standing); records_use: the
+        //   use is recorded (a registration, an approval), else the stock API's invite:use().
+        methods.add_method("use_plan", |lua, this, (validated, standing, records_use): (Table, Value, bool)| {
+            let standing = match read_standing(&this.names, &validated, &standing) {
+                Ok(Some(standing)) => standing,
+                Ok(None) => return fail(lua, &Error::Internal),
+                Err(e) => return fail(lua, &e),
+            };
+            let Ok(invite) = validated_from_table(&this.names, &validated) else {
+                return fail(lua, &Error::BadField("invite"));
+            };
+            let plan = plans::use_plan(&invite, standing.usage, records_use);
+            Ok(MultiValue::from_iter([Value::Table(use_plan_table(lua, &this.names, plan)?)]))
         });
 
         // revoke_plan(token, record?, audit_jid?) -> { {user=?, token=}, ... }; audit_jid: the
@@ -235,17 +245,10 @@ impl UserData for Invites {
             Ok(read_record(&this.names, &token, &record).ok().flatten().and_then(|r| r.name_key().map(str::to_owned)))
         });
 
-        // removed(token, now): a host-level record this process just removed
-        methods.add_method("removed", |_, this, (token, now): (String, i64)| {
+        // removed(token): a host-level record this process just removed (it reserves no name)
+        methods.add_method("removed", |_, this, token: String| {
             this.reservations_mut()?.remove(&token);
-            this.removals.try_borrow_mut().map_err(|_| mlua::Error::runtime("removal memory busy"))?.note(&token, now);
             Ok(())
-        });
-
-        // still_stored(token, validated_at) -> true | false | nil (unknown: read storage)
-        methods.add_method("still_stored", |_, this, (token, validated_at): (String, i64)| {
-            let removals = this.removals.try_borrow().map_err(|_| mlua::Error::runtime("removal memory busy"))?;
-            Ok(removals.still_stored(&token, validated_at))
         });
 
         // reservations_loaded() -> whether the index has been loaded (else: reservations_load)
@@ -275,13 +278,7 @@ impl Invites {
     }
 }
 
-/// `core.new(host, log, now)`
-pub(crate) fn new_invites(lua: &Lua, (host, log, now): (String, Function, i64)) -> mlua::Result<Invites> {
-    Ok(Invites {
-        host,
-        tracer: Tracer::new(log),
-        names: FieldNames::new(lua)?,
-        reservations: RefCell::default(),
-        removals: RefCell::new(Removals::new(now)),
-    })
+/// `core.new(host, log)`
+pub(crate) fn new_invites(lua: &Lua, (host, log): (String, Function)) -> mlua::Result<Invites> {
+    Ok(Invites { host, tracer: Tracer::new(log), names: FieldNames::new(lua)?, reservations: RefCell::default() })
 }

@@ -6,14 +6,13 @@ use invites_rules::lifecycle;
 
 use invites_rules::Error;
 
-use crate::convert::{bool_field, fail, required_bool, seconds, str_field, use_limit};
+use crate::convert::{bool_field, fail, read_max_uses, required_bool, seconds, str_field};
 
 /// lifecycle(facts, now, retention) -> { state, uses_left? (nil: unlimited), purge_audit }
 ///   | nil, code, reason (a fact missing or of the wrong type)
 /// facts = { stored, expires, uses, max_uses?, reusable?, revoked_at?, last_use? }
 pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)) -> mlua::Result<MultiValue> {
     let seconds = |key: &str| -> mlua::Result<Option<i64>> { Ok(seconds(&facts.raw_get::<Value>(key)?)) };
-    let limit = use_limit(&facts)?;
     let uses = match facts.raw_get::<Value>("uses")? {
         Value::Integer(n) => u32::try_from(n).unwrap_or(u32::MAX),
         _ => return fail(lua, &Error::BadField("uses")),
@@ -27,7 +26,7 @@ pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)
         stored,
         expires,
         uses,
-        max_uses: limit.map(|(max_uses, _)| max_uses),
+        max_uses: read_max_uses(&facts.raw_get("max_uses")?).limit(),
         reusable: bool_field(&facts, "reusable"),
         revoked_at: seconds("revoked_at")?,
     };
