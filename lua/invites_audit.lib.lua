@@ -4,6 +4,7 @@
 -- (all_invites, list_pending, inspect, …).
 -- Loaded by mod_invites (module:require), in its environment; mod_invites exports its views.
 local core = module:require "invites_native";
+local codes = core.codes;
 local now = os.time;
 
 local audit_log = {};
@@ -218,7 +219,7 @@ end
 -- One invite with its audit record and state, or nil and an error code.
 function audit_log.inspect(token)
 	if not core.check_token(token) then
-		return nil, "token-invalid";
+		return nil, codes.token_invalid;
 	end
 	local audit, err = audit_log.read(token);
 	if audit == nil then
@@ -227,7 +228,7 @@ function audit_log.inspect(token)
 	local record = layout:record(token);
 	if not audit then
 		if not record then
-			return nil, "token-invalid";
+			return nil, codes.token_invalid;
 		end
 		audit = new_audit(record);
 	end

@@ -4,6 +4,7 @@
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local core = module:require "invites_native";
+local codes = core.codes;
 local rooms = module:require "invites_rooms";
 local audit_log = module:require "invites_audit";
 local storage = module:require "invites_storage";
@@ -162,7 +163,7 @@ local function create_invite(invite_type, username, allow_registration, addition
 		local seconds, _, why = core.parse_period(ttl);
 		if not seconds then
 			module:log("warn", "Refusing to create invite: %s", why);
-			return nil, "bad-request";
+			return nil, codes.bad_request;
 		end
 		ttl = seconds;
 	end
@@ -188,7 +189,7 @@ local function create_invite(invite_type, username, allow_registration, addition
 	local ok, err = layout:create(invite, audit, stored_at_host_level, contact_owner, name_key);
 	if not ok then
 		module:log("warn", "Failed to store invite: %s", err);
-		return nil, "internal-server-error";
+		return nil, codes.internal_server_error;
 	end
 	if stored_at_host_level then
 		invites:reservation_add(invite.token, invite, now());
@@ -204,7 +205,7 @@ function create_account(account_username, additional_data, ttl, creator) --luach
 	if username ~= nil then
 		username = prep_username(username);
 		if not username then
-			return nil, "invalid-username";
+			return nil, codes.invalid_username;
 		end
 	end
 	return create_invite("register", username, true, additional_data, ttl, nil, creator);
@@ -218,7 +219,7 @@ function create_account_reset(account_username, additional_data, ttl, creator) -
 	end
 	local username = prep_username(account_username);
 	if not username then
-		return nil, "invalid-username";
+		return nil, codes.invalid_username;
 	end
 	local data = {};
 	for k, v in pairs(additional_data or {}) do
@@ -244,7 +245,7 @@ end
 function create_contact(username, allow_registration, additional_data, ttl, creator) --luacheck: ignore 131/create_contact
 	local inviter = prep_username(username);
 	if not inviter then
-		return nil, "invalid-username";
+		return nil, codes.invalid_username;
 	end
 	if allow_registration and not registration_possible() then
 		module:log("debug", "Contact invite of %s without registration: invitees cannot register on this host", inviter);
@@ -351,10 +352,10 @@ end
 -- nothing; or nil and another error.
 function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_invite
 	if token == nil then
-		return nil, "no-token";
+		return nil, codes.no_token;
 	end
 	if not core.check_token(token) then
-		return nil, "not-pending", "unknown"; -- nothing by that name can exist
+		return nil, codes.not_pending, "unknown"; -- nothing by that name can exist
 	end
 	local record, read_err = read_record(token);
 	if read_err then
@@ -369,17 +370,17 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 	-- that pre-authenticated in time: it goes, but nothing records a revocation.
 	local revoking = state == "pending";
 	if not (revoking or (state == "expired" and record)) then
-		return nil, "not-pending", state;
+		return nil, codes.not_pending, state;
 	end
 	-- Contact-only invites live at user level only: their audit record names the inviter.
 	local keys = invites:revoke_plan(token, record, audit and audit.jid or nil);
 	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
-		return nil, "internal-server-error";
+		return nil, codes.internal_server_error;
 	end
 	if not revoking then
-		return nil, "not-pending", state;
+		return nil, codes.not_pending, state;
 	end
 	audit_log.revoked(token, record, by or "module");
 	return true;
@@ -423,7 +424,7 @@ function redeem(invite, account, how, plan, invite_standing) --luacheck: ignore 
 	end
 	if not ok then
 		module:log("error", "Failed to consume invite %s: %s", core.redact(invite.token), tostring(err));
-		return nil, "internal-server-error";
+		return nil, codes.internal_server_error;
 	end
 	if account then
 		audit_log.used(invite, account, how, recorded);
@@ -456,12 +457,12 @@ local function check_inviter(token, account, entry_of)
 				return nil, err;
 			end
 			module:log("debug", "Contact invite %s of %s: the inviter's entry is gone", core.redact(token), entry_of);
-			return nil, "token-invalid";
+			return nil, codes.token_invalid;
 		end
 	end
 	if account and not account_exists(account) then
 		module:log("debug", "Invite %s of %s: the inviter's account is gone", core.redact(token), account);
-		return nil, "token-invalid";
+		return nil, codes.token_invalid;
 	end
 	return true;
 end
@@ -482,7 +483,7 @@ function get(token, username)
 			if read_err then
 				return nil, read_err;
 			end
-			return nil, "token-invalid";
+			return nil, codes.token_invalid;
 		end
 	end
 	local invite, record_or_err, check_account, check_entry = validate_stored(token, username, user_expiry);

@@ -8,6 +8,7 @@ local rostermanager = require "core.rostermanager";
 local usermanager = require "core.usermanager";
 
 local core = module:require "invites_native";
+local codes = core.codes;
 local ns = core.ns;
 local now = os.time;
 
@@ -149,7 +150,7 @@ module:hook("stanza/iq/" .. ns.pars .. ":preauth", function (event)
 		refused_counter:with_labels(refusal.condition):add(1);
 	end
 	-- While throttled, every attempt would be logged; once is enough.
-	local level = code == "throttled" and "debug" or "info";
+	local level = code == codes.throttled and "debug" or "info";
 	module:log(level, "Refused invite pre-auth from %s: %s", ip or "unknown address", reason);
 	send_error(origin, stanza, refusal);
 	return true;

@@ -196,6 +196,19 @@ describe("the binding's failures", function ()
 		assert.equal("pending", core.lifecycle({ stored = true; uses = 0; expires = 10 }, 0, 0).state);
 	end);
 
+	it("names every error code in core.codes, and raises for a name that is none", function ()
+		assert.equal("token-invalid", core.codes.token_invalid);
+		assert.equal("not-pending", core.codes.not_pending);
+		assert.equal("internal-server-error", core.codes.internal_server_error);
+		local ok, err = pcall(function () return core.codes.token_invlaid; end);
+		assert.is_false(ok);
+		assert.matches("no such error code: token_invlaid", err, 1, true);
+		-- Every name is its code with "_" for "-".
+		for name, code in pairs(core.codes) do
+			assert.equal(name, (code:gsub("-", "_")));
+		end
+	end);
+
 	it("tell a refused room's outcome by its code", function ()
 		assert.equal("room-gone", core.rooms.refused_outcome("item-not-found"));
 		assert.equal("not-allowed", core.rooms.refused_outcome("not-allowed"));

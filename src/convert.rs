@@ -47,6 +47,25 @@ field_names! {
     user = "user",
 }
 
+/// `core.codes`: every error code by its name with `_` for `-` (`codes.token_invalid` is
+/// `"token-invalid"`), so the shims name codes through the core; reading a name that is no code
+/// raises, so a misspelt one fails where it is read instead of never matching.
+pub(crate) fn codes_table(lua: &Lua) -> mlua::Result<Table> {
+    let codes = lua.create_table()?;
+    for code in Error::CODES {
+        codes.raw_set(code.replace('-', "_"), *code)?;
+    }
+    let strict = lua.create_table()?;
+    strict.set(
+        "__index",
+        lua.create_function(|_, (_, name): (Value, Value)| -> mlua::Result<()> {
+            Err(mlua::Error::runtime(format!("no such error code: {}", name.to_string().unwrap_or_default())))
+        })?,
+    )?;
+    codes.set_metatable(Some(strict))?;
+    Ok(codes)
+}
+
 /// `nil, code` for an expected failure: `code` is an [`Error::code`]. For mod_invites' public
 /// API, whose `nil, "<code>"` is Prosody's contract; everything else answers with [`fail`].
 pub(crate) fn failure(lua: &Lua, code: &str) -> mlua::Result<MultiValue> {

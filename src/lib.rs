@@ -25,7 +25,7 @@ use invites_rules::register as reg;
 use invites_rules::{cli, invite, ns};
 
 use crate::adhoc::adhoc_exports;
-use crate::convert::{error_of, fail};
+use crate::convert::{codes_table, error_of, fail};
 use crate::invites::new_invites;
 use crate::lifecycle::{lifecycle_of, quota_check};
 use crate::registration::{contact_token, new_registration};
@@ -72,6 +72,7 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     )?;
     // error_text(code, text?) -> the reason an error's code (and text) stands for, in words
     exports.set("error_text", lua.create_function(|_, (code, text): (Value, Value)| Ok(error_of(&code, &text).to_string()))?)?;
+    exports.set("codes", codes_table(lua)?)?;
     exports.set("shell_commands", shell_commands(lua)?)?;
     exports.set("lifecycle", lua.create_function(lifecycle_of)?)?;
     exports.set("quota_check", lua.create_function(quota_check)?)?;
