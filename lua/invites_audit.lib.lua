@@ -109,14 +109,15 @@ local function lifecycle(token, audit)
 	return life;
 end
 
--- What became of an invite, from its audit record (false: none) and its host-level record:
--- "pending", "used", "expired", "revoked", or "unknown" when there is no trace of it.
-function audit_log.state(token, audit, record)
+-- Where an invite is in its life, from its audit record (false: none) and its host-level record:
+-- the core's lifecycle answer (state "pending", "used", "expired", "revoked", and what revoking
+-- it does), or state "unknown" when there is no trace of it.
+function audit_log.life(token, audit, record)
 	audit = audit or (record and new_audit(record));
 	if not audit then
-		return "unknown";
+		return { state = "unknown" };
 	end
-	return lifecycle(token, audit).state;
+	return lifecycle(token, audit);
 end
 
 -- Every audit record: { [token] = record }, or nil and an error.

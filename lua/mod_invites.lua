@@ -357,30 +357,26 @@ function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_
 	if not core.check_token(token) then
 		return nil, codes.not_pending, "unknown"; -- nothing by that name can exist
 	end
-	local record, read_err = read_record(token);
-	if read_err then
+	local stored, read_err = layout:standing(token);
+	if not stored then
 		return nil, read_err; -- without the record, the inviter's half could not be found
 	end
-	local audit, audit_err = audit_log.read(token);
-	if audit == nil then
-		return nil, audit_err;
+	local record, audit = stored.record, stored.audit;
+	local life = audit_log.life(token, audit, record);
+	if not life.revoke_removes then
+		return nil, codes.not_pending, life.state;
 	end
-	local state = audit_log.state(token, audit, record);
-	-- An expired invite still stored (the purge waits an hour) can still finish a registration
-	-- that pre-authenticated in time: it goes, but nothing records a revocation.
-	local revoking = state == "pending";
-	if not (revoking or (state == "expired" and record)) then
-		return nil, codes.not_pending, state;
-	end
+	local revoking = life.revoke_records;
 	-- Contact-only invites live at user level only: their audit record names the inviter.
 	local keys = invites:revoke_plan(token, record, audit and audit.jid or nil);
-	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed);
+	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed,
+		stored);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
 		return nil, codes.internal_server_error;
 	end
 	if not revoking then
-		return nil, codes.not_pending, state;
+		return nil, codes.not_pending, life.state;
 	end
 	audit_log.revoked(token, record, by or "module");
 	return true;

@@ -8,7 +8,8 @@ use invites_rules::Error;
 
 use crate::convert::{bool_field, fail, read_max_uses, required_bool, seconds, str_field};
 
-/// lifecycle(facts, now, retention) -> { state, uses_left? (nil: unlimited), purge_audit }
+/// lifecycle(facts, now, retention) -> { state, uses_left? (nil: unlimited), purge_audit,
+///   revoke_removes, revoke_records (what revoking it does: Revocation) }
 ///   | nil, code, reason (a fact missing or of the wrong type)
 /// facts = { stored, expires, uses, max_uses?, reusable?, revoked_at?, last_use? }
 pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)) -> mlua::Result<MultiValue> {
@@ -31,8 +32,11 @@ pub(crate) fn lifecycle_of(lua: &Lua, (facts, now, retention): (Table, i64, i64)
         revoked_at: seconds("revoked_at")?,
     };
     let ended = lifecycle::ended_at(&known, seconds("last_use")?, now);
+    let revocation = lifecycle::revocation(&known, now);
     let table = lua.create_table()?;
     table.set("state", lifecycle::state(&known, now).as_str())?;
+    table.set("revoke_removes", revocation.removes)?;
+    table.set("revoke_records", revocation.records)?;
     table.set("uses_left", lifecycle::uses_left(known.max_uses, known.reusable, uses))?;
     table.set("purge_audit", lifecycle::audit_expired(ended, u64::try_from(retention).unwrap_or(0), now))?;
     Ok(MultiValue::from_iter([Value::Table(table)]))
