@@ -36,9 +36,15 @@ function audit_log.read(token)
 	return layout:audit(token);
 end
 
--- The audit record of a new invite (or one made up for a record stored without one).
-local function new_audit(invite, creator)
-	local kind, made_by, max_uses = invites:classify(invite);
+-- The audit record of a new invite (or one made up for a record stored without one); `facts`:
+-- the invite's classification when create() gave it, else asked for.
+local function new_audit(invite, creator, facts)
+	local kind, made_by, max_uses;
+	if facts then
+		kind, made_by, max_uses = facts.kind, facts.creator, facts.max_uses;
+	else
+		kind, made_by, max_uses = invites:classify(invite);
+	end
 	return {
 		kind = kind;
 		creator = creator or made_by;

@@ -120,12 +120,11 @@ local render_url = require "util.interpolation".new("%b{}", url_escape, {
 	end;
 });
 
-local function add_landing_page(invite)
+local function add_landing_page(invite, page_kind)
 	local template = module:get_option_string("invites_page");
 	if not template or invite.landing_page then
 		return;
 	end
-	local page_kind = select(4, invites:classify(invite));
 	if not module:get_option_set("invites_page_supports", { "account", "contact", "account-and-contact" }):contains(page_kind) then
 		return;
 	end
@@ -167,15 +166,13 @@ local function create_invite(invite_type, username, allow_registration, addition
 		end
 		ttl = seconds;
 	end
-	local invite, stored_at_host_level, contact_owner, name_key = invites:create(invite_type, username,
-		not not allow_registration, ttl or get_default_ttl(), reusable, additional_data, now());
+	local invite, facts, why = invites:create(invite_type, username, not not allow_registration,
+		ttl or get_default_ttl(), reusable, additional_data, now());
 	if not invite then
-		local code, why = stored_at_host_level, contact_owner;
 		module:log("warn", "Refusing to create invite: %s", why);
-		return nil, code, why;
+		return nil, facts, why;
 	end
-	invite.additional_data = additional_data;
-	local may, cap_code, cap_why = tree.may_create(creator or select(2, invites:classify(invite))); -- invites_max_tree_size
+	local may, cap_code, cap_why = tree.may_create(creator or facts.creator); -- invites_max_tree_size
 	if not may then
 		module:log("info", "Refusing to create invite: %s", cap_why or cap_code);
 		return nil, cap_code, cap_why;
@@ -183,15 +180,15 @@ local function create_invite(invite_type, username, allow_registration, addition
 
 	-- Before storing, so handlers can add fields (mod_invites_page sets landing_page).
 	module:fire_event("invite-created", invite);
-	add_landing_page(invite);
+	add_landing_page(invite, facts.page_kind);
 
-	local audit = audit_log.new_audit(invite, creator);
-	local ok, err = layout:create(invite, audit, stored_at_host_level, contact_owner, name_key);
+	local audit = audit_log.new_audit(invite, creator, facts);
+	local ok, err = layout:create(invite, audit, facts.host_level, facts.contact_owner, facts.name_key);
 	if not ok then
 		module:log("warn", "Failed to store invite: %s", err);
 		return nil, codes.internal_server_error;
 	end
-	if stored_at_host_level then
+	if facts.host_level then
 		invites:reservation_add(invite.token, invite, now());
 	end
 	audit_log.count("created", audit.kind);

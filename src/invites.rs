@@ -2,14 +2,14 @@
 
 use std::cell::RefCell;
 
-use mlua::{Either, Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+use mlua::{Either, Function, Lua, LuaString, MultiValue, Table, UserData, UserDataMethods, Value};
 use rand::TryRng;
 use rand::rngs::SysRng;
 
 use invites_rules::Error;
 use invites_rules::invite::{self, InviteRequest, Redemption};
 use invites_rules::plans;
-use invites_rules::record::InviteType;
+use invites_rules::record::{InviteKind, InviteType};
 use invites_rules::reservations::Reservations;
 use invites_rules::token::{self, TOKEN_BYTES};
 
@@ -44,9 +44,10 @@ fn random_token() -> mlua::Result<String> {
 impl UserData for Invites {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         // create(type, username?, allow_registration, ttl, reusable?, additional_data?, now)
-        //   -> record, stored_at_host_level, contact_owner | nil, code, text
-        // additional_data: what the rules check of it (max_uses, allow_reset, rooms); the shim
-        // puts it in the record.
+        //   -> record (with additional_data), facts | nil, code, text
+        // facts = { host_level (stored at host level), contact_owner?, name_key?, and the
+        //   record's classification (see classify): kind, creator, max_uses?, page_kind }
+        // additional_data: what the rules check of it (max_uses, allow_reset, rooms).
         methods.add_method(
             "create",
             |lua,
@@ -91,14 +92,17 @@ impl UserData for Invites {
                     (&names.expires, Either::Right(Value::Integer(record.expires))),
                     (&names.reusable, Either::Right(record.reusable.map_or(Value::Nil, Value::Boolean))),
                 ])?;
-                let owner = record.contact_owner().map(str::to_owned);
-                let name_key = record.name_key().map(str::to_owned);
-                Ok(MultiValue::from_iter([
-                    Value::Table(table),
-                    Value::Boolean(record.stored_at_host_level()),
-                    owner.into_lua_value(lua)?,
-                    name_key.into_lua_value(lua)?,
-                ]))
+                table.raw_set(&names.additional_data, additional_data)?;
+                let (kind, creator, max_uses) = this.classification(lua, &table)?;
+                let facts = lua.create_table_with_capacity(0, 7)?;
+                facts.set("host_level", record.stored_at_host_level())?;
+                facts.set("contact_owner", record.contact_owner())?;
+                facts.set("name_key", record.name_key())?;
+                facts.set("kind", kind.as_str())?;
+                facts.set("creator", creator)?;
+                facts.set("max_uses", max_uses)?;
+                facts.set("page_kind", kind.page_kind())?;
+                Ok(MultiValue::from_iter([Value::Table(table), Value::Table(facts)]))
             },
         );
 
@@ -214,11 +218,7 @@ impl UserData for Invites {
         // string, nil or false, or an inviter/username other than a string, number, nil or
         // false, when it comes to be used; and for an invite that is not a table.
         methods.add_method("classify", |lua, this, invite: Table| {
-            let (kind, creator, max_uses) = with_invite_facts(lua, &this.names, &invite, |facts| {
-                let creator = facts.creator(&this.host).map(|creator| lua.create_string(creator));
-                (facts.kind(), creator, facts.max_uses())
-            })?;
-            let creator = creator.map_err(|e| mlua::Error::runtime(e.to_string()))??;
+            let (kind, creator, max_uses) = this.classification(lua, &invite)?;
             Ok((kind.as_str(), creator, max_uses, kind.page_kind()))
         });
 
@@ -271,6 +271,16 @@ impl UserData for Invites {
 }
 
 impl Invites {
+    /// What an invite table is (see `classify`): its kind, creator and use limit.
+    fn classification(&self, lua: &Lua, invite: &Table) -> mlua::Result<(InviteKind, LuaString, Option<u32>)> {
+        let (kind, creator, max_uses) = with_invite_facts(lua, &self.names, invite, |facts| {
+            let creator = facts.creator(&self.host).map(|creator| lua.create_string(creator));
+            (facts.kind(), creator, facts.max_uses())
+        })?;
+        let creator = creator.map_err(|e| mlua::Error::runtime(e.to_string()))??;
+        Ok((kind, creator, max_uses))
+    }
+
     /// The reservation index, for one call (a re-entrant call is refused with an error rather
     /// than a panic).
     fn reservations_mut(&self) -> mlua::Result<std::cell::RefMut<'_, Reservations>> {
