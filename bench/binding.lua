@@ -1,6 +1,8 @@
 -- The cost of crossing into the native library, without Prosody: ns per call of the binding
 -- methods mod_invites calls per invite (create, validate, revoke_plan, reservation_confirm,
--- classify), on a record shaped like a stored one. Run after `make`:
+-- classify), on a record shaped like a stored one, and of every crossing one registration makes
+-- after its pre-auth (registering, registered, the removal and the claim's settling). Run after
+-- `make`:
 --   lua5.4 bench/binding.lua [path/to/invites_core.so] [N]
 -- Prints one line per method: the best of five runs of N calls (CPU time, os.clock).
 
@@ -11,7 +13,7 @@ local core = open_core();
 
 local host = "example.com";
 local now = 1700000000;
-local invites = core.new(host, function () end, now);
+local invites = core.new(host, function () end);
 
 local token = "Xo3gdOvANs77aUhUX40RFxTZ";
 -- A host-level record as storage hands it back: what create() made plus what the shim and
@@ -40,11 +42,25 @@ local function best_of(runs, fn)
 	return best * 1e9 / n;
 end
 
+local validated = assert(invites:validate(token, record, nil, nil, now));
+local registration = core.new_registration(host, function () end, { prep = function (name) return name end });
+-- What storage holds of the invite (mod_invites' standing): its record, an audit record without uses.
+local standing = { record = record; audit = { uses = {} } };
+
 local cases = {
 	{ "create", function () return invites:create("register", "bob", true, 3600, nil, nil, now) end },
 	{ "validate", function () return invites:validate(token, record, nil, nil, now) end },
 	{ "revoke_plan", function () return invites:revoke_plan(token, record) end },
 	{ "reservation_confirm", function () return invites:reservation_confirm("bob", token, record, now) end },
+	{ "registration", function ()
+		assert(registration:registering({ invite_only = true; username = "bob"; account_exists = false;
+			invite = validated; standing = standing }, 1, now));
+		local plan = assert(registration:registered(validated, 1, { username = "bob"; inviter_exists = false;
+			standing = standing }));
+		invites:removed(token);
+		registration:consumed(token, true, now);
+		return plan;
+	end },
 };
 -- Methods a given build may lack (benchmarking an older library) are left out.
 local optional = {

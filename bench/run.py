@@ -539,6 +539,7 @@ def reg_figure(benches, backends, plan, rounds, breakdown_count, deadline_s, res
                     "binding_us": parts["binding"],
                     "rest_us": max(0.0, total - sum(parts.values())) if total else None,
                     "reads": out["reads"] / n, "writes": out["writes"] / n, "binding_calls": out["binding_calls"] / n,
+                    "by_store": {k: c / n for k, c in (out.get("by_store") or {}).items()},
                     "server_cpu_us": out["cpu_s"] * 1e6 / n, "registrations": len(lat),
                 }
 
@@ -698,8 +699,13 @@ def breakdown_table(result) -> list[str]:
                      fmt_us(e.get("total_us")), fmt_us(e.get("read_us")), fmt_us(e.get("write_us")),
                      fmt_us(e.get("binding_us")), fmt_us(e.get("rest_us")),
                      f"{e.get('reads', 0):g} / {e.get('writes', 0):g}"))
-    return render(rows, ("breakdown (median per call; registration: mean)", "total", "storage reads",
-                         "storage writes", "binding", "rest", "reads / writes"))
+    lines = render(rows, ("breakdown (median per call; registration: mean)", "total", "storage reads",
+                          "storage writes", "binding", "rest", "reads / writes"))
+    for e in result.get("breakdown", {}).values():
+        if e.get("by_store"):
+            per_store = ", ".join(f"{k} {c:g}" for k, c in sorted(e["by_store"].items()))
+            lines.append(f"  {BACKEND_NAMES[e['backend']]} registration, {SHORT[e['variant']]}, per store: {per_store}")
+    return lines
 
 
 def targets(result) -> list[tuple[str, str, str, bool | None]]:

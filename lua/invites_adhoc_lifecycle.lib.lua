@@ -7,6 +7,7 @@
 -- every command shares (the invites API, the requester checks, the form and error helpers).
 local dataforms = require "util.dataforms";
 local jid_bare = require "util.jid".bare;
+local codes = module:require "invites_native".codes;
 
 return function (shim)
 	local invites, adhoc_lib, ns = shim.invites, shim.adhoc_lib, shim.ns;
@@ -31,7 +32,7 @@ return function (shim)
 				local ok, err, state = invites.delete_account_invite(token, jid_bare(data.from));
 				if ok then
 					revoked = revoked + 1;
-				elseif err == "not-pending" then -- used or expired since the list was shown: nothing to revoke
+				elseif err == codes.not_pending then -- used or expired since the list was shown: nothing to revoke
 					gone = gone + 1;
 				else
 					return failed(err, state);
@@ -89,7 +90,7 @@ return function (shim)
 
 	local function list_invites(_, data, state)
 		if not is_manager(data) then
-			return failed("forbidden");
+			return failed(codes.forbidden);
 		end
 		local items, err = invites.list_pending();
 		if not items then
@@ -101,11 +102,11 @@ return function (shim)
 	local function my_invites(_, data, state)
 		local requester = requester_of(data.from, data);
 		if not requester["local"] then
-			return failed("not-local-user");
+			return failed(codes.not_local_user);
 		end
 		local _, mine = invites.created_by(jid_bare(data.from));
 		if not mine then
-			return failed("internal-server-error");
+			return failed(codes.internal_server_error);
 		end
 		return invite_list(data, state, mine, "My pending invites");
 	end
@@ -117,7 +118,7 @@ return function (shim)
 
 	local function revoke_invite(_, data)
 		if not is_manager(data) then
-			return failed("forbidden");
+			return failed(codes.forbidden);
 		end
 		local fields, response = form_step(data, revoke_form, "A token is required");
 		if not fields then
@@ -125,7 +126,7 @@ return function (shim)
 		end
 		local found = invites.inspect(trimmed(fields.token));
 		if not found or found.state ~= "pending" then
-			return failed("token-invalid");
+			return failed(codes.token_invalid);
 		end
 		return revoke_selected(data, { found.token }, { [found.token] = true });
 	end

@@ -4,6 +4,7 @@
 -- (all_invites, list_pending, inspect, …).
 -- Loaded by mod_invites (module:require), in its environment; mod_invites exports its views.
 local core = module:require "invites_native";
+local codes = core.codes;
 local now = os.time;
 
 local audit_log = {};
@@ -35,9 +36,15 @@ function audit_log.read(token)
 	return layout:audit(token);
 end
 
--- The audit record of a new invite (or one made up for a record stored without one).
-local function new_audit(invite, creator)
-	local kind, made_by, max_uses = invites:classify(invite);
+-- The audit record of a new invite (or one made up for a record stored without one); `facts`:
+-- the invite's classification when create() gave it, else asked for.
+local function new_audit(invite, creator, facts)
+	local kind, made_by, max_uses;
+	if facts then
+		kind, made_by, max_uses = facts.kind, facts.creator, facts.max_uses;
+	else
+		kind, made_by, max_uses = invites:classify(invite);
+	end
 	return {
 		kind = kind;
 		creator = creator or made_by;
@@ -52,43 +59,20 @@ end
 
 audit_log.new_audit = new_audit;
 
--- How many more registrations an invite allows: max_uses and the uses so far (nil for an invite
--- without a limit), or nil and an error. For mod_invites_register's claims.
-function audit_log.usage(invite)
-	local _, _, max_uses = invites:classify(invite);
-	if not max_uses then
-		return nil;
-	end
-	local audit, err = audit_log.read(invite.token);
-	if audit == nil then
-		return nil, err;
-	end
-	return max_uses, audit and #audit.uses or 0;
-end
-
--- The change a use makes to an audit record (for layout:settle): `account` used the invite (how:
+-- The audit record of an invite (one made up when it has none) with `account`'s use added (how:
 -- "registered", "password-reset", "contact-approved").
-function audit_log.use(invite, account, how)
-	return function (audit)
-		audit = audit or new_audit(invite);
-		table.insert(audit.uses, { account = account; at = now(); how = how });
-		return audit;
-	end;
+function audit_log.with_use(audit, invite, account, how)
+	audit = audit or new_audit(invite);
+	table.insert(audit.uses, { account = account; at = now(); how = how });
+	return audit;
 end
 
--- After a use was stored: counts it and tells other modules (invite-used).
-function audit_log.used(invite, account, how)
+-- After a use was stored: counts it and tells other modules (invite-used), with the creator the
+-- audit record names.
+function audit_log.used(invite, account, how, audit)
 	audit_log.count("used", how);
-	module:fire_event("invite-used", { invite = invite; username = account; how = how });
-end
-
--- Records that `account` used an invite without consuming it (see mod_invites' redeem).
-function audit_log.record_use(invite, account, how)
-	local ok, err = layout:settle(invite.token, {}, audit_log.use(invite, account, how));
-	if not ok then
-		module:log("error", "Failed to record the use of an invite by %s: %s", account, tostring(err));
-	end
-	audit_log.used(invite, account, how);
+	module:fire_event("invite-used", { invite = invite; username = account; how = how;
+		creator = type(audit) == "table" and audit.creator or nil });
 end
 
 -- The change a revocation makes to an audit record.
@@ -131,14 +115,15 @@ local function lifecycle(token, audit)
 	return life;
 end
 
--- What became of an invite, from its audit record (false: none) and its host-level record:
--- "pending", "used", "expired", "revoked", or "unknown" when there is no trace of it.
-function audit_log.state(token, audit, record)
+-- Where an invite is in its life, from its audit record (false: none) and its host-level record:
+-- the core's lifecycle answer (state "pending", "used", "expired", "revoked", and what revoking
+-- it does), or state "unknown" when there is no trace of it.
+function audit_log.life(token, audit, record)
 	audit = audit or (record and new_audit(record));
 	if not audit then
-		return "unknown";
+		return { state = "unknown" };
 	end
-	return lifecycle(token, audit).state;
+	return lifecycle(token, audit);
 end
 
 -- Every audit record: { [token] = record }, or nil and an error.
@@ -241,7 +226,7 @@ end
 -- One invite with its audit record and state, or nil and an error code.
 function audit_log.inspect(token)
 	if not core.check_token(token) then
-		return nil, "token-invalid";
+		return nil, codes.token_invalid;
 	end
 	local audit, err = audit_log.read(token);
 	if audit == nil then
@@ -250,7 +235,7 @@ function audit_log.inspect(token)
 	local record = layout:record(token);
 	if not audit then
 		if not record then
-			return nil, "token-invalid";
+			return nil, codes.token_invalid;
 		end
 		audit = new_audit(record);
 	end

@@ -65,8 +65,7 @@ end
 
 -- Tells the creator of a used invite, if there is someone to tell.
 local function tell(use)
-	local found = _ENV.inspect(use.invite.token);
-	local creator = found and found.audit.creator;
+	local creator = use.creator;
 	if type(creator) ~= "string" then
 		return;
 	end
@@ -129,7 +128,7 @@ module:hook("invite-used", function (event)
 	if not enabled or event.how == "password-reset" then
 		return;
 	end
-	local use = { invite = event.invite; account = event.username; how = event.how };
+	local use = { invite = event.invite; account = event.username; how = event.how; creator = event.creator };
 	local data = event.invite.additional_data;
 	waiting[key(use.invite, use.account)] = use;
 	-- With group chats, told when they are applied (invite-rooms-applied); at the latest after 30 s.
@@ -140,7 +139,7 @@ module:hook("invite-rooms-applied", function (event)
 	local use = waiting[key(event.invite, event.account)];
 	if use then
 		use.rooms = event.results;
-		local told = { invite = use.invite; account = use.account; how = use.how; rooms = use.rooms };
+		local told = { invite = use.invite; account = use.account; how = use.how; creator = use.creator; rooms = use.rooms };
 		waiting[key(use.invite, use.account)] = told;
 		later(told, 0);
 	end

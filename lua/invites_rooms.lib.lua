@@ -16,6 +16,7 @@ local function manager(name)
 end
 
 local core = module:require "invites_native";
+local codes = core.codes;
 local ns = core.ns;
 local now = os.time;
 
@@ -49,7 +50,7 @@ function rooms.normalise(list)
 	if list == nil then
 		return {};
 	elseif type(list) ~= "table" then
-		return nil, "bad-request", "The group chats of an invite must be a list";
+		return nil, codes.bad_request, "The group chats of an invite must be a list";
 	end
 	local inputs = {};
 	for _, entry in ipairs(list) do

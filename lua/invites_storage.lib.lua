@@ -125,6 +125,20 @@ function stock:set_audit(token, audit)
 	return self.audit_store:set(token, audit);
 end
 
+-- What is stored of a token now: { record = host-level record?, audit = audit record or false },
+-- or nil and an error (see mod_invites' standing).
+function stock:standing(token)
+	local record, err = self:record(token);
+	if err then
+		return nil, err;
+	end
+	local audit, audit_err = self:audit(token);
+	if audit == nil then
+		return nil, audit_err;
+	end
+	return { record = record; audit = audit };
+end
+
 -- Stores a new invite: its host-level record (when `host_level`), the inviter's entry (when
 -- `contact_owner`), then its audit record; nothing of it when a write fails.
 function stock:create(invite, audit, host_level, contact_owner)
@@ -174,14 +188,20 @@ end
 
 -- Removes `keys` and then changes the audit record of `token` with `change(audit)` (which
 -- answers the audit to write, or nil for no change): true, or nil and the error of the removal.
--- A failed audit write is logged: the invite is gone either way.
-function stock:settle(token, keys, change, on_removed)
+-- A failed audit write is logged: the invite is gone either way. `standing`: what standing()
+-- read of the token a moment ago, so it is not read again.
+function stock:settle(token, keys, change, on_removed, standing)
 	local ok, err = self:remove_keys(keys, on_removed);
 	if not ok then
 		return nil, err;
 	end
 	if change then
-		local audit = self:audit(token);
+		local audit;
+		if standing then
+			audit = standing.audit;
+		else
+			audit = self:audit(token);
+		end
 		local changed = audit ~= nil and change(audit or nil);
 		if changed then
 			local set_ok, set_err = self.audit_store:set(token, changed);
@@ -325,6 +345,15 @@ function records:audit(token)
 	return self:entry(token);
 end
 
+-- As stock:standing, in one read: the entry is the audit record.
+function records:standing(token)
+	local entry, err = self:entry(token);
+	if entry == nil then
+		return nil, err;
+	end
+	return { record = entry and entry.record or nil; audit = entry };
+end
+
 function records:set_audit(token, audit)
 	return write_entry(self, token, audit);
 end
@@ -360,7 +389,7 @@ end
 
 -- As stock:settle, in one write of the entry: user-level keys first (see stock:remove_keys), then
 -- the entry without its host-level record (when a key names it) and with its audit changed.
-function records:settle(token, keys, change, on_removed)
+function records:settle(token, keys, change, on_removed, standing)
 	local drop_record = false;
 	for _, key in ipairs(keys) do
 		if key.user == nil then
@@ -372,9 +401,14 @@ function records:settle(token, keys, change, on_removed)
 			end
 		end
 	end
-	local entry, err = self:entry(token);
-	if entry == nil then
-		return nil, err;
+	local entry, err;
+	if standing then
+		entry = standing.audit;
+	else
+		entry, err = self:entry(token);
+		if entry == nil then
+			return nil, err;
+		end
 	end
 	local changed = change and change(entry or nil);
 	local record = entry and entry.record;

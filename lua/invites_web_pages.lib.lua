@@ -5,6 +5,7 @@
 local usermanager = require "core.usermanager";
 local jid_split = require "util.jid".split;
 local jid_prep = require "util.jid".prep;
+local codes = module:require "invites_native".codes;
 
 local pages = {};
 local w; -- what mod_invites_web hands over (pages.init)
@@ -35,7 +36,7 @@ local function checked_post(event, need_admin)
 	end
 	if need_admin and not w.adhoc.web_is_manager(session.jid) then
 		module:log("warn", "Refused an admin action by %s (not an admin)", session.jid);
-		return nil, w.refused(event, w.context(event, session), "forbidden");
+		return nil, w.refused(event, w.context(event, session), codes.forbidden);
 	end
 	return session, form;
 end
@@ -199,7 +200,7 @@ local function admin_session(event)
 		return nil, w.redirect(event, "/me");
 	end
 	if not w.adhoc.web_is_manager(session.jid) then
-		return nil, w.refused(event, w.context(event, session), "forbidden");
+		return nil, w.refused(event, w.context(event, session), codes.forbidden);
 	end
 	return session;
 end
@@ -407,7 +408,7 @@ function pages.admin_create(event)
 	pending_note = nil;
 	if not ok then
 		module:log("error", "Creating an invite on the web failed: %s", tostring(link));
-		link, why = nil, "internal-server-error";
+		link, why = nil, codes.internal_server_error;
 	end
 	if not link then
 		return admin_page(event, session, ctx, w.html.error(ctx.t("err_create", { why = why })));

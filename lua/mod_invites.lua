@@ -4,6 +4,7 @@
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local core = module:require "invites_native";
+local codes = core.codes;
 local rooms = module:require "invites_rooms";
 local audit_log = module:require "invites_audit";
 local storage = module:require "invites_storage";
@@ -13,12 +14,10 @@ local now = os.time;
 local function new_core(host)
 	return core.new(host, function (level, message)
 		module:log(level, "%s", message);
-	end, now());
+	end);
 end
 
 local invites = new_core(module.host);
--- When get() validated each invite it returned (weak: the invites belong to their holders).
-local validated_at = setmetatable({}, { __mode = "k" });
 -- Where invites are stored (invites_storage.lib.lua): one record per invite, or stock's layout.
 local layout;
 
@@ -107,7 +106,7 @@ end
 
 -- Heard of every host-level record this process removes.
 local function removed(token)
-	invites:removed(token, now());
+	invites:removed(token);
 end
 
 -- Prosody 13's landing page templates: `invites_page` (e.g. a deployment of a static invite page
@@ -121,12 +120,11 @@ local render_url = require "util.interpolation".new("%b{}", url_escape, {
 	end;
 });
 
-local function add_landing_page(invite)
+local function add_landing_page(invite, page_kind)
 	local template = module:get_option_string("invites_page");
 	if not template or invite.landing_page then
 		return;
 	end
-	local page_kind = select(4, invites:classify(invite));
 	if not module:get_option_set("invites_page_supports", { "account", "contact", "account-and-contact" }):contains(page_kind) then
 		return;
 	end
@@ -164,19 +162,17 @@ local function create_invite(invite_type, username, allow_registration, addition
 		local seconds, _, why = core.parse_period(ttl);
 		if not seconds then
 			module:log("warn", "Refusing to create invite: %s", why);
-			return nil, "bad-request";
+			return nil, codes.bad_request;
 		end
 		ttl = seconds;
 	end
-	local invite, stored_at_host_level, contact_owner, name_key = invites:create(invite_type, username,
-		not not allow_registration, ttl or get_default_ttl(), reusable, additional_data, now());
+	local invite, facts, why = invites:create(invite_type, username, not not allow_registration,
+		ttl or get_default_ttl(), reusable, additional_data, now());
 	if not invite then
-		local code, why = stored_at_host_level, contact_owner;
 		module:log("warn", "Refusing to create invite: %s", why);
-		return nil, code, why;
+		return nil, facts, why;
 	end
-	invite.additional_data = additional_data;
-	local may, cap_code, cap_why = tree.may_create(creator or select(2, invites:classify(invite))); -- invites_max_tree_size
+	local may, cap_code, cap_why = tree.may_create(creator or facts.creator); -- invites_max_tree_size
 	if not may then
 		module:log("info", "Refusing to create invite: %s", cap_why or cap_code);
 		return nil, cap_code, cap_why;
@@ -184,15 +180,15 @@ local function create_invite(invite_type, username, allow_registration, addition
 
 	-- Before storing, so handlers can add fields (mod_invites_page sets landing_page).
 	module:fire_event("invite-created", invite);
-	add_landing_page(invite);
+	add_landing_page(invite, facts.page_kind);
 
-	local audit = audit_log.new_audit(invite, creator);
-	local ok, err = layout:create(invite, audit, stored_at_host_level, contact_owner, name_key);
+	local audit = audit_log.new_audit(invite, creator, facts);
+	local ok, err = layout:create(invite, audit, facts.host_level, facts.contact_owner, facts.name_key);
 	if not ok then
 		module:log("warn", "Failed to store invite: %s", err);
-		return nil, "internal-server-error";
+		return nil, codes.internal_server_error;
 	end
-	if stored_at_host_level then
+	if facts.host_level then
 		invites:reservation_add(invite.token, invite, now());
 	end
 	audit_log.count("created", audit.kind);
@@ -206,7 +202,7 @@ function create_account(account_username, additional_data, ttl, creator) --luach
 	if username ~= nil then
 		username = prep_username(username);
 		if not username then
-			return nil, "invalid-username";
+			return nil, codes.invalid_username;
 		end
 	end
 	return create_invite("register", username, true, additional_data, ttl, nil, creator);
@@ -220,7 +216,7 @@ function create_account_reset(account_username, additional_data, ttl, creator) -
 	end
 	local username = prep_username(account_username);
 	if not username then
-		return nil, "invalid-username";
+		return nil, codes.invalid_username;
 	end
 	local data = {};
 	for k, v in pairs(additional_data or {}) do
@@ -246,7 +242,7 @@ end
 function create_contact(username, allow_registration, additional_data, ttl, creator) --luacheck: ignore 131/create_contact
 	local inviter = prep_username(username);
 	if not inviter then
-		return nil, "invalid-username";
+		return nil, codes.invalid_username;
 	end
 	if allow_registration and not registration_possible() then
 		module:log("debug", "Contact invite of %s without registration: invitees cannot register on this host", inviter);
@@ -353,35 +349,31 @@ end
 -- nothing; or nil and another error.
 function delete_account_invite(token, by) --luacheck: ignore 131/delete_account_invite
 	if token == nil then
-		return nil, "no-token";
+		return nil, codes.no_token;
 	end
 	if not core.check_token(token) then
-		return nil, "not-pending", "unknown"; -- nothing by that name can exist
+		return nil, codes.not_pending, "unknown"; -- nothing by that name can exist
 	end
-	local record, read_err = read_record(token);
-	if read_err then
+	local stored, read_err = layout:standing(token);
+	if not stored then
 		return nil, read_err; -- without the record, the inviter's half could not be found
 	end
-	local audit, audit_err = audit_log.read(token);
-	if audit == nil then
-		return nil, audit_err;
+	local record, audit = stored.record, stored.audit;
+	local life = audit_log.life(token, audit, record);
+	if not life.revoke_removes then
+		return nil, codes.not_pending, life.state;
 	end
-	local state = audit_log.state(token, audit, record);
-	-- An expired invite still stored (the purge waits an hour) can still finish a registration
-	-- that pre-authenticated in time: it goes, but nothing records a revocation.
-	local revoking = state == "pending";
-	if not (revoking or (state == "expired" and record)) then
-		return nil, "not-pending", state;
-	end
+	local revoking = life.revoke_records;
 	-- Contact-only invites live at user level only: their audit record names the inviter.
 	local keys = invites:revoke_plan(token, record, audit and audit.jid or nil);
-	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed);
+	local ok, err = layout:settle(token, keys, revoking and audit and audit_log.revocation(by or "module"), removed,
+		stored);
 	if not ok then
 		module:log("warn", "Failed to delete invite: %s", err);
-		return nil, "internal-server-error";
+		return nil, codes.internal_server_error;
 	end
 	if not revoking then
-		return nil, "not-pending", state;
+		return nil, codes.not_pending, life.state;
 	end
 	audit_log.revoked(token, record, by or "module");
 	return true;
@@ -390,26 +382,57 @@ end
 local valid_invite_methods = {};
 local valid_invite_mt = { __index = valid_invite_methods };
 
+-- What is stored of an invite get() returned, read now: { record = its host-level record, gone
+-- once it is used up or revoked; audit = its audit record, or false }, or nil and
+-- "internal-server-error". What a registration decides on, and what redeem() writes back.
+function standing(invite) --luacheck: ignore 131/standing
+	local token = type(invite) == "table" and invite.token;
+	if not core.check_token(token) then
+		return { audit = false };
+	end
+	return layout:standing(token);
+end
+
 -- Records that `account` used `invite` (how: "registered", "password-reset",
--- "contact-approved") and, when `consume`, consumes it (deletes it; reusable invites stay), in
--- one write in the per-invite layout; then tells other modules (invite-used). true, or nil and
--- "internal-server-error" when the invite could not be consumed (the use is then not recorded).
-function redeem(invite, account, how, consume) --luacheck: ignore 131/redeem
-	local keys = consume and invites:use_plan(invite) or {};
-	local ok, err = layout:settle(invite.token, keys, account and audit_log.use(invite, account, how), removed);
+-- "contact-approved") and consumes it as `plan` says (a use plan: its keys go; without one, the
+-- core's for a use, from what is stored now), in one write in the per-invite layout; then tells
+-- other modules (invite-used). `invite_standing`: what standing() read a moment ago, which
+-- `plan` was made from. true, or nil and "internal-server-error" when the invite could not be
+-- consumed (the use is then not recorded).
+function redeem(invite, account, how, plan, invite_standing) --luacheck: ignore 131/redeem
+	local err;
+	if not plan then
+		invite_standing, err = standing(invite);
+		if invite_standing then
+			plan, err = invites:use_plan(invite, invite_standing, account ~= nil);
+		end
+	end
+	local recorded; -- the audit record with this use
+	local ok = plan ~= nil;
+	if ok then
+		ok, err = layout:settle(invite.token, plan.keys, account and function (audit)
+			recorded = audit_log.with_use(audit, invite, account, how);
+			return recorded;
+		end, removed, invite_standing);
+	end
 	if not ok then
 		module:log("error", "Failed to consume invite %s: %s", core.redact(invite.token), tostring(err));
-		return nil, "internal-server-error";
+		return nil, codes.internal_server_error;
 	end
 	if account then
-		audit_log.used(invite, account, how);
+		audit_log.used(invite, account, how, recorded);
 	end
 	return true;
 end
 
+-- Records that `account` used an invite without consuming it.
+function record_use(invite, account, how) --luacheck: ignore 131/record_use
+	return redeem(invite, account, how, { keys = {}; consume = false });
+end
+
 -- Consumes the invite (deletes it; reusable invites stay). Call after it was actually used.
 function valid_invite_methods:use()
-	return redeem(self, nil, nil, true);
+	return redeem(self, nil, nil);
 end
 
 local function account_exists(username)
@@ -427,12 +450,12 @@ local function check_inviter(token, account, entry_of)
 				return nil, err;
 			end
 			module:log("debug", "Contact invite %s of %s: the inviter's entry is gone", core.redact(token), entry_of);
-			return nil, "token-invalid";
+			return nil, codes.token_invalid;
 		end
 	end
 	if account and not account_exists(account) then
 		module:log("debug", "Invite %s of %s: the inviter's account is gone", core.redact(token), account);
-		return nil, "token-invalid";
+		return nil, codes.token_invalid;
 	end
 	return true;
 end
@@ -453,7 +476,7 @@ function get(token, username)
 			if read_err then
 				return nil, read_err;
 			end
-			return nil, "token-invalid";
+			return nil, codes.token_invalid;
 		end
 	end
 	local invite, record_or_err, check_account, check_entry = validate_stored(token, username, user_expiry);
@@ -464,27 +487,7 @@ function get(token, username)
 	if not inviter_ok then
 		return nil, inviter_err;
 	end
-	validated_at[invite] = now();
 	return setmetatable(invite, valid_invite_mt);
-end
-
--- Whether the host-level record of an invite get() returned is still stored (not used or revoked
--- since): known without a read when this process removed nothing of it since, else read;
--- nil and "internal-server-error" when storage cannot tell.
-function still_stored(invite) --luacheck: ignore 131/still_stored
-	local token = type(invite) == "table" and invite.token;
-	if type(token) ~= "string" then
-		return false;
-	end
-	local known = validated_at[invite] and invites:still_stored(token, validated_at[invite]);
-	if known ~= nil then
-		return known;
-	end
-	local record, err = read_record(token);
-	if err then
-		return nil, err;
-	end
-	return record ~= nil;
 end
 
 function use(token) --luacheck: ignore 131/use
@@ -615,11 +618,8 @@ function purge() --luacheck: ignore 131/purge
 	return purged;
 end
 
---- The lifecycle views and the use record (invites_audit.lib.lua), part of this module's API:
--- usage(invite) -> max_uses, uses; record_use(invite, account, how); all_invites();
+--- The lifecycle views (invites_audit.lib.lua), part of this module's API: all_invites();
 -- list_pending(kind?, creator?); created_by(creator) -> times, pending; inspect(token).
-usage = audit_log.usage; --luacheck: ignore 111/usage
-record_use = audit_log.record_use; --luacheck: ignore 111/record_use
 all_invites = audit_log.all_invites; --luacheck: ignore 111/all_invites
 list_pending = audit_log.list_pending; --luacheck: ignore 111/list_pending
 created_by = audit_log.created_by; --luacheck: ignore 111/created_by

@@ -17,6 +17,7 @@ local jid_split = require "util.jid".split;
 local usermanager = require "core.usermanager";
 
 local core = module:require "invites_native";
+local codes = core.codes;
 local adhoc_lib = module:require "adhoc";
 
 -- COMPAT: prosodyctl may load modules; there is nothing for it here.
@@ -129,7 +130,7 @@ local function failed(code, text)
 end
 
 local function bad_action()
-	local err = command_error("bad-request", "This command does not support that action");
+	local err = command_error(codes.bad_request, "This command does not support that action");
 	-- XEP-0050 §4.6: the specific condition next to bad-request.
 	err.extra = { namespace = ns.commands; condition = "bad-action" };
 	return { status = "error"; error = err };
@@ -215,11 +216,11 @@ local function form_step(data, form, required)
 	elseif step ~= "submit" then
 		return nil, bad_action();
 	elseif not data.form then
-		return nil, failed("bad-request", required);
+		return nil, failed(codes.bad_request, required);
 	end
 	local fields, errors = form:data(data.form);
 	if errors then
-		return nil, failed("bad-request", form_errors(errors));
+		return nil, failed(codes.bad_request, form_errors(errors));
 	end
 	return fields;
 end
@@ -326,7 +327,7 @@ local function account_invite(_, data)
 		local errors;
 		fields, errors = form:data(data.form);
 		if errors then
-			return failed("bad-request", form_errors(errors));
+			return failed(codes.bad_request, form_errors(errors));
 		end
 	end
 	local max_uses;
@@ -433,7 +434,7 @@ local function reset_invite(_, data)
 		return failed(code, text);
 	end
 	if not usermanager.user_exists(username, module.host) then
-		return failed("unknown-account");
+		return failed(codes.unknown_account);
 	end
 	local invite, create_err = invites.create_account_reset(username, { source = data.from });
 	if not invite then

@@ -8,6 +8,7 @@ local rostermanager = require "core.rostermanager";
 local usermanager = require "core.usermanager";
 
 local core = module:require "invites_native";
+local codes = core.codes;
 local ns = core.ns;
 local now = os.time;
 
@@ -57,15 +58,6 @@ local function window_option()
 	return seconds;
 end
 
-local state = core.new_registration(module.host, function (level, message)
-	module:log(level, "%s", message);
-end, {
-	max_failures = module:get_option_number("invites_preauth_max_failures");
-	failure_window = window_option();
-	ipv6_prefix = module:get_option_number("invites_preauth_ipv6_prefix");
-	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
-});
-
 local invites, roles_store;
 if prosody.process_type == "prosody" then
 	invites = module:depends("invites");
@@ -80,6 +72,16 @@ end
 local function comparable(name)
 	return invites.prep_username(name) or name;
 end
+
+local state = core.new_registration(module.host, function (level, message)
+	module:log(level, "%s", message);
+end, {
+	max_failures = module:get_option_number("invites_preauth_max_failures");
+	failure_window = window_option();
+	ipv6_prefix = module:get_option_number("invites_preauth_ipv6_prefix");
+	exempt = address_list(first_option("invites_preauth_exempt", "registration_allowlist", "registration_whitelist"));
+	prep = invites and invites.prep_username;
+});
 
 local function event_invite(event)
 	return event.validated_invite or (event.session and event.session.validated_invite);
@@ -148,7 +150,7 @@ module:hook("stanza/iq/" .. ns.pars .. ":preauth", function (event)
 		refused_counter:with_labels(refusal.condition):add(1);
 	end
 	-- While throttled, every attempt would be logged; once is enough.
-	local level = code == "throttled" and "debug" or "info";
+	local level = code == codes.throttled and "debug" or "info";
 	module:log(level, "Refused invite pre-auth from %s: %s", ip or "unknown address", reason);
 	send_error(origin, stanza, refusal);
 	return true;
@@ -163,36 +165,13 @@ module:hook("user-registering", function (event)
 	local username = comparable(event.username) or "";
 	local invite = event_invite(event);
 	local reserved_by, reservation_err = invites.reserved_by(username);
-	local presented;
-	if invite then
-		local additional_data = type(invite.additional_data) == "table" and invite.additional_data or {};
-		local jid = invite.jid;
-		if type(jid) == "string" then
-			local node, host = jid_split(jid);
-			jid = node and (comparable(node) .. "@" .. host) or jid;
-		end
-		presented = {
-			token = invite.token;
-			type = invite.type;
-			jid = jid;
-			username = comparable(invite.username);
-			allow_reset = comparable(additional_data.allow_reset);
-			reusable = invite.reusable == true;
-		};
-		local stored, stored_err = invites.still_stored(invite);
-		presented.still_stored, presented.storage_failed = stored == true, stored_err ~= nil;
-		local max_uses, uses = invites.usage(invite);
-		if max_uses == nil and uses ~= nil then -- the uses so far could not be read: fail closed
-			presented.storage_failed = true;
-		end
-		presented.max_uses, presented.uses = max_uses, uses;
-	end
 	local request = {
 		invite_only = invite_only;
 		username = username;
 		account_exists = username ~= "" and usermanager.user_exists(username, module.host) or false;
 		reserved_by = reserved_by or (reservation_err and false); -- false: could not be read
-		invite = presented;
+		invite = invite;
+		standing = invite and (invites.standing(invite) or false); -- false: could not be read
 	};
 	local allowed, code, reason = state:registering(request, holder_of(event.session or invite, true) or 0, now());
 	if not allowed then
@@ -225,29 +204,25 @@ function subscribe_both(host, user1, user2) --luacheck: ignore 131/subscribe_bot
 	subscribe(host, user2, user1);
 end
 
--- Records the use of `invite` by `account` and, when `consume`, consumes it: one write in the
--- per-invite layout (mod_invites' redeem). Its failure is logged there.
-local function redeem(invite, account, how, consume)
-	return invites.redeem(invite, account, how, consume);
-end
-
 -- Uses whose consume failed after a registration, by token: their claims stay (nobody registers
 -- with them) and the consume is retried when the stream ends and by the timer.
 local owed = {};
 
--- Consumes the invite a registration used (recording the use) and settles its claim: dropped once
--- consumed, kept while the consume is owed.
-local function consume_claimed(invite, account, how, consume)
+-- Records the use of `invite` by `account` as `plan` says, made from `standing` (mod_invites'
+-- redeem: one write in the per-invite layout; a failure is logged there), and settles its claim:
+-- dropped once stored, kept while the use is owed. A retry has no plan: redeem reads and plans
+-- again.
+local function redeem_claimed(invite, account, how, plan, standing)
 	local token = tostring(invite.token);
-	local ok = redeem(invite, account, how, consume ~= false);
+	local ok = invites.redeem(invite, account, how, plan, standing);
 	state:consumed(token, not not ok, now());
-	owed[token] = not ok and { invite = invite; account = account; how = how; consume = consume } or nil;
+	owed[token] = not ok and { invite = invite; account = account; how = how } or nil;
 	return ok;
 end
 
 local function retry_owed()
 	for _, use in pairs(owed) do
-		consume_claimed(use.invite, use.account, use.how, use.consume);
+		redeem_claimed(use.invite, use.account, use.how);
 	end
 end
 
@@ -293,32 +268,35 @@ local function apply_roles(username, plan)
 	end
 end
 
--- Registration done: consume the invite, befriend the inviter, grant the invite's roles.
+-- What the core plans for a finished registration or reset with `invite`, from what is stored of
+-- it now; nil (logged) when this registration may not redeem it.
+local function plan_of(event, invite, inviter)
+	local standing = invites.standing(invite);
+	local plan, _, why = state:registered(invite, holder_of(event.session or invite), {
+		username = event.username;
+		inviter = inviter;
+		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host) == true;
+		standing = standing or false;
+	});
+	if not plan then
+		module:log("debug", "Not redeeming invite for %s: %s", event.username, why);
+	end
+	return plan, standing;
+end
+
+-- Registration done: record the use (consuming the invite when it is its last), befriend the
+-- inviter, grant the invite's roles, join its group chats.
 module:hook("user-registered", function (event)
 	local invite = event_invite(event);
 	if not invite then
 		return;
 	end
 	local username = event.username;
-	local inviter = comparable(invite.inviter);
-	local max_uses, uses = invites.usage(invite);
-	local plan, _, why = state:registered(tostring(invite.token), holder_of(event.session or invite), {
-		username = username;
-		inviter = inviter;
-		inviter_exists = inviter ~= nil and usermanager.user_exists(inviter, module.host) == true;
-		still_stored = invites.still_stored(invite) ~= false; -- unknown: consume to be safe
-		roles = type(invite.additional_data) == "table" and invite.additional_data.roles or nil;
-		max_uses = max_uses;
-		uses = uses;
-	});
+	local plan, standing = plan_of(event, invite, comparable(invite.inviter));
 	if not plan then
-		module:log("debug", "Not redeeming invite for %s: %s", username, why);
 		return;
 	end
-	-- A limited reusable (group) invite goes with its last use too; a use that leaves uses over
-	-- is only recorded.
-	local used = plan.consume and max_uses and invite.reusable and setmetatable({ reusable = false }, { __index = invite }) or invite;
-	consume_claimed(used, username .. "@" .. module.host, "registered", plan.consume);
+	redeem_claimed(invite, username .. "@" .. module.host, "registered", plan, standing);
 	if plan.befriend then
 		module:log("debug", "Creating mutual subscription between %s and %s", plan.befriend, username);
 		subscribe_both(module.host, plan.befriend, username);
@@ -336,13 +314,9 @@ module:hook("user-password-reset", function (event)
 	if not invite then
 		return;
 	end
-	local plan = state:registered(tostring(invite.token), holder_of(event.session or invite), {
-		username = event.username;
-		inviter_exists = false;
-		still_stored = invites.still_stored(invite) ~= false;
-	});
+	local plan, standing = plan_of(event, invite, nil);
 	if plan then
-		consume_claimed(invite, event.username .. "@" .. module.host, "password-reset");
+		redeem_claimed(invite, event.username .. "@" .. module.host, "password-reset", plan, standing);
 	end
 end);
 
@@ -398,7 +372,7 @@ module:hook("presence/bare", function (event)
 		return;
 	end
 	-- Consume first, so a token approves exactly once.
-	if not redeem(invite, contact, "contact-approved", true) then
+	if not invites.redeem(invite, contact, "contact-approved") then
 		return;
 	end
 	module:log("debug", "Approving inbound subscription to %s from %s", username, contact);

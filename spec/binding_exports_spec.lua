@@ -18,7 +18,7 @@ end
 describe("invites_core exports", function ()
 	it("are exactly the documented set", function ()
 		assert.same({
-			"adhoc=table", "advertise_features=function", "check=function", "check_token=function",
+			"adhoc=table", "advertise_features=function", "check=function", "check_token=function", "codes=table",
 			"contact_token=function", "default_reset_ttl=number", "default_ttl=number", "error_text=function",
 			"generate_usage=string", "lifecycle=function", "new=function", "new_registration=function",
 			"notify=table", "ns=table", "option_period=function", "parse_flag=function", "parse_generate=function",

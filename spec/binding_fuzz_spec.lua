@@ -61,7 +61,7 @@ local function pick(list)
 end
 
 describe("the native binding under random input", function ()
-	local invites = core.new("example.com", function () end, 0);
+	local invites = core.new("example.com", function () end);
 	local registration = core.new_registration("example.com", function () end, {});
 	local policy = core.adhoc.policy({});
 	local objects = { invites, registration, policy };
@@ -178,13 +178,35 @@ describe("the binding's failures", function ()
 		assert.same({ nil, "internal-server-error", "missing or bad field 'invite_only'" },
 			{ registration:registering(request, 1, 0) });
 		request.invite_only = true;
-		request.invite = { token = "Xo3gdOvANs77aUhUX40RFxTZ"; reusable = false; still_stored = true; storage_failed = false };
+		request.invite = { token = "Xo3gdOvANs77aUhUX40RFxTZ"; reusable = false };
+		request.standing = { record = {}; audit = false };
 		assert.same({ nil, "internal-server-error", "missing or bad field 'type'" }, { registration:registering(request, 1, 0) });
+		request.invite.type = "register";
+		request.standing.audit = { uses = "three" };
+		assert.same({ nil, "internal-server-error", "missing or bad field 'uses'" }, { registration:registering(request, 1, 0) });
+		local validated = { token = "Xo3gdOvANs77aUhUX40RFxTZ"; type = "register"; jid = HOST; uri = "xmpp:" .. HOST;
+			expires = 10; reusable = false; allow_registration = true };
 		assert.same({ nil, "internal-server-error", "missing or bad field 'username'" },
-			{ registration:registered("Xo3gdOvANs77aUhUX40RFxTZ", 1, { inviter_exists = false; still_stored = true }) });
+			{ registration:registered(validated, 1, { inviter_exists = false; standing = { record = {}; audit = false } }) });
+		assert.same({ nil, "internal-server-error", "missing or bad field 'invite'" },
+			{ registration:registered({ token = 1 }, 1, { username = "bob"; inviter_exists = false;
+				standing = { record = {}; audit = false } }) });
 		assert.same({ nil, "internal-server-error", "missing or bad field 'expires'" },
 			{ core.lifecycle({ stored = true; uses = 0 }, 0, 0) });
 		assert.equal("pending", core.lifecycle({ stored = true; uses = 0; expires = 10 }, 0, 0).state);
+	end);
+
+	it("names every error code in core.codes, and raises for a name that is none", function ()
+		assert.equal("token-invalid", core.codes.token_invalid);
+		assert.equal("not-pending", core.codes.not_pending);
+		assert.equal("internal-server-error", core.codes.internal_server_error);
+		local ok, err = pcall(function () return core.codes.token_invlaid; end);
+		assert.is_false(ok);
+		assert.matches("no such error code: token_invlaid", err, 1, true);
+		-- Every name is its code with "_" for "-".
+		for name, code in pairs(core.codes) do
+			assert.equal(name, (code:gsub("-", "_")));
+		end
 	end);
 
 	it("tell a refused room's outcome by its code", function ()

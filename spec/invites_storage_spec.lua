@@ -80,7 +80,7 @@ describe("the per-invite storage layout", function ()
 		local invite = assert(invites.create_account());
 		local valid = assert(invites.get(invite.token));
 		traffic();
-		assert.is_true(invites.redeem(valid, "newbie@example.com", "registered", true));
+		assert.is_true(invites.redeem(valid, "newbie@example.com", "registered"));
 		assert.same({ invites = { reads = 1; writes = 1 } }, traffic());
 		local stored = entry(invite.token);
 		assert.is_nil(stored.record);

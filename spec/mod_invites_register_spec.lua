@@ -406,8 +406,6 @@ describe("mod_invites_register", function ()
 		it("answers wait/internal-server-error when it cannot tell whether the invite is still stored", function ()
 			local invite = assert(invites.create_account());
 			local s = with_invite(invite);
-			-- Validated by another instance of mod_invites (a reload): the memory cannot tell, storage must.
-			s.validated_invite = setmetatable({}, { __index = s.validated_invite });
 			storage.fail_reads = true;
 			local ok, event = ibr(s, "dave");
 			storage.fail_reads = false;

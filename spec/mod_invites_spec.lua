@@ -23,7 +23,7 @@ describe("mod_invites", function ()
 		-- The same list as README "API for other modules".
 		local api = { "create_account", "create_account_reset", "create_contact", "create_group",
 			"pending_account_invites", "get_account_invite_info", "delete_account_invite", "get", "use",
-			"reserved_by", "still_stored", "prep_username", "registration_possible", "redeem", "usage", "record_use",
+			"reserved_by", "standing", "prep_username", "registration_possible", "redeem", "record_use",
 			"all_invites", "list_pending", "created_by", "inspect", "apply_rooms", "purge", "migrate_storage" };
 		local expected = {};
 		for _, name in ipairs(api) do
@@ -197,15 +197,12 @@ describe("mod_invites", function ()
 		assert.is_nil(store().alice);
 	end);
 
-	it("reports a failed read in still_stored as a failure, not as gone", function ()
+	it("reports a failed read in standing as a failure, not as gone", function ()
 		local invite = assert(invites.get(assert(invites.create_account()).token));
-		-- A copy: this instance never validated it, so storage must answer.
-		local copy = {};
-		for k, v in pairs(invite) do copy[k] = v; end
 		module.storage.fail_reads = true;
-		assert.same({ nil, "internal-server-error" }, { invites.still_stored(copy) });
+		assert.same({ nil, "internal-server-error" }, { invites.standing(invite) });
 		module.storage.fail_reads = false;
-		assert.is_true(invites.still_stored(copy));
+		assert.is_table(invites.standing(invite).record);
 	end);
 
 	it("reports read and remove failures of the user-deleted clean-up at error level", function ()
@@ -334,26 +331,23 @@ describe("mod_invites", function ()
 		assert.equal(dave.token, invites.reserved_by("dave"), "a failed read forgets nothing");
 	end);
 
-	it("knows whether a validated invite is still stored, reading storage only when it cannot tell", function ()
-		clock = clock + 1; -- validated after this module instance began
-		local first = assert(invites.get(assert(invites.create_account()).token));
+	it("reads what is stored of a validated invite now: its record while usable, its uses", function ()
+		local first = assert(invites.get(assert(invites.create_account(nil, { max_uses = 2 })).token));
 		local second = assert(invites.get(assert(invites.create_account()).token));
 		local reads = module.storage.reads;
-		assert.is_true(invites.still_stored(first));
-		assert.equal(reads, module.storage.reads, "answered from memory");
-		assert(first:use());
-		assert.is_false(invites.still_stored(first));
-		assert.is_true(invites.still_stored(second));
-		-- A reloaded module remembers nothing of before: it reads.
-		local data = module.storage.data;
-		invites, module = fake.load_module("invites", { config = { invite_expiry = 3600 } });
-		module.storage.data = data;
-		reads = module.storage.reads;
-		assert.is_true(invites.still_stored(second));
-		assert.equal(reads + 1, module.storage.reads);
-		data[""][second.token] = nil;
-		assert.is_false(invites.still_stored(second));
-		assert.is_false(invites.still_stored({ token = 42 }));
+		local standing = invites.standing(first);
+		assert.is_table(standing.record);
+		assert.same({}, standing.audit.uses);
+		assert.equal(reads + 1, module.storage.reads, "one read: the entry holds record and audit");
+		assert.is_true(invites.redeem(first, "a@example.com", "registered"));
+		standing = invites.standing(first);
+		assert.is_table(standing.record, "a use left");
+		assert.equal(1, #standing.audit.uses);
+		assert.is_true(invites.redeem(first, "b@example.com", "registered"));
+		assert.is_nil(invites.standing(first).record, "the last use consumed it");
+		assert(second:use());
+		assert.is_nil(invites.standing(second).record);
+		assert.same({ audit = false }, invites.standing({ token = 42 }));
 	end);
 
 	it("purges expired invites after a grace period, both halves", function ()

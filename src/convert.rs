@@ -4,10 +4,10 @@
 use mlua::{Either, Lua, LuaString, MultiValue, Table, Value};
 
 use invites_rules::Error;
-use invites_rules::invite::{MaxUses, ValidatedInvite};
-use invites_rules::plans::StoreKey;
+use invites_rules::invite::ValidatedInvite;
+use invites_rules::plans::{Standing, StoreKey, Usage, UsePlan};
 use invites_rules::record::InviteType;
-use invites_rules::record::{Field, InviteFacts, Record};
+use invites_rules::record::{Field, InviteFacts, MaxUses, Record};
 use invites_rules::roles::RoleEntry;
 
 /// Declares the table keys the binding reads and writes, made into Lua strings once per host
@@ -45,6 +45,25 @@ field_names! {
     max_uses = "max_uses",
     rooms = "rooms",
     user = "user",
+}
+
+/// `core.codes`: every error code by its name with `_` for `-` (`codes.token_invalid` is
+/// `"token-invalid"`), so the shims name codes through the core; reading a name that is no code
+/// raises, so a misspelt one fails where it is read instead of never matching.
+pub(crate) fn codes(lua: &Lua) -> mlua::Result<Table> {
+    let codes = lua.create_table()?;
+    for code in Error::CODES {
+        codes.raw_set(code.replace('-', "_"), *code)?;
+    }
+    let strict = lua.create_table()?;
+    strict.set(
+        "__index",
+        lua.create_function(|_, (_, name): (Value, Value)| -> mlua::Result<()> {
+            Err(mlua::Error::runtime(format!("no such error code: {}", name.to_string().unwrap_or_default())))
+        })?,
+    )?;
+    codes.set_metatable(Some(strict))?;
+    Ok(codes)
 }
 
 /// `nil, code` for an expected failure: `code` is an [`Error::code`]. For mod_invites' public
@@ -193,6 +212,14 @@ pub(crate) fn keys_table(lua: &Lua, names: &FieldNames, keys: Vec<StoreKey>) -> 
     Ok(list)
 }
 
+/// A use plan as Lua sees it: `{ keys = { {user=?, token=}, ... }, consume = bool }`.
+pub(crate) fn use_plan_table(lua: &Lua, names: &FieldNames, plan: UsePlan) -> mlua::Result<Table> {
+    let table = lua.create_table_with_capacity(0, 2)?;
+    table.set("keys", keys_table(lua, names, plan.keys)?)?;
+    table.set("consume", plan.consumed)?;
+    Ok(table)
+}
+
 /// `(token, expires)` pairs of a map whose values are expiry numbers or records.
 pub(crate) fn expiries(map: &Table) -> mlua::Result<Vec<(String, i64)>> {
     let mut out = Vec::new();
@@ -256,27 +283,21 @@ pub(crate) fn validated_table(
     lua.create_table_from(fields)
 }
 
-/// Reads a field of a validated invite: directly from the table `get` returned, or through its
-/// metatable when a consumer handed in something else (a proxy).
-pub(crate) fn invite_field<V: mlua::FromLua>(table: &Table, direct: bool, key: &LuaString) -> mlua::Result<V> {
-    if direct { table.raw_get(key) } else { table.get(key) }
-}
-
+/// The validated invite `get` returned, read back (raw fields: what `validated_table` wrote).
 pub(crate) fn validated_from_table(names: &FieldNames, table: &Table) -> mlua::Result<ValidatedInvite> {
-    let direct = !matches!(table.raw_get::<Value>(&names.token)?, Value::Nil);
-    let kind: String = invite_field(table, direct, &names.kind)?;
+    let kind: String = table.raw_get(&names.kind)?;
     let kind = InviteType::parse(&kind).ok_or_else(|| mlua::Error::runtime("not a validated invite"))?;
     Ok(ValidatedInvite {
-        token: invite_field(table, direct, &names.token)?,
+        token: table.raw_get(&names.token)?,
         kind,
-        username: invite_field(table, direct, &names.username)?,
-        inviter: invite_field(table, direct, &names.inviter)?,
-        jid: invite_field(table, direct, &names.jid)?,
-        uri: invite_field(table, direct, &names.uri)?,
-        expires: invite_field(table, direct, &names.expires)?,
-        created_at: invite_field(table, direct, &names.created_at)?,
-        reusable: invite_field::<Option<bool>>(table, direct, &names.reusable)?.unwrap_or(false),
-        host_level: invite_field::<Option<bool>>(table, direct, &names.allow_registration)?.unwrap_or(false),
+        username: table.raw_get(&names.username)?,
+        inviter: table.raw_get(&names.inviter)?,
+        jid: table.raw_get(&names.jid)?,
+        uri: table.raw_get(&names.uri)?,
+        expires: table.raw_get(&names.expires)?,
+        created_at: table.raw_get(&names.created_at)?,
+        reusable: table.raw_get::<Option<bool>>(&names.reusable)?.unwrap_or(false),
+        host_level: table.raw_get::<Option<bool>>(&names.allow_registration)?.unwrap_or(false),
     })
 }
 
@@ -290,20 +311,36 @@ impl IntoLuaValue for Option<String> {
     }
 }
 
-/// `max_uses` and `uses` of a table: the use limit and the uses recorded so far, or `None` when
-/// `max_uses` is not a positive integer (such an invite is not limited).
-pub(crate) fn use_limit(table: &Table) -> mlua::Result<Option<(u32, u32)>> {
-    let count = |key: &str| -> mlua::Result<Option<u32>> {
-        Ok(match table.raw_get::<Value>(key)? {
-            Value::Integer(n) => u32::try_from(n).ok(),
-            Value::Number(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => Some(n as u32),
-            _ => None,
-        })
+/// The one reader of `max_uses` (in `additional_data` or an audit record): an integer is a whole
+/// number, anything else but `nil` is not (a float, even 2.0). The rules say what it limits
+/// ([`MaxUses::limit`]).
+pub(crate) fn read_max_uses(value: &Value) -> MaxUses {
+    match value {
+        Value::Nil => MaxUses::Absent,
+        Value::Integer(n) => MaxUses::Whole(*n),
+        _ => MaxUses::NotWhole,
+    }
+}
+
+/// What the shim read of an invite just before a registration decides or a use is recorded
+/// (`{ record = host-level record?, audit = audit record? }`, `false` when storage failed:
+/// `None`), with the use limit of the validated invite's `additional_data`. An audit record
+/// whose `uses` is not a list is a bad field.
+pub(crate) fn read_standing(names: &FieldNames, invite: &Table, standing: &Value) -> Result<Option<Standing>, Error> {
+    let Value::Table(standing) = standing else { return Ok(None) };
+    let stored = !matches!(standing.raw_get::<Value>("record"), Ok(Value::Nil) | Err(_));
+    let uses = match standing.raw_get::<Value>("audit") {
+        Ok(Value::Table(audit)) => match audit.raw_get::<Value>("uses") {
+            Ok(Value::Table(uses)) => u32::try_from(uses.raw_len()).unwrap_or(u32::MAX),
+            _ => return Err(Error::BadField("uses")),
+        },
+        _ => 0,
     };
-    let Some(max_uses) = count("max_uses")?.filter(|&n| n >= 1) else {
-        return Ok(None);
+    let limit = match invite.raw_get::<Value>(&names.additional_data) {
+        Ok(Value::Table(data)) => read_max_uses(&data.raw_get(&names.max_uses).unwrap_or(Value::Nil)).limit(),
+        _ => None,
     };
-    Ok(Some((max_uses, count("uses")?.unwrap_or(0))))
+    Ok(Some(Standing { stored, usage: Usage { limit, uses } }))
 }
 
 /// A string field of a table, or `None` for anything else (stored data may be junk).
@@ -398,15 +435,13 @@ pub(crate) fn with_invite_facts<R>(
     let inviter = FieldValue::read(lua, invite, &names.inviter, true)?;
     let username = FieldValue::read(lua, invite, &names.username, true)?;
     let allow_registration = truthy(&invite.get(&names.allow_registration)?);
-    let (mut allow_reset, mut source, mut max_uses) = (false, None, None);
+    let (mut allow_reset, mut source, mut max_uses) = (false, None, MaxUses::Absent);
     if let Value::Table(data) = invite.get(&names.additional_data)? {
         allow_reset = truthy(&data.get(&names.allow_reset)?);
         if let Value::String(s) = data.get(&names.source)? {
             source = Some(s);
         }
-        if let Value::Integer(n) = data.get(&names.max_uses)? {
-            max_uses = Some(n);
-        }
+        max_uses = read_max_uses(&data.get(&names.max_uses)?);
     }
     let bytes = |value: &FieldValue| match value {
         FieldValue::Text(s) => Some(s.as_bytes()),
@@ -438,11 +473,7 @@ pub(crate) fn with_invite_facts<R>(
 /// names an account to reset, whether it carries group chats.
 pub(crate) fn requested_data(names: &FieldNames, additional_data: &Value) -> mlua::Result<(MaxUses, bool, bool)> {
     let Value::Table(data) = additional_data else { return Ok((MaxUses::Absent, false, false)) };
-    let max_uses = match data.raw_get::<Value>(&names.max_uses)? {
-        Value::Nil => MaxUses::Absent,
-        Value::Integer(n) => MaxUses::Whole(n),
-        _ => MaxUses::NotWhole,
-    };
+    let max_uses = read_max_uses(&data.raw_get(&names.max_uses)?);
     let reset = truthy(&data.raw_get(&names.allow_reset)?);
     let rooms =
         matches!(data.raw_get::<Value>(&names.rooms)?, Value::Table(rooms) if !matches!(rooms.raw_get::<Value>(1)?, Value::Nil));

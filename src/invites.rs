@@ -1,33 +1,31 @@
-//! `core.new(host, log, now)`: the per-host state of mod_invites, as userdata.
+//! `core.new(host, log)`: the per-host state of mod_invites, as userdata.
 
 use std::cell::RefCell;
 
-use mlua::{Either, Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
+use mlua::{Either, Function, Lua, LuaString, MultiValue, Table, UserData, UserDataMethods, Value};
 use rand::TryRng;
 use rand::rngs::SysRng;
 
 use invites_rules::Error;
 use invites_rules::invite::{self, InviteRequest, Redemption};
 use invites_rules::plans;
-use invites_rules::record::InviteType;
-use invites_rules::removals::Removals;
+use invites_rules::record::{InviteKind, InviteType};
 use invites_rules::reservations::Reservations;
 use invites_rules::token::{self, TOKEN_BYTES};
 
 use crate::convert::{
     FieldNames, IntoLuaValue, RecordFields, expiries, fail, failure, host_records, keys_table, opt_string, read_record,
-    requested_data, seconds, token_list, validated_from_table, validated_table, with_invite_facts,
+    read_standing, requested_data, seconds, token_list, use_plan_table, validated_from_table, validated_table, with_invite_facts,
 };
 use crate::log::Tracer;
 
-/// Per-host state of mod_invites; the shim owns it: the host name, the logger, the index of
-/// reserved usernames and the memory of removed records.
+/// Per-host state of mod_invites; the shim owns it: the host name, the logger and the index of
+/// reserved usernames.
 pub(crate) struct Invites {
     host: String,
     tracer: Tracer,
     names: FieldNames,
     reservations: RefCell<Reservations>,
-    removals: RefCell<Removals>,
 }
 
 /// A fresh token from the operating system's CSPRNG; draws again when the core refuses one (one
@@ -46,9 +44,10 @@ fn random_token() -> mlua::Result<String> {
 impl UserData for Invites {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         // create(type, username?, allow_registration, ttl, reusable?, additional_data?, now)
-        //   -> record, stored_at_host_level, contact_owner | nil, code, text
-        // additional_data: what the rules check of it (max_uses, allow_reset, rooms); the shim
-        // puts it in the record.
+        //   -> record (with additional_data), facts | nil, code, text
+        // facts = { host_level (stored at host level), contact_owner?, name_key?, and the
+        //   record's classification (see classify): kind, creator, max_uses?, page_kind }
+        // additional_data: what the rules check of it (max_uses, allow_reset, rooms).
         methods.add_method(
             "create",
             |lua,
@@ -93,14 +92,17 @@ impl UserData for Invites {
                     (&names.expires, Either::Right(Value::Integer(record.expires))),
                     (&names.reusable, Either::Right(record.reusable.map_or(Value::Nil, Value::Boolean))),
                 ])?;
-                let owner = record.contact_owner().map(str::to_owned);
-                let name_key = record.name_key().map(str::to_owned);
-                Ok(MultiValue::from_iter([
-                    Value::Table(table),
-                    Value::Boolean(record.stored_at_host_level()),
-                    owner.into_lua_value(lua)?,
-                    name_key.into_lua_value(lua)?,
-                ]))
+                table.raw_set(&names.additional_data, additional_data)?;
+                let (kind, creator, max_uses) = this.classification(lua, &table)?;
+                let facts = lua.create_table_with_capacity(0, 7)?;
+                facts.set("host_level", record.stored_at_host_level())?;
+                facts.set("contact_owner", record.contact_owner())?;
+                facts.set("name_key", record.name_key())?;
+                facts.set("kind", kind.as_str())?;
+                facts.set("creator", creator)?;
+                facts.set("max_uses", max_uses)?;
+                facts.set("page_kind", kind.page_kind())?;
+                Ok(MultiValue::from_iter([Value::Table(table), Value::Table(facts)]))
             },
         );
 
@@ -150,9 +152,21 @@ impl UserData for Invites {
             },
         );
 
-        // use_plan(validated) -> { {user=?, token=}, ... }
-        methods.add_method("use_plan", |lua, this, validated: Table| {
-            keys_table(lua, &this.names, plans::use_plan(&validated_from_table(&this.names, &validated)?))
+        // use_plan(validated, standing, records_use) -> { keys = { {user=?, token=}, ... }, consume }
+        //   | nil, code, reason: what a use of the invite get() returned does to storage, with
+        //   standing = { record?, audit? } as read just before (see Standing); records_use: the
+        //   use is recorded (a registration, an approval), else the stock API's invite:use().
+        methods.add_method("use_plan", |lua, this, (validated, standing, records_use): (Table, Value, bool)| {
+            let standing = match read_standing(&this.names, &validated, &standing) {
+                Ok(Some(standing)) => standing,
+                Ok(None) => return fail(lua, &Error::Internal),
+                Err(e) => return fail(lua, &e),
+            };
+            let Ok(invite) = validated_from_table(&this.names, &validated) else {
+                return fail(lua, &Error::BadField("invite"));
+            };
+            let plan = plans::use_plan(&invite, standing.usage, records_use);
+            Ok(MultiValue::from_iter([Value::Table(use_plan_table(lua, &this.names, plan)?)]))
         });
 
         // revoke_plan(token, record?, audit_jid?) -> { {user=?, token=}, ... }; audit_jid: the
@@ -204,11 +218,7 @@ impl UserData for Invites {
         // string, nil or false, or an inviter/username other than a string, number, nil or
         // false, when it comes to be used; and for an invite that is not a table.
         methods.add_method("classify", |lua, this, invite: Table| {
-            let (kind, creator, max_uses) = with_invite_facts(lua, &this.names, &invite, |facts| {
-                let creator = facts.creator(&this.host).map(|creator| lua.create_string(creator));
-                (facts.kind(), creator, facts.max_uses())
-            })?;
-            let creator = creator.map_err(|e| mlua::Error::runtime(e.to_string()))??;
+            let (kind, creator, max_uses) = this.classification(lua, &invite)?;
             Ok((kind.as_str(), creator, max_uses, kind.page_kind()))
         });
 
@@ -235,17 +245,10 @@ impl UserData for Invites {
             Ok(read_record(&this.names, &token, &record).ok().flatten().and_then(|r| r.name_key().map(str::to_owned)))
         });
 
-        // removed(token, now): a host-level record this process just removed
-        methods.add_method("removed", |_, this, (token, now): (String, i64)| {
+        // removed(token): a host-level record this process just removed (it reserves no name)
+        methods.add_method("removed", |_, this, token: String| {
             this.reservations_mut()?.remove(&token);
-            this.removals.try_borrow_mut().map_err(|_| mlua::Error::runtime("removal memory busy"))?.note(&token, now);
             Ok(())
-        });
-
-        // still_stored(token, validated_at) -> true | false | nil (unknown: read storage)
-        methods.add_method("still_stored", |_, this, (token, validated_at): (String, i64)| {
-            let removals = this.removals.try_borrow().map_err(|_| mlua::Error::runtime("removal memory busy"))?;
-            Ok(removals.still_stored(&token, validated_at))
         });
 
         // reservations_loaded() -> whether the index has been loaded (else: reservations_load)
@@ -268,6 +271,16 @@ impl UserData for Invites {
 }
 
 impl Invites {
+    /// What an invite table is (see `classify`): its kind, creator and use limit.
+    fn classification(&self, lua: &Lua, invite: &Table) -> mlua::Result<(InviteKind, LuaString, Option<u32>)> {
+        let (kind, creator, max_uses) = with_invite_facts(lua, &self.names, invite, |facts| {
+            let creator = facts.creator(&self.host).map(|creator| lua.create_string(creator));
+            (facts.kind(), creator, facts.max_uses())
+        })?;
+        let creator = creator.map_err(|e| mlua::Error::runtime(e.to_string()))??;
+        Ok((kind, creator, max_uses))
+    }
+
     /// The reservation index, for one call (a re-entrant call is refused with an error rather
     /// than a panic).
     fn reservations_mut(&self) -> mlua::Result<std::cell::RefMut<'_, Reservations>> {
@@ -275,13 +288,7 @@ impl Invites {
     }
 }
 
-/// `core.new(host, log, now)`
-pub(crate) fn new(lua: &Lua, (host, log, now): (String, Function, i64)) -> mlua::Result<Invites> {
-    Ok(Invites {
-        host,
-        tracer: Tracer::new(log),
-        names: FieldNames::new(lua)?,
-        reservations: RefCell::default(),
-        removals: RefCell::new(Removals::new(now)),
-    })
+/// `core.new(host, log)`
+pub(crate) fn new(lua: &Lua, (host, log): (String, Function)) -> mlua::Result<Invites> {
+    Ok(Invites { host, tracer: Tracer::new(log), names: FieldNames::new(lua)?, reservations: RefCell::default() })
 }

@@ -70,7 +70,7 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     exports.set("version", VERSION)?;
 
     // The invite store (mod_invites)
-    // new(host, log, now) -> the store of one host (its methods: src/invites.rs)
+    // new(host, log) -> the store of one host (its methods: src/invites.rs)
     export!(lua, exports, invites::new);
     // default_ttl, default_reset_ttl: seconds an invite, a reset link lives by default
     exports.set("default_ttl", invite::DEFAULT_TTL)?;
@@ -99,6 +99,8 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     export!(lua, exports, errors::stanza_error);
     // error_text(code, text?) -> the reason in words
     export!(lua, exports, errors::error_text);
+    // codes: { token_invalid = "token-invalid", ... }, every error code; reading another name raises
+    exports.set("codes", convert::codes(lua)?)?;
 
     // Registration (mod_invites_register, mod_invites)
     // new_registration(host, log, options?) -> the registration gate (its methods: src/registration.rs)

@@ -5,15 +5,18 @@ use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use invites_rules::Error;
 use invites_rules::claims::Claims;
+use invites_rules::jid;
 use invites_rules::net::Exemptions;
+use invites_rules::plans::Standing;
 use invites_rules::record::InviteType;
-use invites_rules::register::{self as reg, PresentedInvite, Registering, Reservation};
+use invites_rules::register::{self as reg, NewAccount, PresentedInvite, Registering, Reservation};
 use invites_rules::roles::role_names;
 use invites_rules::subscription;
 use invites_rules::throttle::{PreauthGate, PreauthStep, ThrottleConfig};
 
 use crate::convert::{
-    error_of, fail, opt_plain_string, required_bool, required_str, role_entries, seconds, str_field, use_limit,
+    FieldNames, error_of, fail, opt_plain_string, read_standing, required_bool, required_str, role_entries, seconds, str_field,
+    use_plan_table, validated_from_table,
 };
 use crate::log::Tracer;
 
@@ -22,9 +25,86 @@ pub(crate) struct Registration {
     tracer: Tracer,
     gate: PreauthGate,
     claims: Claims,
+    names: FieldNames,
+    /// Prepares a name for comparison (mod_invites' `prep_username`; nodeprep lives in Prosody).
+    prep: Option<Function>,
+}
+
+/// The names a presented invite is compared by, prepared, and what storage holds of it.
+struct Presented {
+    token: String,
+    kind: InviteType,
+    jid: Option<String>,
+    username: Option<String>,
+    allow_reset: Option<String>,
+    reusable: bool,
+    standing: Option<Standing>,
+}
+
+impl Presented {
+    fn as_invite(&self) -> PresentedInvite<'_> {
+        PresentedInvite {
+            token: &self.token,
+            kind: self.kind,
+            jid: self.jid.as_deref(),
+            username: self.username.as_deref(),
+            allow_reset: self.allow_reset.as_deref(),
+            reusable: self.reusable,
+            standing: self.standing,
+        }
+    }
 }
 
 impl Registration {
+    /// A name as the shim's `prep` prepares it; one that does not prepare stays as it is, so it
+    /// can match no registration (a restriction is never lost).
+    fn prepared(&self, name: Option<String>) -> mlua::Result<Option<String>> {
+        match (name, &self.prep) {
+            (Some(name), Some(prep)) => Ok(Some(prep.call::<Option<String>>(name.as_str())?.unwrap_or(name))),
+            (name, _) => Ok(name),
+        }
+    }
+
+    /// The invite get() returned, as a registration presents it, with its `standing`. A missing
+    /// or mistyped field refuses the registration (fail closed).
+    fn presented(&self, invite: &Table, standing: &Value) -> mlua::Result<Result<Presented, Error>> {
+        let facts = || -> Result<_, Error> {
+            let kind = InviteType::parse(&required_str(invite, "type")?).ok_or(Error::BadField("type"))?;
+            Ok((
+                required_str(invite, "token")?,
+                kind,
+                required_bool(invite, "reusable")?,
+                read_standing(&self.names, invite, standing)?,
+            ))
+        };
+        let (token, kind, reusable, standing) = match facts() {
+            Ok(facts) => facts,
+            Err(e) => return Ok(Err(e)),
+        };
+        let jid = match str_field(invite, "jid") {
+            Some(jid) => match jid::split(&jid) {
+                jid::Parts { node: Some(node), domain, .. } => {
+                    Some(format!("{}@{domain}", self.prepared(Some(node.to_owned()))?.unwrap_or_default()))
+                }
+                _ => Some(jid),
+            },
+            None => None,
+        };
+        let allow_reset = match invite.raw_get::<Value>(&self.names.additional_data)? {
+            Value::Table(data) => str_field(&data, "allow_reset"),
+            _ => None,
+        };
+        Ok(Ok(Presented {
+            token,
+            kind,
+            jid,
+            username: self.prepared(str_field(invite, "username"))?,
+            allow_reset: self.prepared(allow_reset)?,
+            reusable,
+            standing,
+        }))
+    }
+
     /// A pre-auth refusal, counted against `ip` when it counts as a failed attempt. That this
     /// failure throttles the address is logged by the core (the tracer), so the shim needs only
     /// the refusal.
@@ -70,8 +150,8 @@ impl UserData for Registration {
         // registering(request, holder, now) -> true | allow_reset (the account the invite resets)
         //   | nil, code, reason
         // request = { invite_only, username, account_exists, reserved_by? (token, or false when the
-        //   lookup failed), invite? = { token, type, jid?, username?, allow_reset?, reusable,
-        //   still_stored, storage_failed, max_uses?, uses? } }
+        //   lookup failed), invite? (as get() returned it), standing? (mod_invites' standing() of
+        //   it, or false when storage failed) }
         methods.add_method_mut("registering", |lua, this, (request, holder, now): (Table, u64, i64)| {
             let username = str_field(&request, "username").unwrap_or_default();
             // None: the lookup failed.
@@ -79,51 +159,22 @@ impl UserData for Registration {
                 Value::Boolean(false) => None,
                 other => Some(opt_plain_string(&other)),
             };
-            // What the shim must say: a missing or mistyped fact refuses the registration.
-            let required = || -> Result<_, Error> {
-                let invite = match request.raw_get::<Value>("invite") {
-                    Ok(Value::Table(invite)) => Some((
-                        required_str(&invite, "token")?,
-                        InviteType::parse(&required_str(&invite, "type")?).ok_or(Error::BadField("type"))?,
-                        str_field(&invite, "jid"),
-                        str_field(&invite, "username"),
-                        str_field(&invite, "allow_reset"),
-                        required_bool(&invite, "reusable")?,
-                        required_bool(&invite, "still_stored")?,
-                        required_bool(&invite, "storage_failed")?,
-                    )),
-                    _ => None,
-                };
-                Ok((required_bool(&request, "invite_only")?, required_bool(&request, "account_exists")?, invite))
+            let facts = match (required_bool(&request, "invite_only"), required_bool(&request, "account_exists")) {
+                (Ok(invite_only), Ok(account_exists)) => (invite_only, account_exists),
+                (Err(e), _) | (_, Err(e)) => return fail(lua, &e),
             };
-            let (invite_only, account_exists, invite) = match required() {
-                Ok(facts) => facts,
-                Err(e) => return fail(lua, &e),
-            };
-            let limit = match request.raw_get::<Value>("invite")? {
-                Value::Table(invite) => use_limit(&invite)?,
+            let presented = match request.raw_get::<Value>("invite")? {
+                Value::Table(invite) => match this.presented(&invite, &request.raw_get("standing")?)? {
+                    Ok(presented) => Some(presented),
+                    Err(e) => return fail(lua, &e),
+                },
                 _ => None,
             };
-            let invite = invite.map(|(token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed)| {
-                (token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed, limit)
-            });
             let facts = Registering {
-                invite_only,
+                invite_only: facts.0,
                 username: &username,
-                account_exists,
-                invite: invite.as_ref().map(
-                    |(token, kind, jid, name, allow_reset, reusable, still_stored, storage_failed, limit)| PresentedInvite {
-                        token,
-                        kind: *kind,
-                        jid: jid.as_deref(),
-                        username: name.as_deref(),
-                        allow_reset: allow_reset.as_deref(),
-                        reusable: *reusable,
-                        limit: *limit,
-                        still_stored: *still_stored,
-                        storage_failed: *storage_failed,
-                    },
-                ),
+                account_exists: facts.1,
+                invite: presented.as_ref().map(Presented::as_invite),
                 reservation: match &reserved_by {
                     None => Reservation::Unknown,
                     Some(None) => Reservation::Free,
@@ -147,41 +198,50 @@ impl UserData for Registration {
             }
         });
 
-        // registered(token, holder?, facts) -> plan | nil, code, reason (not redeemed)
-        // facts = { username, inviter?, inviter_exists, still_stored, roles?, max_uses?, uses? }
-        // plan = { consume = true, befriend = inviter?, roles = { role = true }? }
-        methods.add_method_mut("registered", |lua, this, (token, holder, facts): (String, Option<u64>, Table)| {
+        // registered(invite, holder?, facts) -> plan | nil, code, reason (not redeemed)
+        // The one decision of a finished registration or reset with the invite get() returned:
+        // facts = { username, inviter? (prepared), inviter_exists, standing (mod_invites'
+        //   standing() of the invite, read just before; false when storage failed) }
+        // plan = { keys = { {user=?, token=}, ... } (what the use deletes), consume,
+        //   befriend = inviter?, roles = { role = true }?, role_list = { role, ... }? }, for
+        //   mod_invites' redeem(invite, account, how, plan, standing) and the roster and roles.
+        methods.add_method_mut("registered", |lua, this, (invite, holder, facts): (Table, Option<u64>, Table)| {
             let required = || -> Result<_, Error> {
-                Ok((
-                    required_str(&facts, "username")?,
-                    required_bool(&facts, "inviter_exists")?,
-                    required_bool(&facts, "still_stored")?,
-                ))
+                let username = required_str(&facts, "username")?;
+                let inviter_exists = required_bool(&facts, "inviter_exists")?;
+                // Storage that cannot tell is no use to record: the shim retries nothing here.
+                let standing = read_standing(&this.names, &invite, &facts.raw_get("standing").unwrap_or(Value::Nil))?
+                    .ok_or(Error::Internal)?;
+                Ok((username, inviter_exists, standing))
             };
-            let (username, inviter_exists, still_stored) = match required() {
+            let (username, inviter_exists, standing) = match required() {
                 Ok(facts) => facts,
                 Err(e) => return fail(lua, &e),
             };
-            let settlement = this.claims.settle(&token, holder);
+            let Ok(validated) = validated_from_table(&this.names, &invite) else {
+                return fail(lua, &Error::BadField("invite"));
+            };
+            let settlement = this.claims.settle(&validated.token, holder);
             let inviter = str_field(&facts, "inviter");
-            let roles = role_names(role_entries(&facts.raw_get::<Value>("roles")?));
-            let plan =
-                reg::welcome(settlement, &username, inviter.as_deref(), inviter_exists, still_stored, use_limit(&facts)?, roles);
-            let plan = match plan {
-                Ok(plan) => plan,
+            let account = NewAccount { username: &username, inviter: inviter.as_deref(), inviter_exists };
+            let roles = match invite.raw_get::<Value>(&this.names.additional_data)? {
+                Value::Table(data) => role_names(role_entries(&data.raw_get::<Value>("roles")?)),
+                _ => Vec::new(),
+            };
+            let welcome = match reg::welcome(settlement, &validated, standing, account, roles) {
+                Ok(welcome) => welcome,
                 Err(refusal) => return fail(lua, &refusal),
             };
-            let table = lua.create_table_with_capacity(0, 3)?;
-            table.set("consume", plan.consume)?;
-            table.set("befriend", plan.befriend)?;
-            if !plan.roles.is_empty() {
+            let table = use_plan_table(lua, &this.names, welcome.use_plan)?;
+            table.set("befriend", welcome.befriend)?;
+            if !welcome.roles.is_empty() {
                 // The 0.12 `roles` store wants a map; Prosody 13 wants the primary role first.
-                let roles = lua.create_table_with_capacity(0, plan.roles.len())?;
-                for role in &plan.roles {
+                let roles = lua.create_table_with_capacity(0, welcome.roles.len())?;
+                for role in &welcome.roles {
                     roles.set(role.as_str(), true)?;
                 }
                 table.set("roles", roles)?;
-                table.set("role_list", lua.create_sequence_from(plan.roles)?)?;
+                table.set("role_list", lua.create_sequence_from(welcome.roles)?)?;
             }
             Ok(MultiValue::from_iter([Value::Table(table)]))
         });
@@ -209,15 +269,18 @@ impl UserData for Registration {
 }
 
 /// `core.new_registration(host, log, options?)`; options: `max_failures`, `failure_window`,
-/// `exempt` (list of addresses or CIDR networks), `ipv6_prefix`.
+/// `exempt` (list of addresses or CIDR networks), `ipv6_prefix`, `prep` (prepares a name for
+/// comparison: `prep(name) -> prepared | nil`).
 /// `host` mirrors `core.new`; the rules need no host name.
 pub(crate) fn new_registration(
-    _lua: &Lua,
+    lua: &Lua,
     (_host, log, options): (String, Function, Option<Table>),
 ) -> mlua::Result<Registration> {
     let tracer = Tracer::new(log);
     let mut config = ThrottleConfig::default();
+    let mut prep = None;
     if let Some(options) = options {
+        prep = options.raw_get::<Option<Function>>("prep")?;
         config = config.with_options(
             seconds(&options.raw_get("max_failures")?),
             seconds(&options.raw_get("failure_window")?),
@@ -232,7 +295,7 @@ pub(crate) fn new_registration(
             config.exempt = exempt;
         }
     }
-    Ok(Registration { tracer, gate: PreauthGate::new(config), claims: Claims::new() })
+    Ok(Registration { tracer, gate: PreauthGate::new(config), claims: Claims::new(), names: FieldNames::new(lua)?, prep })
 }
 
 /// `core.contact_token(presence_type?, token?, from_bare, to_bare)` -> token | nil (not a

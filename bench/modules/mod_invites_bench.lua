@@ -81,7 +81,8 @@ local acc;
 local originals = {};
 local depth = 0;
 
-local function timed(kind, fn)
+-- store_of(...) names the store a storage call is about (counted per store in `by_store`).
+local function timed(kind, fn, store_of)
 	return function (...)
 		if not acc or acc.paused or depth > 0 then
 			return fn(...);
@@ -91,18 +92,22 @@ local function timed(kind, fn)
 		local results = table.pack(fn(...));
 		acc[kind] = acc[kind] + (monotonic() - t0);
 		acc[kind .. "_calls"] = acc[kind .. "_calls"] + 1;
+		if store_of then
+			local key = kind .. " " .. tostring(store_of(...));
+			acc.by_store[key] = (acc.by_store[key] or 0) + 1;
+		end
 		depth = depth - 1;
 		return table.unpack(results, 1, results.n);
 	end;
 end
 
-local function wrap(tbl, name, kind)
+local function wrap(tbl, name, kind, store_of)
 	local fn = rawget(tbl, name);
 	if type(fn) ~= "function" then
 		return;
 	end
 	originals[#originals + 1] = { tbl, name, fn };
-	rawset(tbl, name, timed(kind, fn));
+	rawset(tbl, name, timed(kind, fn, store_of));
 end
 
 local STORE_READS = { get = true, get_all = true, users = true, find = true, summary = true, get_key = true };
@@ -115,11 +120,14 @@ local function install()
 	-- Internal storage: every read parses a file and every write serialises one (util.datamanager,
 	-- shared by all hosts; counted only while a timed section runs on this one).
 	local dm = storagemanager.olddm;
+	local function dm_store(_, _, store)
+		return store;
+	end
 	for _, name in ipairs({ "load", "list_load", "users", "stores" }) do
-		wrap(dm, name, "read");
+		wrap(dm, name, "read", dm_store);
 	end
 	for _, name in ipairs({ "store", "list_store", "list_append" }) do
-		wrap(dm, name, "write");
+		wrap(dm, name, "write", dm_store);
 	end
 	-- Other drivers (SQL): one transaction per store method.
 	if module:get_option("storage", "internal") ~= "internal" then
@@ -128,11 +136,14 @@ local function install()
 			local mt = probe and getmetatable(probe);
 			local class = mt and type(mt.__index) == "table" and mt.__index;
 			if class then
+				local function sql_store(store)
+					return store.store;
+				end
 				for name in pairs(STORE_READS) do
-					wrap(class, name, "read");
+					wrap(class, name, "read", sql_store);
 				end
 				for name in pairs(STORE_WRITES) do
-					wrap(class, name, "write");
+					wrap(class, name, "write", sql_store);
 				end
 			end
 		end
@@ -145,7 +156,7 @@ local function install()
 		local core = open_core();
 		local objects = {};
 		if core.new then
-			objects[#objects + 1] = core.new(host, function () end, os.time());
+			objects[#objects + 1] = core.new(host, function () end);
 		end
 		if core.new_registration then
 			objects[#objects + 1] = core.new_registration(host, function () end);
@@ -178,7 +189,7 @@ local function uninstall()
 end
 
 local function new_acc()
-	return { read = 0, write = 0, binding = 0, read_calls = 0, write_calls = 0, binding_calls = 0 };
+	return { read = 0, write = 0, binding = 0, read_calls = 0, write_calls = 0, binding_calls = 0, by_store = {} };
 end
 
 --- Timed operations
@@ -492,6 +503,7 @@ function ops.breakdown_stop()
 	local out = {
 		read_s = a.read; write_s = a.write; binding_s = a.binding;
 		reads = a.read_calls; writes = a.write_calls; binding_calls = a.binding_calls;
+		by_store = a.by_store;
 		wall_s = a.started and monotonic() - a.started or 0;
 		cpu_s = a.cpu and os.clock() - a.cpu or 0;
 	};

@@ -66,6 +66,9 @@ macro_rules! errors {
         }
 
         impl Error {
+            /// Every code, in the table's order (codes several errors share appear once each).
+            pub const CODES: &'static [&'static str] = &[$($code),+];
+
             /// The stable machine-readable code: what Lua sees as the second value of a failure.
             pub fn code(&self) -> &'static str {
                 match self {

@@ -7,7 +7,7 @@
 //! the expiry as a bare number for every contact (`roster`) invite.
 
 use crate::jid::{check_username, local_node, node_of};
-use crate::record::{InviteType, Record, is_current};
+use crate::record::{InviteType, MaxUses, Record, is_current};
 use crate::token::{check_token, redact};
 use crate::uri::invite_uri;
 use crate::{Error, Result};
@@ -42,18 +42,6 @@ pub struct InviteRequest<'a> {
     pub reset: bool,
     /// Whether `additional_data` carries group chats (`rooms`, checked by the caller).
     pub rooms: bool,
-}
-
-/// `additional_data.max_uses` of a new invite, as the caller found it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MaxUses {
-    /// Not given: no use limit beyond the invite's kind.
-    #[default]
-    Absent,
-    /// A whole number (a Lua integer).
-    Whole(i64),
-    /// Anything else (a float, even 2.0; a string): refused.
-    NotWhole,
 }
 
 /// How a token is being redeemed.
@@ -254,7 +242,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
-    use crate::plans::{StoreKey, revoke_plan, use_plan};
+    use crate::plans::{StoreKey, Usage, revoke_plan, use_plan};
 
     #[test]
     fn a_contact_invite_needs_its_inviter_and_the_inviters_entry() {
@@ -400,7 +388,7 @@ mod tests {
         assert_eq!(v.kind, InviteType::Roster);
         assert_eq!(v.uri, format!("xmpp:alice@example.com?roster;preauth={T}"));
         assert!(!v.reusable && !v.host_level);
-        assert_eq!(use_plan(&v), vec![StoreKey { user: Some("alice".into()), token: T.into() }]);
+        assert_eq!(use_plan(&v, Usage::default(), true).keys, vec![StoreKey { user: Some("alice".into()), token: T.into() }]);
         assert_eq!(validate(Some(T), HOST, Ok(None), redemption, 101), Err(Error::TokenExpired));
     }
 

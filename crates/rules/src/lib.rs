@@ -29,7 +29,6 @@ pub mod plans;
 pub mod qr;
 pub mod record;
 pub mod register;
-pub mod removals;
 pub mod reservations;
 pub mod roles;
 pub mod rooms;

@@ -76,6 +76,27 @@ pub fn state(facts: &Facts, now: i64) -> State {
     }
 }
 
+/// What revoking an invite does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// Its stored keys go.
+    pub removes: bool,
+    /// A revocation is recorded (and counted, and told): only a pending invite is revoked.
+    pub records: bool,
+}
+
+/// What revoking an invite does at `now`: a pending invite is revoked; an expired one still stored
+/// (the purge waits an hour, and a stream that pre-authenticated in time could still register with
+/// it) is removed without a revocation recorded; anything else is left as it is, and the answer
+/// is its [`state`].
+pub fn revocation(facts: &Facts, now: i64) -> Revocation {
+    match state(facts, now) {
+        State::Pending => Revocation { removes: true, records: true },
+        State::Expired if facts.stored => Revocation { removes: true, records: false },
+        _ => Revocation { removes: false, records: false },
+    }
+}
+
 /// When an invite's life ended (for audit retention), or `None` while it is pending.
 pub fn ended_at(facts: &Facts, last_use: Option<i64>, now: i64) -> Option<i64> {
     match state(facts, now) {
@@ -168,6 +189,26 @@ mod tests {
         assert_eq!(state(&facts(true, 0, None, false, None), 11 * DAY), State::Expired);
         assert_eq!(state(&facts(true, 5, None, true, None), now), State::Pending, "reusable without limit");
         assert_eq!(state(&facts(false, 0, None, false, None), now), State::Used, "gone without a trace");
+    }
+
+    #[test]
+    fn only_pending_invites_are_revoked_and_expired_ones_still_stored_removed() {
+        let (now, later) = (DAY, 11 * DAY);
+        let revoke = Revocation { removes: true, records: true };
+        let remove = Revocation { removes: true, records: false };
+        let leave = Revocation { removes: false, records: false };
+        let cases = [
+            ("pending", facts(true, 0, None, false, None), now, revoke),
+            ("pending, uses left", facts(true, 1, Some(3), false, None), now, revoke),
+            ("used", facts(false, 1, None, false, None), now, leave),
+            ("used up, record still there", facts(true, 3, Some(3), true, None), now, leave),
+            ("revoked", facts(false, 0, None, false, Some(now)), now, leave),
+            ("expired, still stored", facts(true, 0, None, false, None), later, remove),
+            ("expired and purged", facts(false, 0, None, false, None), later, leave),
+        ];
+        for (name, facts, at, expected) in cases {
+            assert_eq!(revocation(&facts, at), expected, "{name}");
+        }
     }
 
     #[test]

@@ -24,14 +24,52 @@ pub struct StoreKey {
     pub token: String,
 }
 
-/// The keys that using `invite` deletes. Reusable invites are not consumed. Invites are
-/// deleted, never marked used, so the stock module cannot see them as valid again.
+/// What a use of an invite does to storage: the keys to delete (empty when it stays usable) and
+/// whether that consumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsePlan {
+    /// The keys to delete, in order.
+    pub keys: Vec<StoreKey>,
+    /// Whether the invite is used up (its keys are the invite's).
+    pub consumed: bool,
+}
+
+/// How much of an invite is used, as read just before a use: its use limit
+/// ([`crate::record::MaxUses::limit`]) and the uses its audit record holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// `max_uses`, when the invite is limited.
+    pub limit: Option<u32>,
+    /// The uses recorded so far.
+    pub uses: u32,
+}
+
+/// What storage holds of an invite, as read just before a registration decides or a use is
+/// recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Whether its host-level record is still stored: it is deleted when the invite is used up
+    /// (here, by `prosodyctl`, by a web registration) or revoked.
+    pub stored: bool,
+    /// Its use limit and the uses recorded so far.
+    pub usage: Usage,
+}
+
+/// Plans a use of `invite` with `usage` as read just before. A use that is recorded
+/// (`records_use`) consumes a limited invite when it is its last, whether or not the invite is
+/// reusable; any other redemption (a single-use invite, `invite:use()` of the stock API) consumes
+/// it unless it is reusable. Invites are deleted, never marked used, so the stock module cannot
+/// see them as valid again.
 ///
 /// The inviter's half of a contact invite goes first: a contact invite is valid only while that
 /// half exists, so a deletion that fails half-way leaves a dead invite, never a usable half.
-pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
-    if invite.reusable {
-        return Vec::new();
+pub fn use_plan(invite: &ValidatedInvite, usage: Usage, records_use: bool) -> UsePlan {
+    let consumed = match usage.limit {
+        Some(max_uses) if records_use => usage.uses.saturating_add(1) >= max_uses,
+        _ => !invite.reusable,
+    };
+    if !consumed {
+        return UsePlan { keys: Vec::new(), consumed };
     }
     let mut keys = Vec::with_capacity(2);
     if invite.kind == InviteType::Roster {
@@ -43,7 +81,7 @@ pub fn use_plan(invite: &ValidatedInvite) -> Vec<StoreKey> {
     if invite.host_level {
         keys.push(StoreKey { user: None, token: invite.token.clone() });
     }
-    keys
+    UsePlan { keys, consumed }
 }
 
 /// The keys that revoking `token` deletes, from its host-level record as read (see [`validate`])
@@ -92,14 +130,19 @@ pub fn pending<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) 
 mod tests {
     use super::*;
     use crate::invite::testing::{HOST, T, request, stored};
-    use crate::invite::{Redemption, create, validate};
+    use crate::invite::{Redemption, ValidatedInvite, create, validate};
+
+    /// The keys an unlimited use deletes.
+    fn used_keys(invite: &ValidatedInvite) -> Vec<StoreKey> {
+        use_plan(invite, Usage::default(), true).keys
+    }
 
     #[test]
     fn use_deletes_both_halves_and_spares_reusable_invites() {
         let record = create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap();
         let v = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
         let both = vec![StoreKey { user: Some("alice".into()), token: T.into() }, StoreKey { user: None, token: T.into() }];
-        assert_eq!(use_plan(&v), both);
+        assert_eq!(used_keys(&v), both);
         assert_eq!(revoke_plan(T, stored(&record), None), both);
         assert_eq!(revoke_plan(T, Ok(None), None), vec![StoreKey { user: None, token: T.into() }]);
         // A contact-only invite: no host-level record, its audit record names the contact.
@@ -108,11 +151,30 @@ mod tests {
 
         let account = create(&request(InviteType::Register, Some("bob"), true), T.into(), 0).unwrap();
         let v = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();
-        assert_eq!(use_plan(&v), vec![StoreKey { user: None, token: T.into() }]);
+        assert_eq!(used_keys(&v), vec![StoreKey { user: None, token: T.into() }]);
 
         let group = Record { reusable: Some(true), ..account };
         let v = validate(Some(T), HOST, stored(&group), Redemption::Account, 1).unwrap();
-        assert!(use_plan(&v).is_empty());
+        assert!(used_keys(&v).is_empty());
+    }
+
+    #[test]
+    fn a_limited_invite_goes_with_its_last_recorded_use() {
+        let account = create(&request(InviteType::Register, None, true), T.into(), 0).unwrap();
+        let host_key = vec![StoreKey { user: None, token: T.into() }];
+        for reusable in [None, Some(true)] {
+            let record = Record { reusable, ..account.clone() };
+            let v = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
+            let limited = |uses| Usage { limit: Some(3), uses };
+            let kept = UsePlan { keys: Vec::new(), consumed: false };
+            let gone = UsePlan { keys: host_key.clone(), consumed: true };
+            assert_eq!(use_plan(&v, limited(0), true), kept, "{reusable:?}: first of three");
+            assert_eq!(use_plan(&v, limited(1), true), kept, "{reusable:?}: second of three");
+            assert_eq!(use_plan(&v, limited(2), true), gone, "{reusable:?}: the last");
+            assert_eq!(use_plan(&v, limited(7), true), gone, "{reusable:?}: past the limit (uses from elsewhere)");
+            // Not a recorded use (the stock API's invite:use()): the kind decides, as in stock.
+            assert_eq!(use_plan(&v, limited(0), false).consumed, reusable.is_none(), "{reusable:?}: use()");
+        }
     }
 
     #[test]

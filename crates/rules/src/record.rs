@@ -115,7 +115,7 @@ impl Record {
             allow_registration: self.allow_registration,
             allow_reset: self.allow_reset,
             source: None,
-            max_uses: None,
+            max_uses: MaxUses::Absent,
             jid: Field::Text(self.jid.as_bytes()),
             inviter: Field::Missing,
             username: Field::Missing,
@@ -184,6 +184,30 @@ impl std::fmt::Display for JunkField {
 
 impl std::error::Error for JunkField {}
 
+/// `additional_data.max_uses` as stored or given: the one reading of the field, for creation
+/// (which refuses anything but a whole number from 1), classification, registration and the
+/// lifecycle alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MaxUses {
+    /// Not given: no use limit beyond the invite's kind.
+    #[default]
+    Absent,
+    /// A whole number (a Lua integer).
+    Whole(i64),
+    /// Anything else (a float, even 2.0; a string): refused at creation, no limit when stored.
+    NotWhole,
+}
+
+impl MaxUses {
+    /// The use limit it sets: a whole number from 1 (larger than `u32::MAX` is `u32::MAX`).
+    pub fn limit(self) -> Option<u32> {
+        match self {
+            Self::Whole(n) if n >= 1 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+            _ => None,
+        }
+    }
+}
+
 /// What classifying an invite reads: the fields of a stored record, of a new one or of a
 /// validated invite, each as Lua reads it (an `additional_data` that is not a table is empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,8 +221,8 @@ pub struct InviteFacts<'a> {
     /// `additional_data.source` when it is a string: who made the invite (a JID, or "shell",
     /// "prosodyctl", "api/token/ID").
     pub source: Option<&'a [u8]>,
-    /// `additional_data.max_uses` when it is an integer (a float such as 2.0 is not).
-    pub max_uses: Option<i64>,
+    /// `additional_data.max_uses`.
+    pub max_uses: MaxUses,
     /// `jid`.
     pub jid: Field<'a>,
     /// `inviter` (validated invites).
@@ -249,9 +273,9 @@ impl<'a> InviteFacts<'a> {
         Ok(Cow::Owned([inviter, b"@", host.as_bytes()].concat()))
     }
 
-    /// The use limit: `max_uses` when it is a whole number from 1.
-    pub fn max_uses(&self) -> Option<i64> {
-        self.max_uses.filter(|&n| n >= 1)
+    /// The use limit ([`MaxUses::limit`]).
+    pub fn max_uses(&self) -> Option<u32> {
+        self.max_uses.limit()
     }
 }
 
@@ -267,7 +291,7 @@ mod tests {
             allow_registration: true,
             allow_reset: false,
             source: None,
-            max_uses: None,
+            max_uses: MaxUses::Absent,
             jid: Field::Text(b"example.com"),
             inviter: Field::Missing,
             username: Field::Missing,
@@ -339,7 +363,16 @@ mod tests {
 
     #[test]
     fn use_limits_are_whole_numbers_from_one() {
-        for (max_uses, expected) in [(Some(1), Some(1)), (Some(3), Some(3)), (Some(0), None), (Some(-2), None), (None, None)] {
+        let cases = [
+            (MaxUses::Whole(1), Some(1)),
+            (MaxUses::Whole(3), Some(3)),
+            (MaxUses::Whole(0), None),
+            (MaxUses::Whole(-2), None),
+            (MaxUses::Whole(i64::MAX), Some(u32::MAX)),
+            (MaxUses::NotWhole, None),
+            (MaxUses::Absent, None),
+        ];
+        for (max_uses, expected) in cases {
             assert_eq!(InviteFacts { max_uses, ..facts() }.max_uses(), expected, "{max_uses:?}");
         }
     }

@@ -11,7 +11,9 @@
 use crate::claims::Claim;
 use crate::claims::Settlement;
 use crate::error::{Error, Result};
+use crate::invite::ValidatedInvite;
 use crate::jid::node_of;
+use crate::plans::{Standing, UsePlan, use_plan};
 use crate::record::InviteType;
 
 /// Whether a stream gets the `urn:xmpp:invite` and `urn:xmpp:ibr-token:0` features: only
@@ -38,22 +40,18 @@ pub struct PresentedInvite<'a> {
     pub allow_reset: Option<&'a str>,
     /// Reusable invites are not consumed and need no claim, unless they have a use limit.
     pub reusable: bool,
-    /// `additional_data.max_uses` with the uses recorded so far: `(N, used)`. Without it a
-    /// single-use invite allows one registration and a reusable one any number.
-    pub limit: Option<(u32, u32)>,
-    /// Whether the host-level record is still in storage now. It is deleted when the invite is
-    /// used (here, by `prosodyctl`, by a web registration) or revoked.
-    pub still_stored: bool,
-    /// Whether storage failed when asked if the record is still stored (then `still_stored`
-    /// means nothing and the registration must wait).
-    pub storage_failed: bool,
+    /// What storage holds of it now; `None` when storage failed to tell (the registration must
+    /// wait). Without a use limit a single-use invite allows one registration and a reusable one
+    /// any number.
+    pub standing: Option<Standing>,
 }
 
 impl PresentedInvite<'_> {
     /// How many more registrations may claim it at once: `None` for no limit.
     pub fn slots(&self) -> Option<u32> {
-        match self.limit {
-            Some((max_uses, used)) => Some(max_uses.saturating_sub(used)),
+        let usage = self.standing.map(|standing| standing.usage).unwrap_or_default();
+        match usage.limit {
+            Some(max_uses) => Some(max_uses.saturating_sub(usage.uses)),
             None if self.reusable => None,
             None => Some(1),
         }
@@ -117,10 +115,10 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed> {
             Reservation::Unknown => Err(Error::Internal),
         };
     };
-    if invite.storage_failed {
+    let Some(standing) = invite.standing else {
         return Err(Error::Internal);
-    }
-    if !invite.still_stored || invite.slots() == Some(0) {
+    };
+    if !standing.stored || invite.slots() == Some(0) {
         return Err(Error::InviteGone);
     }
     let claim = invite.slots().map(|slots| Claim { token: invite.token.to_owned(), slots });
@@ -150,8 +148,9 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed> {
 /// What a finished registration leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
-    /// Consume the invite (delete its storage keys).
-    pub consume: bool,
+    /// What the use does to storage: the keys to delete (none while a limited invite has uses
+    /// left, or for a reusable one), the use to record with it.
+    pub use_plan: UsePlan,
     /// Make the new account and this inviter mutually subscribed, and push the new contact to
     /// the inviter.
     pub befriend: Option<String>,
@@ -159,30 +158,37 @@ pub struct Welcome {
     pub roles: Vec<String>,
 }
 
-/// Plans `user-registered` for an invite registration that settled as `settlement`. `inviter`
-/// is the validated invite's inviter (contact invites), `inviter_exists` whether that account is
-/// still there, `still_stored` the storage re-check (for unclaimed single-use invites), `limit`
-/// the invite's use limit and the uses recorded before this one: the invite is consumed when
-/// this use is its last. Refused ([`Error::InviteInUse`], [`Error::InviteGone`]) when this
-/// registration may not redeem it.
+/// The account a finished registration made, and the inviter it may befriend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewAccount<'a> {
+    /// The new account's username.
+    pub username: &'a str,
+    /// The validated invite's inviter (contact invites, or an account invite's creator who asked
+    /// to become the new account's contact).
+    pub inviter: Option<&'a str>,
+    /// Whether that inviter's account is still there.
+    pub inviter_exists: bool,
+}
+
+/// Plans `user-registered` (or a password reset) for an invite registration that settled as
+/// `settlement`, with `standing` as read just before: refused ([`Error::InviteInUse`],
+/// [`Error::InviteGone`]) when this registration may not redeem it, else the use (consuming the
+/// invite when the use is its last), the inviter to befriend and the roles to grant.
 pub fn welcome(
     settlement: Settlement,
-    new_user: &str,
-    inviter: Option<&str>,
-    inviter_exists: bool,
-    still_stored: bool,
-    limit: Option<(u32, u32)>,
+    invite: &ValidatedInvite,
+    standing: Standing,
+    account: NewAccount<'_>,
     roles: Vec<String>,
 ) -> Result<Welcome> {
     match settlement {
         Settlement::Claimed => {}
-        Settlement::Unclaimed if still_stored => {}
+        Settlement::Unclaimed if standing.stored => {}
         Settlement::Unclaimed => return Err(Error::InviteGone),
         Settlement::HeldByOther => return Err(Error::InviteInUse),
     }
-    let befriend = inviter.filter(|&inviter| inviter_exists && inviter != new_user).map(str::to_owned);
-    let consume = limit.is_none_or(|(max_uses, used)| used.saturating_add(1) >= max_uses);
-    Ok(Welcome { consume, befriend, roles })
+    let befriend = account.inviter.filter(|&inviter| account.inviter_exists && inviter != account.username).map(str::to_owned);
+    Ok(Welcome { use_plan: use_plan(invite, standing.usage, true), befriend, roles })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,6 +204,9 @@ pub fn registration_possible(invites_register_loaded: bool, ibr_loaded: bool, we
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invite::testing::{HOST, request, stored};
+    use crate::invite::{Redemption, create, validate};
+    use crate::plans::Usage;
 
     const T: &str = "Xo3gdOvANs77aUhUX40RFxTZ";
     const U: &str = "Ux3gdOvANs77aUhUX40RFxTZ";
@@ -226,11 +235,11 @@ mod tests {
             username: node_of(jid),
             allow_reset: None,
             reusable: false,
-            limit: None,
-            still_stored: true,
-            storage_failed: false,
+            standing: Some(STORED),
         }
     }
+
+    const STORED: Standing = Standing { stored: true, usage: Usage { limit: None, uses: 0 } };
 
     fn registering(username: &'static str, invite: Option<PresentedInvite<'static>>) -> Registering<'static> {
         Registering { invite_only: true, username, account_exists: false, invite, reservation: Reservation::Free }
@@ -247,8 +256,8 @@ mod tests {
         let contact = invite(InviteType::Roster, "alice@example.com");
         let reset = PresentedInvite { allow_reset: Some("carol"), ..invite(InviteType::Register, "carol@example.com") };
         let group = PresentedInvite { reusable: true, ..open.clone() };
-        let gone = PresentedInvite { still_stored: false, ..open.clone() };
-        let unreadable = PresentedInvite { still_stored: false, storage_failed: true, ..open.clone() };
+        let gone = PresentedInvite { standing: Some(Standing { stored: false, ..STORED }), ..open.clone() };
+        let unreadable = PresentedInvite { standing: None, ..open.clone() };
         let ok = |claim: Option<Claim>| Ok(Allowed { allow_reset: None, claim });
 
         let cases: Vec<(&str, Registering<'static>, Result<Allowed>)> = vec![
@@ -332,6 +341,8 @@ mod tests {
 
     #[test]
     fn welcome_plans() {
+        let record = create(&request(InviteType::Roster, Some("alice"), true), T.into(), 0).unwrap();
+        let contact = validate(Some(T), HOST, stored(&record), Redemption::Account, 1).unwrap();
         let roles = vec!["prosody:admin".to_owned()];
         let cases = [
             (Settlement::Claimed, Some("alice"), true, false, Ok(Some("alice"))),
@@ -342,30 +353,40 @@ mod tests {
             (Settlement::Unclaimed, Some("alice"), true, false, Err(Error::InviteGone)),
             (Settlement::HeldByOther, Some("alice"), true, true, Err(Error::InviteInUse)),
         ];
-        for (settlement, inviter, exists, stored, expected) in cases {
-            let plan = welcome(settlement, "dave", inviter, exists, stored, None, roles.clone());
+        for (settlement, inviter, inviter_exists, stored, expected) in cases {
+            let account = NewAccount { username: "dave", inviter, inviter_exists };
+            let plan = welcome(settlement, &contact, Standing { stored, ..STORED }, account, roles.clone());
             assert_eq!(
                 plan.as_ref().map(|w| w.befriend.as_deref()).map_err(Clone::clone),
                 expected,
                 "{settlement:?} {inviter:?}"
             );
             if let Ok(plan) = plan {
-                assert!(plan.consume);
+                assert!(plan.use_plan.consumed);
+                assert_eq!(plan.use_plan.keys.len(), 2, "both halves of a contact invite");
                 assert_eq!(plan.roles, roles);
             }
         }
         // A limited invite is consumed by its last use only.
-        let consumed = |limit| welcome(Settlement::Claimed, "dave", None, false, true, limit, vec![]).map(|w| w.consume);
-        assert_eq!(consumed(Some((3, 0))), Ok(false));
-        assert_eq!(consumed(Some((3, 1))), Ok(false));
-        assert_eq!(consumed(Some((3, 2))), Ok(true));
-        assert_eq!(consumed(Some((1, 0))), Ok(true));
+        let account = create(&request(InviteType::Register, None, true), T.into(), 0).unwrap();
+        let open = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();
+        let consumed = |max_uses, uses| {
+            let standing = Standing { stored: true, usage: Usage { limit: Some(max_uses), uses } };
+            let account = NewAccount { username: "dave", inviter: None, inviter_exists: false };
+            welcome(Settlement::Claimed, &open, standing, account, vec![]).map(|w| w.use_plan.consumed)
+        };
+        assert_eq!(consumed(3, 0), Ok(false));
+        assert_eq!(consumed(3, 1), Ok(false));
+        assert_eq!(consumed(3, 2), Ok(true));
+        assert_eq!(consumed(1, 0), Ok(true));
     }
 
     #[test]
     fn limited_invites_register_until_used_up() {
-        let limited =
-            |max_uses, used| PresentedInvite { limit: Some((max_uses, used)), ..invite(InviteType::Register, "example.com") };
+        let limited = |max_uses, uses| PresentedInvite {
+            standing: Some(Standing { stored: true, usage: Usage { limit: Some(max_uses), uses } }),
+            ..invite(InviteType::Register, "example.com")
+        };
         let allowed = decide_registration(&registering("x", Some(limited(3, 1)))).map(|a| a.claim);
         assert_eq!(allowed, Ok(Some(Claim { token: T.to_owned(), slots: 2 })));
         assert_eq!(decide_registration(&registering("x", Some(limited(3, 3)))), Err(Error::InviteGone));
