@@ -75,7 +75,8 @@ fn invites_core(lua: &Lua) -> mlua::Result<Table> {
     // default_ttl, default_reset_ttl: seconds an invite, a reset link lives by default
     exports.set("default_ttl", invite::DEFAULT_TTL)?;
     exports.set("default_reset_ttl", invite::DEFAULT_RESET_TTL)?;
-    // lifecycle(facts, now, retention) -> { state, uses_left?, purge_audit } | nil, code, text
+    // lifecycle(facts, now, retention) -> { state, uses_left?, purge_audit, revoke_removes, revoke_records }
+    //   | nil, code, text
     export!(lua, exports, lifecycle::lifecycle);
     // quota_check(created_at_list, pending, quota?, max_pending?, now) -> true | nil, "quota-exceeded", text
     export!(lua, exports, lifecycle::quota_check);
