@@ -7,6 +7,7 @@ local jid_bare = require "util.jid".bare;
 local jid_split = require "util.jid".split;
 
 local core = module:require "invites_native";
+local codes = core.codes;
 local tree = module:require "invites_tree";
 local check = module:require "invites_check";
 
@@ -257,7 +258,7 @@ function verbs.revoke_by(self, mod, opts, _, creator)
 		local ok, delete_err = mod.delete_account_invite(item.token, self.source);
 		if ok then
 			revoked = revoked + 1;
-		elseif delete_err ~= "not-pending" then -- one used or expired since the list was made: not ours to count
+		elseif delete_err ~= codes.not_pending then -- one used or expired since the list was made: not ours to count
 			return nil, ("Revoked %d invitations, then failed: %s"):format(revoked, delete_err);
 		end
 	end
