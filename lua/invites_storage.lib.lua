@@ -426,7 +426,7 @@ function records:settle(token, keys, change, on_removed, standing)
 	end
 	if drop_record and record then
 		-- The name index keeps pending invites only; a stale entry would cost its name a read.
-		local name_key = self.name_key(token, record);
+		local name_key = self.invites:name_key(token, record);
 		if name_key then
 			local unnamed, unname_err = self:unname(name_key, { token });
 			if not unnamed then
@@ -579,10 +579,62 @@ function records:unname(username, tokens)
 	return remove_tokens(self.by_name, username, tokens);
 end
 
---- Moving invites between the layouts
+--- Moving invites between the layouts: the core plans each batch (invites:migrate_in and
+--- migrate_out answer what happens to every invite and how it counts); this reads, writes,
+--- removes and reports progress.
 
--- The stock layout's host-level record and audit of one token, moved into an entry: the entry,
--- false when the stock layout has neither, or nil and an error.
+-- The tokens of a move in batches as large as the core says: an iterator of (batch, how many
+-- are done after it).
+local function batches(self, tokens)
+	local size, done = self.invites:migrate_batch(#tokens), 0;
+	return function ()
+		if done >= #tokens then
+			return nil;
+		end
+		local batch = {};
+		for i = done + 1, math.min(done + size, #tokens) do
+			batch[#batch + 1] = tokens[i];
+		end
+		done = done + #batch;
+		return batch, done;
+	end;
+end
+
+-- The entries of `tokens`: { [token] = entry }, or nil and an error.
+local function read_entries(self, tokens)
+	local entries = {};
+	for _, token in ipairs(tokens) do
+		local entry, err = read_entry(self, token);
+		if entry == nil and err then
+			return nil, err;
+		end
+		entries[token] = entry;
+	end
+	return entries;
+end
+
+-- Writes the entry of an invite moved from the stock layout as `step` of migrate_in says (its
+-- audit record or one made up from its host-level record, holding that record or not), with its
+-- name index: the entry, or nil and an error.
+local function move_in(self, token, step, record, audit)
+	local entry = step.entry == "stored" and audit or self.new_audit(record);
+	entry.record = step.record and record or nil;
+	if step.name_key then
+		local ok, err = self.by_name:set_keys(step.name_key, { [token] = record.expires });
+		if not ok then
+			return nil, err;
+		end
+	end
+	local ok, err = write_entry(self, token, entry);
+	if not ok then
+		return nil, err;
+	end
+	return entry;
+end
+
+-- The stock layout's host-level record and audit of one token, moved into an entry (on a miss:
+-- nothing counts as expired): the entry, false when the stock layout has neither, or nil and an
+-- error.
 function records:adopt(token)
 	local record, err = stock.record(self, token);
 	if err then
@@ -592,52 +644,22 @@ function records:adopt(token)
 	if audit == nil then
 		return nil, audit_err;
 	end
-	if record == nil and not audit then
+	local step = self.invites:migrate_in({ token }, {}, { [token] = record }, { [token] = audit or nil })[1];
+	if not step.entry then
 		return false;
 	end
-	local entry = audit or self.new_audit(record);
-	entry.record = record;
-	local ok, set_err = self:put_entry(token, entry);
+	local entry, set_err = move_in(self, token, step, record, audit);
+	local ok = entry ~= nil;
 	if ok then
 		ok, set_err = self.token:set(nil, token, nil);
 	end
-	if ok and audit then
+	if ok and step.drop_audit then
 		ok, set_err = self.audit_store:set(token, nil);
 	end
 	if not ok then
 		return failed("move an invite to the per-invite layout", set_err);
 	end
 	return entry;
-end
-
--- Writes the entry of an invite moved from the stock layout, with its name index.
-function records:put_entry(token, entry)
-	local name_key = entry.record and self.name_key(token, entry.record);
-	if name_key then
-		local ok, err = self.by_name:set_keys(name_key, { [token] = entry.record.expires });
-		if not ok then
-			return nil, err;
-		end
-	end
-	return write_entry(self, token, entry);
-end
-
--- How many invites a move writes to the stock layout's host-level map at once: that map is one
--- record (one file on internal storage) that each batch rewrites whole, so at least 500 and at
--- most ten batches in all.
-local BATCH = 500;
-
-local function batches(list)
-	local size = math.max(BATCH, math.ceil(#list / 10));
-	local i = 0;
-	return function ()
-		if i >= #list then
-			return nil;
-		end
-		local first = i + 1;
-		i = math.min(i + size, #list);
-		return first, i;
-	end;
 end
 
 local function new_counts()
@@ -647,10 +669,10 @@ end
 -- Every invite of the stock layout moved into this one (`progress(done, total)` hears how far it
 -- got): { moved = pending invites moved, expired = invites left behind as expired (an hour past
 -- their expiry, as a purge would remove them; their audit records move), ended = audit records of
--- used or revoked invites moved, already = invites that were in this layout already }, or nil and an error. Safe to interrupt and run again: each
--- invite is written to this layout before it leaves the other, and where both hold one, the
--- per-invite entry wins (it alone knows whether the invite was used or revoked since), so no
--- invite is lost, duplicated or revived.
+-- used or revoked invites moved, already = invites that were in this layout already }, or nil and
+-- an error. Safe to interrupt and run again: each batch is written to this layout before it
+-- leaves the other, and where both hold an invite, the per-invite entry wins (it alone knows
+-- whether the invite was used or revoked since), so no invite is lost, duplicated or revived.
 function records:migrate_here(progress)
 	local host_map, err = stock.host_records(self);
 	if not host_map then
@@ -669,47 +691,37 @@ function records:migrate_here(progress)
 			tokens[#tokens + 1] = token;
 		end
 	end
-	local expired = self.expired_tokens(host_map);
-	local counts = new_counts();
-	for first, last in batches(tokens) do
-		local gone = {};
-		for i = first, last do
-			local token = tokens[i];
-			local entry, read_err = read_entry(self, token);
-			if entry == nil and read_err then
-				return failed("read invite", read_err);
-			end
-			local record, audit, count = host_map[token], audits[token], "already";
-			if entry == nil then -- else written by an interrupted run, or used since: it wins
-				local pending = record ~= nil and not expired[token];
-				count = pending and "moved" or (record and "expired" or "ended");
-				if pending or type(audit) == "table" then -- an expired invite without one leaves nothing
-					entry = type(audit) == "table" and audit or self.new_audit(record);
-					entry.record = pending and record or nil;
-					local ok, set_err = self:put_entry(token, entry);
-					if not ok then
-						return failed("move an invite to the per-invite layout", set_err);
-					end
+	local counts, now = new_counts(), os.time();
+	for batch, done in batches(self, tokens) do
+		local entries, read_err = read_entries(self, batch);
+		if not entries then
+			return failed("read invite", read_err);
+		end
+		local steps = self.invites:migrate_in(batch, entries, host_map, audits, now);
+		for _, step in ipairs(steps) do
+			if step.entry then
+				local ok, set_err = move_in(self, step.token, step, host_map[step.token], audits[step.token]);
+				if not ok then
+					return failed("move an invite to the per-invite layout", set_err);
 				end
 			end
-			counts[count] = counts[count] + 1;
-			gone[#gone + 1] = token;
+			counts[step.count] = counts[step.count] + 1;
 		end
 		-- Only then does the stock layout forget them.
-		local ok, remove_err = self:remove_user_tokens(nil, gone);
-		for _, token in ipairs(gone) do
+		local ok, remove_err = self:remove_user_tokens(nil, batch);
+		for _, step in ipairs(steps) do
 			if not ok then
 				break;
 			end
-			if audits[token] ~= nil then
-				ok, remove_err = self.audit_store:set(token, nil);
+			if step.drop_audit then
+				ok, remove_err = self.audit_store:set(step.token, nil);
 			end
 		end
 		if not ok then
 			return failed("remove moved invites from the stock layout", remove_err);
 		end
 		if progress then
-			progress(last, #tokens);
+			progress(done, #tokens);
 		end
 	end
 	return counts;
@@ -727,60 +739,51 @@ function records:migrate_to_stock(progress)
 		return nil, host_err;
 	end
 	local counts, moved = new_counts(), {};
-	for first, last in batches(tokens) do
-		local entries, stock_keys = {}, {};
-		for i = first, last do
-			local token = tokens[i];
-			local entry, err = read_entry(self, token);
-			if entry == nil and err then
-				return failed("read invite", err);
-			end
-			if entry == nil then
-				-- An empty entry, left by a deletion interrupted on internal storage.
+	for batch, done in batches(self, tokens) do
+		local entries, read_err = read_entries(self, batch);
+		if not entries then
+			return failed("read invite", read_err);
+		end
+		local stock_keys, moving = {}, {};
+		for _, step in ipairs(self.invites:migrate_out(batch, entries, os.time())) do
+			local token = step.token;
+			if step.remove then -- an empty entry, left by a deletion interrupted on internal storage
 				local ok, remove_err = self.entries_view:set(token, nil);
 				if not ok then
 					return failed("remove an empty entry", remove_err);
 				end
-			elseif type(entry) == "table" then
-				local record = entry.record;
-				local pending = record ~= nil and not self.expired_tokens({ [token] = record })[token];
+			else
 				-- An ended invite's stock record (left by an interrupted move) goes too.
-				stock_keys[token] = pending and record or self.token.remove;
-				entries[token], moved[token] = entry, true;
-				local count = pending and "moved" or (record and "expired" or "ended");
-				counts[count] = counts[count] + 1;
+				stock_keys[token] = step.record and entries[token].record or self.token.remove;
+				moving[#moving + 1], moved[token] = step, true;
+				counts[step.count] = counts[step.count] + 1;
 			end
 		end
 		-- The stock records first, then the audit records, then the entries: an interruption
 		-- leaves the entries to finish the move.
 		local ok, err = self.token:set_keys(nil, stock_keys);
-		for token, entry in pairs(entries) do
+		for _, step in ipairs(moving) do
 			if not ok then
 				break;
 			end
-			local record = entry.record;
+			local entry = entries[step.token];
 			entry.record = nil;
-			ok, err = self.audit_store:set(token, entry);
-			local name_key = ok and record and self.name_key(token, record);
-			if name_key then
-				ok, err = records.unname(self, name_key, { token });
+			ok, err = self.audit_store:set(step.token, entry);
+			if ok and step.name_key then
+				ok, err = records.unname(self, step.name_key, { step.token });
 			end
 			if ok then
-				ok, err = write_entry(self, token, nil);
+				ok, err = write_entry(self, step.token, nil);
 			end
 		end
 		if not ok then
 			return failed("move invites to the stock layout", err);
 		end
 		if progress then
-			progress(last, #tokens);
+			progress(done, #tokens);
 		end
 	end
-	for token in pairs(host_map) do
-		if not moved[token] then
-			counts.already = counts.already + 1;
-		end
-	end
+	counts.already = self.invites:migrate_already(host_map, moved);
 	return counts;
 end
 
@@ -795,8 +798,8 @@ end
 storage.HOST_RECORD = HOST_RECORD;
 
 -- The layout object for the current host: `name` "records" or "stock"; `hooks` gives new_audit
--- (an audit record made up for a record), name_key(token, record) and expired_tokens(host_map)
--- (the set of tokens whose records a purge would remove).
+-- (an audit record made up for a record) and invites (the host's core object: name keys, the
+-- plans of moves).
 function storage.open(name, hooks)
 	local self = {
 		token = module:open_store("invite_token", "map");
@@ -806,8 +809,7 @@ function storage.open(name, hooks)
 		by_name = module:open_store("invites_by_name", "map");
 		by_name_view = module:open_store("invites_by_name");
 		new_audit = hooks.new_audit;
-		name_key = hooks.name_key;
-		expired_tokens = hooks.expired_tokens;
+		invites = hooks.invites;
 	};
 	return setmetatable(self, name == "stock" and stock_mt or records_mt);
 end

@@ -33,16 +33,7 @@ end
 local function open_storage(name)
 	layout = storage.open(name or layout_name(), {
 		new_audit = audit_log.new_audit;
-		name_key = function (token, record)
-			return invites:name_key(token, record);
-		end;
-		expired_tokens = function (host_map)
-			local set = {};
-			for _, token in ipairs(invites:purge_plan(host_map, now())) do
-				set[token] = true;
-			end
-			return set;
-		end;
+		invites = invites;
 	});
 	audit_log.init(layout, invites);
 end

@@ -220,17 +220,22 @@ pub(crate) fn use_plan_table(lua: &Lua, names: &FieldNames, plan: UsePlan) -> ml
     Ok(table)
 }
 
+/// The expiry of a value of a host-level map: a record's `expires`, or the value itself (a
+/// user-level entry is its expiry).
+pub(crate) fn expiry_of(value: &Value) -> mlua::Result<Option<i64>> {
+    Ok(match value {
+        Value::Table(record) => seconds(&record.raw_get("expires")?),
+        other => seconds(other),
+    })
+}
+
 /// `(token, expires)` pairs of a map whose values are expiry numbers or records.
 pub(crate) fn expiries(map: &Table) -> mlua::Result<Vec<(String, i64)>> {
     let mut out = Vec::new();
     for pair in map.pairs::<Value, Value>() {
         let (key, value) = pair?;
         let Value::String(token) = key else { continue };
-        let expires = match &value {
-            Value::Table(record) => seconds(&record.raw_get("expires")?),
-            other => seconds(other),
-        };
-        if let (Ok(token), Some(expires)) = (token.to_str(), expires) {
+        if let (Ok(token), Some(expires)) = (token.to_str(), expiry_of(&value)?) {
             out.push((token.to_owned(), expires));
         }
     }

@@ -267,6 +267,15 @@ impl UserData for Invites {
             let mut reservations = this.reservations_mut()?;
             this.tracer.traced(|| reservations.confirm(&username, &token, record, now))
         });
+
+        // Moving invites between the storage layouts (src/migrate.rs): one crossing per batch.
+        // migrate_batch(total) -> how many invites a batch of the move holds
+        methods.add_method("migrate_batch", |_, _, total: usize| Ok(invites_rules::migrate::batch_size(total)));
+        methods.add_method("migrate_in", |lua, this, args| crate::migrate::migrate_in(lua, &this.names, args));
+        methods.add_method("migrate_out", |lua, this, args| crate::migrate::migrate_out(lua, &this.names, args));
+        methods.add_method("migrate_already", |_, _, (host_map, moved): (Table, Table)| {
+            crate::migrate::migrate_already(&host_map, &moved)
+        });
     }
 }
 

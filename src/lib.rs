@@ -29,6 +29,7 @@ mod generate;
 mod invites;
 mod lifecycle;
 mod log;
+mod migrate;
 mod registration;
 mod roles;
 mod rooms;

@@ -21,6 +21,7 @@ pub mod generate;
 pub mod invite;
 pub mod jid;
 pub mod lifecycle;
+pub mod migrate;
 pub mod net;
 pub mod notify;
 pub mod ns;

@@ -107,10 +107,14 @@ pub fn revoke_plan(token: &str, record: Result<Option<Record>>, audit_jid: Optio
     keys
 }
 
+/// Whether a purge at `now` removes a record expiring at `expires`.
+pub fn purged(expires: i64, now: i64) -> bool {
+    expires < now.saturating_sub(PURGE_GRACE)
+}
+
 /// Tokens among `(token, expires)` entries that a purge at `now` removes.
 pub fn purge_plan<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
-    let cutoff = now.saturating_sub(PURGE_GRACE);
-    entries.into_iter().filter(|&(_, expires)| expires < cutoff).map(|(token, _)| token).collect()
+    entries.into_iter().filter(|&(_, expires)| purged(expires, now)).map(|(token, _)| token).collect()
 }
 
 /// Host-level tokens that belong to a deleted account: its contact invites that allow
