@@ -158,4 +158,67 @@ describe("the per-invite storage layout", function ()
 		assert.same({ nil, "token-invalid" }, { invites.get(used.token) });
 		assert.equal("used", invites.inspect(used.token).state);
 	end);
+
+	it("moves each kind of invite as the core plans it, both ways", function ()
+		local template = assert(invites.create_account());
+		local named = assert(invites.create_account("nadia"));
+		stores.invites.data, stores.invites_by_name.data = {}, {};
+		local function record(token, expires, base) -- a stock host-level record
+			local copy = {};
+			for k, v in pairs(base or template) do
+				copy[k] = v;
+			end
+			copy.token, copy.expires = token, expires;
+			return copy;
+		end
+		local function audit(mark)
+			return { kind = "account"; creator = "admin@example.com"; mark = mark; uses = {} };
+		end
+		local late = clock - 7200; -- a purge removes it
+		stores.invite_token.data[""] = {
+			pending = record("pending", clock + 60); -- made by the stock modules: no audit record
+			named = record("named", clock + 60, named);
+			expired = record("expired", late);
+			expiredAudited = record("expiredAudited", late);
+			already = record("already", clock + 60);
+		};
+		stores.invites_audit.data = {
+			named = audit("named"); expiredAudited = audit("expiredAudited"); ended = audit("ended");
+			already = audit("stale");
+		};
+		stores.invites.data.already = { invite = audit("already") }; -- moved by a killed run, used since
+		local counts = assert(invites.migrate_storage("records"));
+		assert.same({ 2, 2, 1, 1 }, { counts.moved, counts.expired, counts.ended, counts.already });
+		assert.equal("pending", entry("pending").record.token);
+		assert.equal("account", entry("pending").kind, "an audit record made up");
+		assert.equal("named", entry("named").mark);
+		assert.same({ named = clock + 60 }, stores.invites_by_name.data.nadia);
+		assert.is_nil(entry("expired"), "an expired invite without an audit record leaves nothing");
+		assert.equal("expiredAudited", entry("expiredAudited").mark);
+		assert.is_nil(entry("expiredAudited").record);
+		assert.equal("ended", entry("ended").mark);
+		assert.equal("already", entry("already").mark, "the per-invite entry wins");
+		assert.is_nil(entry("already").record, "and is not revived");
+		assert.is_nil(stores.invite_token.data[""]);
+		assert.same({}, stores.invites_audit.data);
+
+		stores.invites.data.late = { invite = { kind = "account"; uses = {}; record = record("late", late) } };
+		stores.invites.data.empty = {}; -- left by a deletion interrupted on internal storage
+		stores.invites.data.junk = { invite = "junk" };
+		stores.invite_token.data[""] = { stock = record("stock", clock + 60) };
+		counts = assert(invites.migrate_storage("stock"));
+		assert.same({ 2, 1, 3, 1 }, { counts.moved, counts.expired, counts.ended, counts.already });
+		local stock_tokens = {};
+		for token in pairs(stores.invite_token.data[""]) do
+			stock_tokens[#stock_tokens + 1] = token;
+		end
+		table.sort(stock_tokens);
+		assert.same({ "named", "pending", "stock" }, stock_tokens);
+		assert.is_nil(stores.invites_by_name.data.nadia);
+		for _, token in ipairs({ "pending", "named", "expiredAudited", "ended", "already", "late" }) do
+			assert.truthy(stores.invites_audit.data[token], token);
+			assert.is_nil(stores.invites_audit.data[token].record, token);
+		end
+		assert.same({ junk = { invite = "junk" } }, stores.invites.data, "junk is left alone");
+	end);
 end);
