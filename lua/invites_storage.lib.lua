@@ -643,6 +643,8 @@ function records:adopt(token)
 	local audit, audit_err = stock.audit(self, token);
 	if audit == nil then
 		return nil, audit_err;
+	elseif record == nil and not audit then
+		return false; -- nothing stored: an unknown token
 	end
 	local step = self.invites:migrate_in({ token }, {}, { [token] = record }, { [token] = audit or nil })[1];
 	if not step.entry then
