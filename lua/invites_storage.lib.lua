@@ -626,10 +626,7 @@ local function move_in(self, token, step, record, audit)
 		end
 	end
 	local ok, err = write_entry(self, token, entry);
-	if not ok then
-		return nil, err;
-	end
-	return entry;
+	return ok and entry or nil, err;
 end
 
 -- The stock layout's host-level record and audit of one token, moved into an entry (on a miss:
