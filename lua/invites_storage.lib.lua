@@ -19,13 +19,22 @@ local storage = {};
 
 local HOST_RECORD = "invite"; -- the key of an invite's entry in store `invites`
 
+local codes = module:require "invites_native".codes;
+
 local function failed(what, err)
 	module:log("warn", "Failed to %s: %s", what, tostring(err));
-	return nil, "internal-server-error";
+	return nil, codes.internal_server_error;
 end
 
 -- What both layouts share: stock's user-level entries of contact invites.
 local shared = {};
+
+-- Whether the inviter's user-level entry of a contact-only invite (audit: its audit record) is
+-- still stored.
+function shared:in_owner_entry(token, audit)
+	local owner = self.invites:entry_owner(audit);
+	return owner ~= nil and self.token:get(owner, token) ~= nil;
+end
 
 function shared:user_entry(user, token)
 	local expires, err = self.token:get(user, token);
@@ -283,11 +292,7 @@ end
 
 -- Whether the invite of an audit record is still stored (pending).
 function stock:stored(token, audit)
-	if self.token:get(nil, token) ~= nil then
-		return true;
-	end
-	local owner = audit.kind == "contact" and audit.jid and audit.jid:match("^([^@/]+)@");
-	return owner ~= nil and self.token:get(owner, token) ~= nil;
+	return self.token:get(nil, token) ~= nil or self:in_owner_entry(token, audit);
 end
 
 -- The stock layout keeps no index by name: the reservation index is built from the host map.
@@ -529,11 +534,7 @@ function records:delete_audit(token)
 end
 
 function records:stored(token, entry)
-	if entry.record ~= nil then
-		return true;
-	end
-	local owner = entry.kind == "contact" and entry.jid and entry.jid:match("^([^@/]+)@");
-	return owner ~= nil and self.token:get(owner, token) ~= nil;
+	return entry.record ~= nil or self:in_owner_entry(token, entry);
 end
 
 -- The tokens indexed under a username (see Record::name_key), or nil and an error.

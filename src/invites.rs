@@ -15,9 +15,11 @@ use invites_rules::token::{self, TOKEN_BYTES};
 
 use crate::convert::{
     FieldNames, IntoLuaValue, RecordFields, expiries, fail, failure, host_records, keys_table, opt_string, read_record,
-    read_standing, requested_data, seconds, token_list, use_plan_table, validated_from_table, validated_table, with_invite_facts,
+    read_standing, requested_data, seconds, str_field, token_list, use_plan_table, validated_from_table, validated_table,
+    with_invite_facts,
 };
 use crate::log::Tracer;
+use crate::migrate::name_key;
 
 /// Per-host state of mod_invites; the shim owns it: the host name, the logger and the index of
 /// reserved usernames.
@@ -241,8 +243,13 @@ impl UserData for Invites {
 
         // name_key(record) -> username | nil: the name the per-invite layout indexes a stored
         // record under (Record::name_key); nil for records that cannot be read.
-        methods.add_method("name_key", |_, this, (token, record): (String, Value)| {
-            Ok(read_record(&this.names, &token, &record).ok().flatten().and_then(|r| r.name_key().map(str::to_owned)))
+        methods.add_method("name_key", |_, this, (token, record): (String, Value)| Ok(name_key(&this.names, &token, &record)));
+
+        // entry_owner(audit) -> username | nil: the user whose user-level entry holds a
+        // contact-only invite, from its audit record (plans::entry_owner)
+        methods.add_method("entry_owner", |_, _, audit: Table| {
+            let (kind, jid) = (str_field(&audit, "kind"), str_field(&audit, "jid"));
+            Ok(kind.zip(jid).and_then(|(kind, jid)| plans::entry_owner(&kind, &jid).map(str::to_owned)))
         });
 
         // removed(token): a host-level record this process just removed (it reserves no name)

@@ -12,7 +12,7 @@ use crate::convert::{FieldNames, expiry_of, read_record};
 
 /// The name the per-invite layout indexes a record under (Record::name_key); none for a record
 /// that cannot be read.
-fn name_key(names: &FieldNames, token: &str, record: &Value) -> Option<String> {
+pub(crate) fn name_key(names: &FieldNames, token: &str, record: &Value) -> Option<String> {
     read_record(names, token, record).ok().flatten().and_then(|record| record.name_key().map(str::to_owned))
 }
 

@@ -7,7 +7,7 @@ use crate::Result;
 use crate::invite::ValidatedInvite;
 use crate::jid::node_of;
 use crate::record::Record;
-use crate::record::{InviteType, is_current};
+use crate::record::{InviteKind, InviteType, is_current};
 use crate::token::redact;
 
 /// Seconds an expired record is kept before a purge removes it, so that a stream that
@@ -112,6 +112,12 @@ pub fn purged(expires: i64, now: i64) -> bool {
     expires < now.saturating_sub(PURGE_GRACE)
 }
 
+/// The user whose user-level entry holds a contact-only invite (one without a host-level record),
+/// from its audit record's `kind` and `jid`: the inviter. `None` for every other kind.
+pub fn entry_owner<'a>(kind: &str, jid: &'a str) -> Option<&'a str> {
+    if kind == InviteKind::Contact.as_str() { node_of(jid) } else { None }
+}
+
 /// Tokens among `(token, expires)` entries that a purge at `now` removes.
 pub fn purge_plan<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>, now: i64) -> Vec<&'a str> {
     entries.into_iter().filter(|&(_, expires)| purged(expires, now)).map(|(token, _)| token).collect()
@@ -178,6 +184,16 @@ mod tests {
             assert_eq!(use_plan(&v, limited(7), true), gone, "{reusable:?}: past the limit (uses from elsewhere)");
             // Not a recorded use (the stock API's invite:use()): the kind decides, as in stock.
             assert_eq!(use_plan(&v, limited(0), false).consumed, reusable.is_none(), "{reusable:?}: use()");
+        }
+    }
+
+    #[test]
+    fn only_contact_only_invites_live_in_an_entry_of_their_inviter() {
+        assert_eq!(entry_owner("contact", "alice@example.com"), Some("alice"));
+        assert_eq!(entry_owner("contact", "example.com"), None);
+        assert_eq!(entry_owner("contact", "alice@example.com/laptop"), Some("alice"));
+        for kind in ["account", "account-and-contact", "reset", "junk"] {
+            assert_eq!(entry_owner(kind, "alice@example.com"), None, "{kind}");
         }
     }
 
