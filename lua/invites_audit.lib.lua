@@ -97,10 +97,10 @@ end
 
 -- The lifecycle of one invite from its audit record: { state, uses_left, purge_audit }.
 -- An audit record the core cannot read (a field missing or mistyped) is "unknown" and kept.
-local function lifecycle(token, audit)
+local function lifecycle(token, audit, host_map)
 	local last = audit.uses[#audit.uses];
 	local life, _, why = core.lifecycle({
-		stored = layout:stored(token, audit);
+		stored = layout:stored(token, audit, host_map);
 		expires = audit.expires;
 		uses = #audit.uses;
 		max_uses = audit.max_uses;
@@ -127,10 +127,11 @@ function audit_log.life(token, audit, record)
 end
 
 -- Every audit record: { [token] = record }, or nil and an error.
+-- Every audit record, and the host-level map when the layout read it whole on the way.
 local function read_audits()
-	local all, err = layout:audits();
+	local all, host_map_or_err = layout:audits();
 	if not all then
-		return nil, err;
+		return nil, host_map_or_err;
 	end
 	local audits = {};
 	for token, audit in pairs(all) do
@@ -138,14 +139,15 @@ local function read_audits()
 			audits[token] = audit;
 		end
 	end
-	return audits;
+	return audits, host_map_or_err;
 end
 
--- Removes the audit records kept long enough among `audits` ({ [token] = audit }); how many.
-function audit_log.purge(audits)
+-- Removes the audit records kept long enough among `audits` ({ [token] = audit }; `host_map`: the
+-- host-level records of the same slice); how many.
+function audit_log.purge(audits, host_map)
 	local removed = 0;
 	for token, audit in pairs(audits) do
-		if type(audit) == "table" and type(audit.uses) == "table" and lifecycle(token, audit).purge_audit then
+		if type(audit) == "table" and type(audit.uses) == "table" and lifecycle(token, audit, host_map).purge_audit then
 			local ok, err = layout:delete_audit(token);
 			if not ok then
 				module:log("error", "Failed to purge an audit record: %s", err);
@@ -164,9 +166,9 @@ end
 -- Invites created before audit records existed (or by the stock modules) get one made up from
 -- what invite_token holds.
 function audit_log.all_invites()
-	local audits, err = read_audits();
+	local audits, host_map = read_audits();
 	if not audits then
-		return nil, err;
+		return nil, host_map;
 	end
 	for username in layout:users() do
 		for token, expires in pairs(layout:user_map(username) or {}) do
@@ -179,7 +181,7 @@ function audit_log.all_invites()
 	local list = {};
 	for token, audit in pairs(audits) do
 		if type(audit) == "table" and type(audit.uses) == "table" then
-			local life = lifecycle(token, audit);
+			local life = lifecycle(token, audit, host_map);
 			list[#list + 1] = { token = token; audit = audit; state = life.state; uses_left = life.uses_left };
 		end
 	end

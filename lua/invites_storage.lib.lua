@@ -256,12 +256,13 @@ function stock:audits(made_up)
 		end
 		audits[token] = audit;
 	end
-	for token, record in pairs(made_up ~= false and self:host_records() or {}) do
+	local host_map = self:host_records();
+	for token, record in pairs(made_up ~= false and host_map or {}) do
 		if type(record) == "table" and audits[token] == nil then
 			audits[token] = self.new_audit(record);
 		end
 	end
-	return audits;
+	return audits, host_map;
 end
 
 -- The purge's view of every invite: an iterator over slices (host_map, audits), here one slice
@@ -290,9 +291,16 @@ function stock:delete_audit(token)
 	return self.audit_store:set(token, nil);
 end
 
--- Whether the invite of an audit record is still stored (pending).
-function stock:stored(token, audit)
-	return self.token:get(nil, token) ~= nil or self:in_owner_entry(token, audit);
+-- Whether the invite of an audit record is still stored (pending). `host_map`: the host-level
+-- map when the caller read it whole already (a scan), so a scan reads it once, not per invite.
+function stock:stored(token, audit, host_map)
+	local record;
+	if host_map then
+		record = host_map[token];
+	else
+		record = self.token:get(nil, token);
+	end
+	return record ~= nil or self:in_owner_entry(token, audit);
 end
 
 -- The stock layout keeps no index by name: the reservation index is built from the host map.

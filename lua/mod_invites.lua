@@ -522,7 +522,7 @@ local function new_purge()
 			if not layout.name_index then -- the whole map: also what other processes stored
 				invites:reservations_load(host_records, now());
 			end
-			audit_log.purge(audits);
+			audit_log.purge(audits, host_records);
 			return false;
 		elseif audits then
 			module:log("error", "Failed to read invites to purge: %s", audits);

@@ -221,4 +221,16 @@ describe("the per-invite storage layout", function ()
 		end
 		assert.same({ junk = { invite = "junk" } }, stores.invites.data, "junk is left alone");
 	end);
+
+	it("reads the stock layout's host map once per scan, not once per invite", function ()
+		assert(invites.migrate_storage("stock"));
+		for _ = 1, 20 do
+			assert(invites.create_account());
+		end
+		traffic();
+		assert.equal(20, #assert(invites.all_invites()));
+		assert.is_true(traffic().invite_token.reads <= 2, "the admin views read the map once");
+		invites.purge();
+		assert.is_true(traffic().invite_token.reads <= 3, "the purge reads the map once");
+	end);
 end);
