@@ -156,7 +156,7 @@ local function install()
 		local core = open_core();
 		local objects = {};
 		if core.new then
-			objects[#objects + 1] = core.new(host, function () end);
+			objects[#objects + 1] = core.new(host, function () end, os.time()); -- older libraries took the clock
 		end
 		if core.new_registration then
 			objects[#objects + 1] = core.new_registration(host, function () end);
