@@ -210,10 +210,13 @@ local owed = {};
 
 -- Records the use of `invite` by `account` as `plan` says, made from `standing` (mod_invites'
 -- redeem: one write in the per-invite layout; a failure is logged there), and settles its claim:
--- dropped once stored, kept while the use is owed. A retry has no plan: redeem reads and plans
--- again.
+-- dropped once stored, kept while the use is owed. Without a plan (a retry, or storage that could
+-- not tell what the plan was made from) redeem reads and plans again.
 local function redeem_claimed(invite, account, how, plan, standing)
 	local token = tostring(invite.token);
+	if plan and plan.owed then
+		plan, standing = nil, nil;
+	end
 	local ok = invites.redeem(invite, account, how, plan, standing);
 	state:consumed(token, not not ok, now());
 	owed[token] = not ok and { invite = invite; account = account; how = how } or nil;

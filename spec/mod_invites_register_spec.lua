@@ -389,6 +389,24 @@ describe("mod_invites_register", function ()
 			assert.is_false((ibr(b, "second")));
 		end);
 
+		it("owes the use when storage cannot be read once the account exists, and records it later", function ()
+			local invite = assert(invites.create_account());
+			local a, b = with_invite(invite), with_invite(invite);
+			local event = { username = "first", password = "pw", host = HOST, ip = a.ip, session = a, allowed = true };
+			fire("user-registering", event);
+			assert.is_true(event.allowed);
+			managers.accounts.first = true;
+			storage.fail_reads = true;
+			fire("user-registered", { username = "first", host = HOST, source = "mod_register", session = a });
+			storage.fail_reads = false;
+			assert.is_truthy(storage.data[""][invite.token], "not consumed yet: the use is owed");
+			assert.is_false((ibr(b, "second")), "the claim holds meanwhile");
+			module.timers[1].callback();
+			assert.is_nil(storage.data[""], "consumed once storage answers");
+			assert.equal("used", invites.inspect(invite.token).state);
+			assert.equal("first@" .. HOST, invites.inspect(invite.token).audit.uses[1].account);
+		end);
+
 		it("keeps a failed consume's claim after the stream ends while storage stays down", function ()
 			local invite = assert(invites.create_account());
 			local a, b = with_invite(invite), with_invite(invite);

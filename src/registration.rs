@@ -204,14 +204,14 @@ impl UserData for Registration {
         //   standing() of the invite, read just before; false when storage failed) }
         // plan = { keys = { {user=?, token=}, ... } (what the use deletes), consume,
         //   befriend = inviter?, roles = { role = true }?, role_list = { role, ... }? }, for
-        //   mod_invites' redeem(invite, account, how, plan, standing) and the roster and roles.
+        //   mod_invites' redeem(invite, account, how, plan, standing) and the roster and roles;
+        //   owed = true instead of keys and consume when storage could not tell (redeem then reads
+        //   and plans again).
         methods.add_method_mut("registered", |lua, this, (invite, holder, facts): (Table, Option<u64>, Table)| {
             let required = || -> Result<_, Error> {
                 let username = required_str(&facts, "username")?;
                 let inviter_exists = required_bool(&facts, "inviter_exists")?;
-                // Storage that cannot tell is no use to record: the shim retries nothing here.
-                let standing = read_standing(&this.names, &invite, &facts.raw_get("standing").unwrap_or(Value::Nil))?
-                    .ok_or(Error::Internal)?;
+                let standing = read_standing(&this.names, &invite, &facts.raw_get("standing").unwrap_or(Value::Nil))?;
                 Ok((username, inviter_exists, standing))
             };
             let (username, inviter_exists, standing) = match required() {
@@ -232,7 +232,10 @@ impl UserData for Registration {
                 Ok(welcome) => welcome,
                 Err(refusal) => return fail(lua, &refusal),
             };
-            let table = use_plan_table(lua, &this.names, welcome.use_plan)?;
+            let table = match welcome.use_plan {
+                Some(plan) => use_plan_table(lua, &this.names, plan)?,
+                None => lua.create_table_from([("owed", true)])?,
+            };
             table.set("befriend", welcome.befriend)?;
             if !welcome.roles.is_empty() {
                 // The 0.12 `roles` store wants a map; Prosody 13 wants the primary role first.

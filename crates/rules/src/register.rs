@@ -149,8 +149,10 @@ pub fn decide_registration(r: &Registering<'_>) -> Result<Allowed> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
     /// What the use does to storage: the keys to delete (none while a limited invite has uses
-    /// left, or for a reusable one), the use to record with it.
-    pub use_plan: UsePlan,
+    /// left, or for a reusable one). `None` when storage could not tell what is stored of the
+    /// invite: the account exists all the same, so the use is owed, to be planned again from a
+    /// fresh read when it is recorded.
+    pub use_plan: Option<UsePlan>,
     /// Make the new account and this inviter mutually subscribed, and push the new contact to
     /// the inviter.
     pub befriend: Option<String>,
@@ -171,24 +173,26 @@ pub struct NewAccount<'a> {
 }
 
 /// Plans `user-registered` (or a password reset) for an invite registration that settled as
-/// `settlement`, with `standing` as read just before: refused ([`Error::InviteInUse`],
-/// [`Error::InviteGone`]) when this registration may not redeem it, else the use (consuming the
-/// invite when the use is its last), the inviter to befriend and the roles to grant.
+/// `settlement`, with `standing` as read just before (`None`: storage could not tell, and the
+/// account was made all the same, so the invite is taken as still stored and its use owed):
+/// refused ([`Error::InviteInUse`], [`Error::InviteGone`]) when this registration may not redeem
+/// it, else the use (consuming the invite when the use is its last), the inviter to befriend and
+/// the roles to grant.
 pub fn welcome(
     settlement: Settlement,
     invite: &ValidatedInvite,
-    standing: Standing,
+    standing: Option<Standing>,
     account: NewAccount<'_>,
     roles: Vec<String>,
 ) -> Result<Welcome> {
     match settlement {
         Settlement::Claimed => {}
-        Settlement::Unclaimed if standing.stored => {}
+        Settlement::Unclaimed if standing.is_none_or(|standing| standing.stored) => {}
         Settlement::Unclaimed => return Err(Error::InviteGone),
         Settlement::HeldByOther => return Err(Error::InviteInUse),
     }
     let befriend = account.inviter.filter(|&inviter| account.inviter_exists && inviter != account.username).map(str::to_owned);
-    Ok(Welcome { use_plan: use_plan(invite, standing.usage, true), befriend, roles })
+    Ok(Welcome { use_plan: standing.map(|standing| use_plan(invite, standing.usage, true)), befriend, roles })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,30 +359,39 @@ mod tests {
         ];
         for (settlement, inviter, inviter_exists, stored, expected) in cases {
             let account = NewAccount { username: "dave", inviter, inviter_exists };
-            let plan = welcome(settlement, &contact, Standing { stored, ..STORED }, account, roles.clone());
+            let plan = welcome(settlement, &contact, Some(Standing { stored, ..STORED }), account, roles.clone());
             assert_eq!(
                 plan.as_ref().map(|w| w.befriend.as_deref()).map_err(Clone::clone),
                 expected,
                 "{settlement:?} {inviter:?}"
             );
             if let Ok(plan) = plan {
-                assert!(plan.use_plan.consumed);
-                assert_eq!(plan.use_plan.keys.len(), 2, "both halves of a contact invite");
+                let use_plan = plan.use_plan.unwrap();
+                assert!(use_plan.consumed);
+                assert_eq!(use_plan.keys.len(), 2, "both halves of a contact invite");
                 assert_eq!(plan.roles, roles);
             }
         }
+        // Storage could not tell: the account exists, so the use is owed (planned again later),
+        // unclaimed or not; another registration's claim still refuses.
+        let account = NewAccount { username: "dave", inviter: Some("alice"), inviter_exists: true };
+        for settlement in [Settlement::Claimed, Settlement::Unclaimed] {
+            let owed = welcome(settlement, &contact, None, account, vec![]).unwrap();
+            assert_eq!((owed.use_plan, owed.befriend.as_deref()), (None, Some("alice")), "{settlement:?}");
+        }
+        assert_eq!(welcome(Settlement::HeldByOther, &contact, None, account, vec![]), Err(Error::InviteInUse));
         // A limited invite is consumed by its last use only.
         let account = create(&request(InviteType::Register, None, true), T.into(), 0).unwrap();
         let open = validate(Some(T), HOST, stored(&account), Redemption::Account, 1).unwrap();
         let consumed = |max_uses, uses| {
             let standing = Standing { stored: true, usage: Usage { limit: Some(max_uses), uses } };
             let account = NewAccount { username: "dave", inviter: None, inviter_exists: false };
-            welcome(Settlement::Claimed, &open, standing, account, vec![]).map(|w| w.use_plan.consumed)
+            welcome(Settlement::Claimed, &open, Some(standing), account, vec![]).map(|w| w.use_plan.map(|p| p.consumed))
         };
-        assert_eq!(consumed(3, 0), Ok(false));
-        assert_eq!(consumed(3, 1), Ok(false));
-        assert_eq!(consumed(3, 2), Ok(true));
-        assert_eq!(consumed(1, 0), Ok(true));
+        assert_eq!(consumed(3, 0), Ok(Some(false)));
+        assert_eq!(consumed(3, 1), Ok(Some(false)));
+        assert_eq!(consumed(3, 2), Ok(Some(true)));
+        assert_eq!(consumed(1, 0), Ok(Some(true)));
     }
 
     #[test]
